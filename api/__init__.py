@@ -1,0 +1,1 @@
+"""The HTTP service: job routes and the SSE fan-out. Never imports `worker`."""

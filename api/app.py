@@ -1,0 +1,26 @@
+"""The FastAPI application: `create_app(settings, role)`."""
+
+from fastapi import FastAPI
+
+from api import routes_jobs, routes_ops, routes_sessions
+from api.errors import install_error_handlers
+from api.state import Role, lifespan_for
+from shared.settings import Settings
+
+
+def create_app(settings: Settings, role: Role = "all") -> FastAPI:
+    """`role`: `jobs` (job routes only), `events` (the SSE fan-out only), or `all`."""
+    app = FastAPI(
+        title="Spool",
+        summary="Durable, resumable LLM streaming",
+        version="0.1.0",
+        lifespan=lifespan_for(settings),
+    )
+    install_error_handlers(app)
+    app.include_router(routes_ops.router)
+    if role in ("all", "jobs"):
+        app.include_router(routes_jobs.router)
+        app.include_router(routes_sessions.router)
+    if role in ("all", "events"):
+        app.include_router(routes_sessions.events_router)
+    return app

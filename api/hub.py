@@ -1,0 +1,240 @@
+"""The per-process fan-out hub: many SSE clients, few Redis connections.
+
+Design (notify-then-range):
+- Every append publishes the new last id on the session's notify channel. The hub
+  holds ONE pub/sub connection for the whole process and subscribes to the channels
+  of the sessions its clients follow.
+- Each followed session is a `Topic` with a bounded ring buffer of its newest
+  entries. A notification makes the hub read what is new with one `XRANGE` on the
+  shared, bounded connection pool, however many clients follow the session.
+- A client keeps only a cursor. It reads from the buffer when the buffer covers its
+  cursor, and from Redis (`XRANGE`) otherwise: a new client catching up, or a slow
+  one that fell behind the buffer. Nothing queues per client, so a slow client costs
+  no memory and loses nothing; the socket's own back-pressure paces it.
+- The buffer starts at the stream's last id once the SUBSCRIBE is confirmed, so every
+  entry is either in Redis below the buffer or announced after it.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from shared import keys
+from shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
+
+log = logging.getLogger(__name__)
+
+Fields = dict[bytes, bytes]
+Entry = tuple[StreamId, bytes, Fields]  # parsed id, raw id, fields
+
+
+def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
+    out = []
+    for raw, fields in rows:
+        sid = parse_stream_id(raw)
+        assert sid is not None
+        out.append((sid, raw, fields))
+    return out
+
+
+class Topic:
+    """One followed session: its buffer of newest entries and the clients waiting on it."""
+
+    def __init__(self, session_id: str, buffer_size: int) -> None:
+        self.session_id = session_id
+        self.key = keys.stream_key(session_id)
+        self.channel = keys.notify_channel(session_id).encode()
+        self.base: StreamId | None = None  # entries after `base` are buffered; None until synced
+        self.last: StreamId = ZERO
+        self.buffer: deque[Entry] = deque(maxlen=buffer_size)
+        self.followers = 0
+        self.dirty = False
+        self.syncing: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+
+    def covers(self, cursor: StreamId) -> bool:
+        return self.base is not None and cursor >= self.base
+
+    def after(self, cursor: StreamId, limit: int) -> list[Entry]:
+        """Buffered entries with ids greater than `cursor` (oldest first, at most `limit`)."""
+        found: list[Entry] = []
+        for entry in reversed(self.buffer):
+            if entry[0] <= cursor:
+                break
+            found.append(entry)
+        found.reverse()
+        return found[:limit]
+
+    def extend(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if len(self.buffer) == self.buffer.maxlen:
+                self.base = self.buffer[0][0]
+            self.buffer.append(entry)
+        if entries:
+            self.last = entries[-1][0]
+            self.notify()
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class Hub:
+    def __init__(self, redis: Redis, *, buffer_size: int = 512, batch: int = 256) -> None:
+        self.redis = redis
+        self.buffer_size = buffer_size
+        self.batch = batch
+        self.topics: dict[str, Topic] = {}
+        self._by_channel: dict[bytes, Topic] = {}
+        self._pubsub: PubSub = redis.pubsub()
+        self._commands: deque[tuple[str, bytes]] = deque()
+        self._commands_waiting = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closing = False
+
+    def shutdown(self) -> None:
+        """End every follower's stream now: the process stops, clients reconnect elsewhere."""
+        self.closing = True
+        for topic in self.topics.values():
+            topic.notify()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="hub-listener"),
+            asyncio.create_task(self._command(), name="hub-commands"),
+        ]
+
+    async def aclose(self) -> None:
+        tasks = self._tasks + [t.syncing for t in self.topics.values() if t.syncing is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @contextlib.asynccontextmanager
+    async def follow(self, session_id: str) -> AsyncIterator["Follower"]:
+        topic = self.topics.get(session_id)
+        if topic is None:
+            topic = self.topics[session_id] = Topic(session_id, self.buffer_size)
+            self._by_channel[topic.channel] = topic
+            self._queue_command("subscribe", topic.channel)
+        topic.followers += 1
+        try:
+            yield Follower(self, topic)
+        finally:
+            topic.followers -= 1
+            if topic.followers == 0:
+                self._drop(topic)
+
+    async def read(self, key: str, cursor: StreamId, limit: int) -> list[Entry]:
+        rows = await self.redis.xrange(key, f"({format_stream_id(cursor)}", "+", count=limit)
+        return _entries(rows)
+
+    # -- topic upkeep ---------------------------------------------------------------
+
+    def _drop(self, topic: Topic) -> None:
+        """Forget a topic nobody follows (synchronous: safe in a cancelled client's finally)."""
+        del self.topics[topic.session_id]
+        del self._by_channel[topic.channel]
+        if topic.syncing is not None:
+            topic.syncing.cancel()
+        self._queue_command("unsubscribe", topic.channel)
+
+    def _queue_command(self, verb: str, channel: bytes) -> None:
+        self._commands.append((verb, channel))
+        self._commands_waiting.set()
+
+    async def _command(self) -> None:
+        """Send (un)subscribes in the order clients came and went, batched."""
+        while True:
+            if not self._commands:
+                self._commands_waiting.clear()
+                await self._commands_waiting.wait()
+                continue
+            verb, channel = self._commands.popleft()
+            batch = [channel]
+            while self._commands and self._commands[0][0] == verb:
+                batch.append(self._commands.popleft()[1])
+            if verb == "subscribe":  # only those still followed
+                batch = [c for c in batch if c in self._by_channel]
+            else:
+                batch = [c for c in batch if c not in self._by_channel]
+            if not batch:
+                continue
+            try:
+                await getattr(self._pubsub, verb)(*batch)
+            except Exception as exc:  # the listener reconnects, and redis-py re-subscribes
+                log.warning("hub %s failed: %s", verb, exc)
+
+    def _mark(self, topic: Topic) -> None:
+        topic.dirty = True
+        if topic.syncing is None or topic.syncing.done():
+            topic.syncing = asyncio.create_task(self._sync(topic))
+
+    async def _sync(self, topic: Topic) -> None:
+        while topic.dirty:
+            topic.dirty = False
+            try:
+                if topic.base is None:
+                    tail = await self.redis.xrevrange(topic.key, "+", "-", count=1)
+                    topic.base = topic.last = _entries(tail)[0][0] if tail else ZERO
+                    topic.notify()
+                while True:
+                    entries = await self.read(topic.key, topic.last, self.batch)
+                    topic.extend(entries)
+                    if len(entries) < self.batch:
+                        break
+            except Exception as exc:  # Redis away or erring: retry; followers can read Redis
+                log.warning("hub sync of %s failed: %s", topic.session_id, exc)
+                topic.dirty = True
+                await asyncio.sleep(0.2)
+
+    async def _listen(self) -> None:
+        """Read notifications forever, reconnecting (and re-syncing every topic) on errors."""
+        while True:
+            try:
+                await self._pubsub.subscribe(keys.HUB_CHANNEL)
+                async for message in self._pubsub.listen():
+                    self._on_message(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("hub pub/sub connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+
+    def _on_message(self, message: dict[str, object]) -> None:
+        channel = message.get("channel")
+        topic = self._by_channel.get(channel) if isinstance(channel, bytes) else None
+        if topic is not None and message.get("type") in ("message", "subscribe"):
+            self._mark(topic)
+
+
+class Follower:
+    """One client's view of a topic: hands out entries after a cursor, in order, once."""
+
+    def __init__(self, hub: Hub, topic: Topic) -> None:
+        self.hub = hub
+        self.topic = topic
+
+    async def next_batch(self, cursor: StreamId, wait_s: float) -> list[Entry] | None:
+        """Entries after `cursor`; `[]` if none came within `wait_s`; None if the hub closes."""
+        topic, limit = self.topic, self.hub.batch
+        while not self.hub.closing:
+            changed = topic.changed
+            if topic.covers(cursor):
+                batch = topic.after(cursor, limit)
+            else:
+                batch = await self.hub.read(topic.key, cursor, limit) or topic.after(cursor, limit)
+            if batch:
+                return batch
+            try:
+                async with asyncio.timeout(wait_s):
+                    await changed.wait()
+            except TimeoutError:
+                return []
+        return None

@@ -1,0 +1,37 @@
+"""Operational routes: liveness, readiness, and the demo page."""
+
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
+
+from api.errors import error_response
+from api.routes_jobs import json_response
+from api.state import State
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> Response:
+    """The process is up."""
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", tags=["ops"])
+async def readyz(state: State) -> Response:
+    """Redis (and the stream Redis) answer."""
+    try:
+        await state.clients.main.ping()
+        await state.clients.streams.ping()
+    except Exception as exc:
+        return error_response(
+            503, "redis_unavailable", f"Redis is unreachable: {exc}", {"Retry-After": "1"}
+        )
+    return json_response({"status": "ready"})
+
+
+@router.get("/", include_in_schema=False)
+async def demo_page() -> HTMLResponse:
+    page = resources.files("api").joinpath("static/index.html").read_text(encoding="utf-8")
+    return HTMLResponse(page)

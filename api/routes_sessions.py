@@ -1,0 +1,73 @@
+"""Session routes: read, delete, and follow a session's events (contract §2, §3)."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+
+from api.auth import Tenant
+from api.errors import ApiError
+from api.routes_jobs import json_response
+from api.sse import parse_cursor, resolve_cursor, sse_response
+from api.state import AppState, State
+from shared import keys
+from shared.jobs import FINISHED_STATUSES, JobView
+
+router = APIRouter()
+events_router = APIRouter()
+
+
+class SessionView(msgspec.Struct):
+    session_id: str
+    created_at: datetime
+    jobs: list[JobView]
+    busy: bool
+
+
+async def owned_session(state: AppState, session_id: str, tenant: str) -> int:
+    """The session's creation time (ms); 404 if it does not exist or is another tenant's."""
+    info = await state.store.session(session_id)
+    if info is None or info.tenant != tenant:
+        raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
+    return info.created_at_ms
+
+
+@router.get("/v1/sessions/{session_id}", tags=["sessions"])
+async def get_session(session_id: str, state: State, tenant: Tenant) -> Response:
+    created = await owned_session(state, session_id, tenant)
+    jobs = await state.store.load_many(await state.store.job_ids(session_id))
+    busy = any(j.status not in FINISHED_STATUSES for j in jobs)
+    views = [JobView.of(j) for j in jobs]
+    created_at = datetime.fromtimestamp(created / 1000, UTC)
+    return json_response(SessionView(session_id, created_at, views, busy))
+
+
+@router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
+async def delete_session(session_id: str, state: State, tenant: Tenant) -> Response:
+    await owned_session(state, session_id, tenant)
+    await state.store.delete_session(session_id)
+    await state.clients.streams.delete(keys.stream_key(session_id), keys.marks_key(session_id))
+    return Response(status_code=204)
+
+
+@events_router.get(
+    "/v1/sessions/{session_id}/events",
+    tags=["sessions"],
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+)
+async def session_events(
+    session_id: str,
+    state: State,
+    tenant: Tenant,
+    job_id: str | None = None,
+    last_event_id: Annotated[str | None, Query()] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    """Follow a session over SSE; resume with `Last-Event-ID` (header) or `last_event_id`."""
+    start = parse_cursor(last_event_id_header, last_event_id)
+    await owned_session(state, session_id, tenant)
+    cursor = await resolve_cursor(state, session_id, job_id, start)
+    return sse_response(state, session_id, cursor)

@@ -1,0 +1,97 @@
+"""Server-Sent Events for a session (contract §3).
+
+Stream entries pass through untouched: the worker encoded each event's JSON once, and
+the fan-out only frames it (`id:`, `event:`, `data:`).
+"""
+
+from collections.abc import AsyncIterator
+
+import msgspec
+from fastapi.responses import Response, StreamingResponse
+
+from api.errors import ApiError
+from api.hub import Entry, Hub
+from api.state import AppState
+from shared.events import TERMINAL_TYPES
+from shared.ids import ZERO, StreamId, before, parse_stream_id
+from shared.streams import job_marks
+
+_TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Cursor(msgspec.Struct):
+    """Where a response starts (exclusive), and the job it is limited to, if any."""
+
+    after: StreamId
+    job_id: bytes | None = None
+
+
+def parse_cursor(header: str | None, query: str | None) -> StreamId | None:
+    raw = header if header is not None else query
+    if raw is None or raw == "":
+        return None
+    sid = parse_stream_id(raw.strip())
+    if sid is None:
+        raise ApiError(
+            400, "malformed_cursor", f"Last-Event-ID {raw!r} is not of the form <ms>-<seq>."
+        )
+    return sid
+
+
+async def resolve_cursor(
+    state: AppState, session_id: str, job_id: str | None, start: StreamId | None
+) -> Cursor | None:
+    """The cursor to stream from; None when the followed job already ended before `start`."""
+    if job_id is None:
+        return Cursor(after=start or ZERO)
+    marks = await job_marks(state.clients.streams, session_id, job_id)
+    if marks.queued_id is None:
+        raise ApiError(404, "job_not_found", f"No job {job_id!r} in session {session_id!r}.")
+    terminal = parse_stream_id(marks.terminal_id) if marks.terminal_id else None
+    if start is not None and terminal is not None and start >= terminal:
+        return None
+    queued = parse_stream_id(marks.queued_id)
+    assert queued is not None
+    return Cursor(after=start if start is not None else before(queued), job_id=job_id.encode())
+
+
+def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Response:
+    if cursor is None:
+        return Response(status_code=204)
+    stream = frames(
+        state.hub, session_id, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def frame(entry: Entry) -> bytes:
+    _, raw_id, fields = entry
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, fields[b"t"], fields[b"d"])
+
+
+async def frames(
+    hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
+) -> AsyncIterator[bytes]:
+    yield b"retry: %d\n\n" % retry_ms
+    after, only = cursor.after, cursor.job_id
+    async with hub.follow(session_id) as follower:
+        while True:
+            batch = await follower.next_batch(after, ping_s)
+            if batch is None:
+                return
+            if not batch:
+                yield b": ping\n\n"
+                continue
+            out = []
+            for entry in batch:
+                after = entry[0]
+                fields = entry[2]
+                if only is not None and fields.get(b"j") != only:
+                    continue
+                out.append(frame(entry))
+                if only is not None and fields.get(b"t") in _TERMINAL:
+                    yield b"".join(out)
+                    return
+            if out:
+                yield b"".join(out)

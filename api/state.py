@@ -1,0 +1,61 @@
+"""The API process's resources, owned by the FastAPI lifespan and handed to routes."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from arq.connections import ArqRedis
+from fastapi import Depends, FastAPI, Request
+
+from api.hub import Hub
+from shared import keys, serializer
+from shared.connections import RedisClients
+from shared.settings import Settings
+from shared.store import JobStore
+from shared.streams import StreamWriter
+
+Role = Literal["all", "jobs", "events"]
+
+
+class AppState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clients = RedisClients(settings)
+        self.store = JobStore(self.clients.main, settings.retention_s)
+        self.writer = StreamWriter(
+            self.clients.streams, settings.retention_s, settings.stream_maxlen
+        )
+        self.queue = ArqRedis(
+            connection_pool=self.clients.main.connection_pool,
+            job_serializer=serializer.serialize,
+            job_deserializer=serializer.deserialize,
+            default_queue_name=keys.QUEUE_NAME,
+        )
+        self.hub = Hub(self.clients.streams)
+
+    async def aclose(self) -> None:
+        await self.hub.aclose()
+        await self.clients.aclose()
+
+
+def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        state = AppState(settings)
+        await state.hub.start()
+        app.state.hub = state.hub  # for the server's signal handler
+        try:
+            yield {"spool": state}
+        finally:
+            await state.aclose()
+
+    return lifespan
+
+
+def _state(request: Request) -> AppState:
+    state = request.state.spool
+    assert isinstance(state, AppState)
+    return state
+
+
+State = Annotated[AppState, Depends(_state)]

@@ -1,0 +1,262 @@
+"""The `spool` command (contract §1).
+
+The CLI composes processes, it does not import them: `spool api` and `spool worker`
+become `python -m api` / `python -m worker`, and `spool dev` supervises those plus an
+embedded Redis when none is reachable. `submit` and `tail` are HTTP clients.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.console import Console
+
+from shared.client import ClientError, SpoolClient, StreamEvent
+from shared.embedded import EmbeddedRedis, reachable
+from shared.settings import DEFAULT_REDIS_URL
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@click.group()
+def main() -> None:
+    """Spool: durable, resumable LLM streaming."""
+
+
+def _exec_module(module: str, args: list[str]) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def api(ctx: click.Context) -> None:
+    """The HTTP service: [--port] [--host] [--role all|jobs|events] [--allow-open]."""
+    _exec_module("api", ctx.args)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """One worker process: [--concurrency N]."""
+    _exec_module("worker", ctx.args)
+
+
+def _redis_for_dev(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
+    wanted = os.environ.get("SPOOL_REDIS_URL", "")
+    if wanted and wanted != "embedded":
+        return wanted, None
+    if not wanted and reachable(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL, None
+    embedded = EmbeddedRedis(data_dir / "redis", port=_env_port("SPOOL_EMBEDDED_REDIS_PORT"))
+    embedded.start()
+    return embedded.url, embedded
+
+
+def _env_port(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise click.ClickException("a Spool process exited during start-up; see its log above")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise click.ClickException(f"the API at {url} did not become ready in {timeout:.0f}s")
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", default=1, show_default=True, help="worker processes")
+@click.option("--data-dir", default=".spool", show_default=True, type=click.Path(path_type=Path))
+def dev(port: int, host: str, workers: int, data_dir: Path) -> None:
+    """Redis (embedded if none is reachable), the API and worker processes, in one go."""
+    redis_url, embedded = _redis_for_dev(data_dir)
+    env = {**os.environ, "SPOOL_REDIS_URL": redis_url}
+    where = "embedded, data in " + str(data_dir / "redis") if embedded else "existing"
+    err_console.print(f"redis: {redis_url} ({where})")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api", "--port", str(port), "--host", host], env=env
+        )
+    ]
+    procs += [subprocess.Popen([sys.executable, "-m", "worker"], env=env) for _ in range(workers)]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        url = f"http://{host}:{port}"
+        _wait_ready(url, procs)
+        console.print(f"demo page: {url}/")
+        console.print(
+            f"Spool ready on {url} (redis {redis_url}, {workers} worker(s)); Ctrl-C stops"
+        )
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _base_url(url: str | None) -> str:
+    return url or os.environ.get("SPOOL_URL", "http://127.0.0.1:8000")
+
+
+def _api_key() -> str | None:
+    return os.environ.get("SPOOL_API_KEY") or None
+
+
+def _print_event(event: StreamEvent, as_json: bool) -> None:
+    if as_json:
+        console.print_json(data={"id": event.id, **event.data}, indent=None)
+        return
+    data = event.data
+    match event.type:
+        case "text.delta":
+            console.print(data["delta"], end="", markup=False)
+        case "thinking.delta":
+            console.print(data["delta"], end="", style="dim", markup=False)
+        case "tool.call":
+            console.print(
+                f"\n[tool call] {data['name']}({data['arguments']})", style="cyan", markup=False
+            )
+        case "tool.result":
+            console.print(f"[tool result] {data['output']}", style="cyan", markup=False)
+        case "job.retrying":
+            console.print(f"\n[retrying: attempt {data['attempt']}]", style="yellow", markup=False)
+        case "job.completed":
+            _print_summary(data)
+        case "job.failed":
+            console.print(
+                f"\n[failed] {data['error']['code']}: {data['error']['message']}",
+                style="red",
+                markup=False,
+            )
+        case "job.cancelled":
+            console.print("\n[cancelled]", style="yellow", markup=False)
+        case _:
+            pass
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    usage, cost = data["usage"], data.get("cost")
+    price = f", ${cost['total']:.6f}" if cost else ""
+    console.print(
+        f"\n[{usage['input_tokens']} in / {usage['output_tokens']} out tokens{price}, "
+        f"{data['duration_ms']} ms]",
+        style="dim",
+        markup=False,
+    )
+
+
+async def _follow(
+    client: SpoolClient, session: str, job: str | None, start: str | None, as_json: bool
+) -> int:
+    status = 0
+    async for event in client.events(session, job_id=job, last_event_id=start):
+        _print_event(event, as_json)
+        if event.type in ("job.failed", "job.cancelled"):
+            status = 1
+    return status
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--model", "-m", default=None, help="e.g. simulated, anthropic:claude-sonnet-4-5")
+@click.option("--session", "-s", default=None, help="session id (default: a new one)")
+@click.option("--follow", "-f", is_flag=True, help="stream the output, resuming after drops")
+@click.option("--param", "-p", multiple=True, help="a model parameter, key=JSON-value")
+@click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
+@click.option(
+    "--url", default=None, help="service URL (default $SPOOL_URL or http://127.0.0.1:8000)"
+)
+def submit(
+    prompt: str,
+    model: str | None,
+    session: str | None,
+    follow: bool,
+    param: tuple[str, ...],
+    as_json: bool,
+    url: str | None,
+) -> None:
+    """Enqueue a job; with --follow, stream its output to the terminal."""
+    import json
+
+    params = {}
+    for item in param:
+        key, _, raw = item.partition("=")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+
+    async def run() -> int:
+        async with SpoolClient(_base_url(url), _api_key()) as client:
+            accepted = await client.submit(
+                prompt, model=model, session_id=session, parameters=params or None
+            )
+            if not follow:
+                console.print_json(data=accepted)
+                return 0
+            err_console.print(
+                f"job {accepted['job_id']} in session {accepted['session_id']}", style="dim"
+            )
+            return await _follow(client, accepted["session_id"], accepted["job_id"], None, as_json)
+
+    sys.exit(_run_client(run))
+
+
+@main.command()
+@click.argument("session")
+@click.option("--from", "start", default=None, help="resume after this event id")
+@click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
+@click.option(
+    "--url", default=None, help="service URL (default $SPOOL_URL or http://127.0.0.1:8000)"
+)
+def tail(session: str, start: str | None, as_json: bool, url: str | None) -> None:
+    """Print a session's events as they arrive."""
+
+    async def run() -> int:
+        async with SpoolClient(_base_url(url), _api_key()) as client:
+            return await _follow(client, session, None, start, as_json)
+
+    sys.exit(_run_client(run))
+
+
+def _run_client(run: Any) -> int:
+    try:
+        result: int = asyncio.run(run())
+        return result
+    except ClientError as exc:
+        err_console.print(f"error: {exc}", style="red")
+        return 2
+    except KeyboardInterrupt:
+        return 130

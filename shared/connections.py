@@ -1,0 +1,44 @@
+"""Redis clients, each owned by whoever opens it (an API lifespan, a worker start-up)."""
+
+from collections.abc import Awaitable
+from typing import TypeVar, cast
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def awaited(result: Awaitable[T] | T) -> Awaitable[T]:
+    """redis-py types its commands as sync-or-async; on the asyncio client they are awaitable."""
+    return cast(Awaitable[T], result)
+
+
+def open_redis(url: str, max_connections: int) -> Redis:
+    """A client whose pool never holds more than `max_connections` (callers wait for one)."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+class RedisClients:
+    """The main Redis (jobs, sessions, queue) and the stream Redis (may be the same client)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.main = open_redis(settings.redis_url, settings.redis_max_connections)
+        self.streams = (
+            self.main
+            if settings.streams_url == settings.redis_url
+            else open_redis(settings.streams_url, settings.redis_max_connections)
+        )
+
+    async def aclose(self) -> None:
+        await self.main.aclose()
+        if self.streams is not self.main:
+            await self.streams.aclose()

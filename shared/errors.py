@@ -1,0 +1,11 @@
+"""Spool's root exception.
+
+SpoolError
+├── api.errors.ApiError          the HTTP caller erred, or Redis is away (status + code)
+├── worker.errors.ProviderError  a model provider failed (becomes a typed `job.failed`)
+└── shared.streams.StreamClosed  an append was refused: the job ended, or a newer attempt owns it
+"""
+
+
+class SpoolError(Exception):
+    """Root of every exception Spool raises on purpose."""

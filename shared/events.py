@@ -1,0 +1,151 @@
+"""The event protocol of contract §3: one tagged union, encoded once by the worker.
+
+Schema evolution: the API and the workers deploy separately, so a new field always
+gets a default and a field's type never changes.
+"""
+
+from typing import Any, Literal
+
+import msgspec
+
+FinishReason = Literal["stop", "tool_calls", "length"]
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class Cost(msgspec.Struct, kw_only=True):
+    input: float
+    output: float
+    total: float
+    currency: str = "USD"
+
+
+class ErrorInfo(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    """Common fields. The publisher stamps `job_id`, `seq` and `ts` when it emits."""
+
+    job_id: str = ""
+    seq: int = 0
+    ts: int = 0
+
+
+class JobQueued(Event, tag="job.queued"):
+    session_id: str
+    model: str
+    metadata: dict[str, str] = {}
+
+
+class JobStarted(Event, tag="job.started"):
+    attempt: int
+    worker: str
+
+
+class StepStarted(Event, tag="step.started"):
+    step: int
+
+
+class TextDelta(Event, tag="text.delta"):
+    step: int
+    delta: str
+
+
+class ThinkingDelta(Event, tag="thinking.delta"):
+    step: int
+    delta: str
+
+
+class ToolCall(Event, tag="tool.call"):
+    step: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolResult(Event, tag="tool.result"):
+    step: int
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+    duration_ms: int = 0
+
+
+class StepFinished(Event, tag="step.finished"):
+    step: int
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class JobRetrying(Event, tag="job.retrying"):
+    attempt: int
+    reason: str
+
+
+class JobCompleted(Event, tag="job.completed"):
+    finish_reason: FinishReason
+    output_text: str
+    usage: Usage
+    cost: Cost | None = None
+    ttft_ms: int | None = None
+    duration_ms: int = 0
+    warnings: list[str] = []
+
+
+class JobFailed(Event, tag="job.failed"):
+    error: ErrorInfo
+    usage: Usage
+    output_text: str = ""
+
+
+class JobCancelled(Event, tag="job.cancelled"):
+    output_text: str
+    usage: Usage
+
+
+class SessionGap(Event, tag="session.gap"):
+    requested: str
+    first_available: str
+
+
+AnyEvent = (
+    JobQueued
+    | JobStarted
+    | StepStarted
+    | TextDelta
+    | ThinkingDelta
+    | ToolCall
+    | ToolResult
+    | StepFinished
+    | JobRetrying
+    | JobCompleted
+    | JobFailed
+    | JobCancelled
+    | SessionGap
+)
+
+TERMINAL_TYPES: frozenset[str] = frozenset({"job.completed", "job.failed", "job.cancelled"})
+
+encoder = msgspec.json.Encoder()
+decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+
+
+def event_type(event: Event) -> str:
+    """The `type` tag of an event, e.g. `"text.delta"`."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

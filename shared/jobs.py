@@ -1,0 +1,142 @@
+"""Job schemas: the public request (contract §2), the spec a worker runs, and the record."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from shared.events import Cost, ErrorInfo, Usage
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+SessionId = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(:.+)?$", max_length=200)]
+Role = Literal["user", "assistant"]
+OnBusy = Literal["enqueue", "reject", "interrupt"]
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+FINISHED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: Role
+    content: str
+
+
+class JobRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`POST /v1/jobs` body. Unknown fields are refused so that a typo is a 422, not ignored."""
+
+    input: (
+        Annotated[str, msgspec.Meta(min_length=1)]
+        | Annotated[list[Message], msgspec.Meta(min_length=1)]
+    )
+    session_id: SessionId | None = None
+    agent: str | None = None
+    model: ModelName | None = None
+    system: str | None = None
+    tools: list[str] | None = None
+    parameters: dict[str, Any] = {}
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    metadata: dict[str, str] = {}
+    on_busy: OnBusy = "enqueue"
+    history: bool = True
+
+    def messages(self) -> list[Message]:
+        if isinstance(self.input, str):
+            return [Message(role="user", content=self.input)]
+        return list(self.input)
+
+
+class SimulatedToolCall(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class SimulatedParameters(msgspec.Struct, kw_only=True):
+    """`parameters` of the `simulated` model (contract §6); other keys are ignored."""
+
+    text: str | None = None
+    ttft_ms: Annotated[float, msgspec.Meta(ge=0, le=600_000)] = 150
+    tokens_per_second: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 40
+    chunk_tokens: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1
+    thinking: str | None = None
+    tool_calls: list[SimulatedToolCall] = []
+    fail_after_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class JobSpec(msgspec.Struct, kw_only=True):
+    """What a worker runs: the request with every default resolved by the API."""
+
+    job_id: str
+    session_id: str
+    tenant: str
+    model: str
+    messages: list[Message]
+    system: str | None = None
+    tools: list[str] = []
+    parameters: dict[str, Any] = {}
+    max_steps: int = 8
+    metadata: dict[str, str] = {}
+    history: bool = True
+    agent: str | None = None
+    on_busy: OnBusy = "enqueue"
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """The job's Redis hash, one JSON value per field (see `shared.store`)."""
+
+    job_id: str
+    session_id: str
+    tenant: str
+    status: JobStatus
+    model: str
+    created_at: datetime
+    spec: JobSpec
+    attempt: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output_text: str | None = None
+    usage: Usage | None = None
+    cost: Cost | None = None
+    error: ErrorInfo | None = None
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    warnings: list[str] = []
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    """`GET /v1/jobs/{id}`."""
+
+    job_id: str
+    session_id: str
+    status: JobStatus
+    attempt: int
+    model: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    output_text: str | None
+    usage: Usage | None
+    cost: Cost | None
+    error: ErrorInfo | None
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+    metadata: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, rec: JobRecord) -> "JobView":
+        return cls(
+            job_id=rec.job_id,
+            session_id=rec.session_id,
+            status=rec.status,
+            attempt=rec.attempt,
+            model=rec.model,
+            created_at=rec.created_at,
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+            output_text=rec.output_text,
+            usage=rec.usage,
+            cost=rec.cost,
+            error=rec.error,
+            ttft_ms=rec.ttft_ms,
+            duration_ms=rec.duration_ms,
+            metadata=rec.spec.metadata,
+        )

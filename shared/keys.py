@@ -1,0 +1,48 @@
+"""Every Redis key Spool uses, each built by one function.
+
+Session keys share the `{session_id}` hash tag so that one Lua script may touch a
+session's stream and marks together (and a Redis Cluster keeps them in one slot).
+"""
+
+PREFIX = "spool"
+QUEUE_NAME = f"{PREFIX}:queue"
+HUB_CHANNEL = f"{PREFIX}:hub"
+
+
+def stream_key(session_id: str) -> str:
+    """The session's Redis Stream of events (on the stream Redis)."""
+    return f"{PREFIX}:{{{session_id}}}:events"
+
+
+def marks_key(session_id: str) -> str:
+    """Per-job bookkeeping beside the stream: queued/terminal ids, last seq, attempt fence."""
+    return f"{PREFIX}:{{{session_id}}}:marks"
+
+
+def notify_channel(session_id: str) -> str:
+    """Pub/sub channel told the last id after every append to the session's stream."""
+    return f"{PREFIX}:{{{session_id}}}:notify"
+
+
+def session_key(session_id: str) -> str:
+    """Hash: the owning tenant and creation time."""
+    return f"{PREFIX}:{{{session_id}}}:session"
+
+
+def session_jobs_key(session_id: str) -> str:
+    """List of the session's job ids in submission order."""
+    return f"{PREFIX}:{{{session_id}}}:jobs"
+
+
+def history_key(session_id: str) -> str:
+    """The session's finished conversation turns."""
+    return f"{PREFIX}:{{{session_id}}}:history"
+
+
+def job_key(job_id: str) -> str:
+    """Hash: the job record (status, spec, output, usage, timings)."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def idempotency_key(tenant: str, key: str) -> str:
+    return f"{PREFIX}:idem:{tenant}:{key}"

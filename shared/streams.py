@@ -1,0 +1,130 @@
+"""Appending to a session's Redis Stream, atomically with the job's marks.
+
+One Lua script per batch: `XADD` every event not yet written (by `seq`, so a resent
+batch is a no-op) (fields `t` type, `j` job id, `d` the exact
+JSON the client receives), record the job's queued/terminal ids and last seq, refuse
+writes after the job's terminal event or from an attempt older than the newest one,
+refresh the retention TTL, and publish the last id on the session's notify channel.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared import keys
+from shared.connections import awaited
+from shared.errors import SpoolError
+from shared.events import TERMINAL_TYPES
+
+_TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
+
+APPEND_LUA = f"""
+local stream, marks = KEYS[1], KEYS[2]
+local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local last = tonumber(redis.call('HGET', marks, job .. ':s') or '-1')
+if tonumber(ARGV[#ARGV - 1]) <= last then
+  return {{}}
+end
+if redis.call('HEXISTS', marks, job .. ':t') == 1 then
+  return redis.error_reply('SPOOL_CLOSED job already ended')
+end
+if attempt > 0 then
+  local owner = tonumber(redis.call('HGET', marks, job .. ':a') or '0')
+  if owner > attempt then
+    return redis.error_reply('SPOOL_CLOSED attempt ' .. owner .. ' owns the job')
+  end
+  redis.call('HSET', marks, job .. ':a', attempt)
+end
+local ids = {{}}
+for i = 6, #ARGV, 3 do
+  local t, seq, d = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if seq > last then
+    local id
+    if maxlen ~= '0' then
+      id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
+    else
+      id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
+    end
+    ids[#ids + 1] = id
+    last = seq
+    if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
+    if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
+  end
+end
+redis.call('HSET', marks, job .. ':s', last)
+redis.call('EXPIRE', stream, ttl)
+redis.call('EXPIRE', marks, ttl)
+redis.call('PUBLISH', channel, ids[#ids])
+return ids
+"""
+
+
+class StreamClosed(SpoolError):
+    """The append was refused: the job already ended, or a newer attempt owns it."""
+
+
+class Outgoing(msgspec.Struct, array_like=True):
+    """One event ready to append: its type, its seq and its encoded JSON."""
+
+    type: str
+    seq: int
+    data: bytes
+
+
+class JobMarks(msgspec.Struct):
+    queued_id: bytes | None
+    terminal_id: bytes | None
+    last_seq: int | None
+    attempt: int
+
+
+class StreamWriter:
+    """Appends batches of events to session streams on one Redis."""
+
+    def __init__(self, redis: Redis, retention_s: int, maxlen: int = 0) -> None:
+        self._redis = redis
+        self._script = redis.register_script(APPEND_LUA)
+        self._retention_s = retention_s
+        self._maxlen = maxlen
+
+    async def append(
+        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+    ) -> list[bytes]:
+        """Append `batch` in order; returns the stream ids. `attempt` 0 skips the attempt fence."""
+        args: list[Any] = [
+            job_id,
+            attempt,
+            self._retention_s,
+            self._maxlen,
+            keys.notify_channel(session_id),
+        ]
+        for out in batch:
+            args += (out.type, out.seq, out.data)
+        try:
+            ids: list[bytes] = await awaited(
+                self._script(
+                    keys=[keys.stream_key(session_id), keys.marks_key(session_id)], args=args
+                )
+            )
+        except ResponseError as exc:
+            if str(exc).startswith("SPOOL_CLOSED"):
+                raise StreamClosed(str(exc).removeprefix("SPOOL_CLOSED ")) from exc
+            raise
+        return ids
+
+
+async def job_marks(redis: Redis, session_id: str, job_id: str) -> JobMarks:
+    q, t, s, a = await awaited(
+        redis.hmget(
+            keys.marks_key(session_id), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
+        )
+    )
+    return JobMarks(
+        queued_id=q,
+        terminal_id=t,
+        last_seq=int(s) if s is not None else None,
+        attempt=int(a) if a is not None else 0,
+    )

@@ -1,0 +1,20 @@
+"""Worker exceptions.
+
+ProviderError         a model provider failed; `code` becomes the `job.failed` error code
+└── UnsupportedModel  no provider serves the requested model
+"""
+
+from shared.errors import SpoolError
+
+
+class ProviderError(SpoolError):
+    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+class UnsupportedModel(ProviderError):
+    def __init__(self, model: str) -> None:
+        super().__init__("unsupported_model", f"no provider serves model {model!r}")

@@ -1,0 +1,68 @@
+"""Running a worker process: arq underneath, Spool's state in its start-up and shut-down."""
+
+import asyncio
+import logging
+from typing import Any
+
+from arq import Worker
+from arq.connections import ArqRedis
+from arq.worker import func
+
+from shared import keys, serializer
+from shared.connections import RedisClients
+from shared.settings import Settings
+from worker.context import WorkerState
+from worker.jobs import run_job
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(settings: Settings, concurrency: int) -> Worker:
+    """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx."""
+    clients = RedisClients(settings)
+    state = WorkerState(settings, clients)
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        state.install(ctx)
+        log.info("worker %s ready (concurrency %d)", state.name, concurrency)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        await clients.aclose()
+
+    pool = ArqRedis(
+        connection_pool=clients.main.connection_pool,
+        job_serializer=serializer.serialize,
+        job_deserializer=serializer.deserialize,
+        default_queue_name=keys.QUEUE_NAME,
+    )
+    return Worker(
+        functions=[
+            func(
+                run_job,
+                name="run_job",
+                # one more try than Spool's own bound, so that the last try can write `worker_lost`
+                max_tries=settings.max_tries + 1,
+                timeout=settings.job_timeout_s,
+            )
+        ],
+        queue_name=keys.QUEUE_NAME,
+        redis_pool=pool,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        job_serializer=serializer.serialize,
+        job_deserializer=serializer.deserialize,
+        max_jobs=concurrency,
+        keep_result=0,
+        poll_delay=0.5,
+        handle_signals=True,
+    )
+
+
+async def serve(settings: Settings, concurrency: int) -> None:
+    worker = build_worker(settings, concurrency)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await worker.close()

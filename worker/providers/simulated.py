@@ -1,0 +1,81 @@
+"""The `simulated` model (contract §6): a real provider that streams text at a set pace.
+
+It serves demos, load tests and benchmarks without keys or network. Tokens are
+whitespace tokens: `"Hello, world!\\n"` is two tokens, `"Hello, "` and `"world!\\n"`.
+"""
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+
+from shared.events import Usage
+from shared.jobs import Message, SimulatedParameters
+from worker.errors import ProviderError
+from worker.providers.base import (
+    Finished,
+    ModelRequest,
+    ProviderEvent,
+    TextChunk,
+    ThinkingChunk,
+    ToolCallRequest,
+    UsageReport,
+)
+
+_TOKEN = re.compile(r"\s*\S+\s*|\s+")
+_WORDS = [
+    *("stream", "durable", "resume", "event", "token", "worker", "queue", "session"),
+    *("redis", "cursor", "answer", "model", "reply", "chunk", "replay", "browser"),
+    *("network", "socket", "deploy", "order", "latency", "survive", "reconnect"),
+]
+
+
+def tokenize(text: str) -> list[str]:
+    """Whitespace tokens whose concatenation is exactly `text`."""
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def default_text(messages: list[Message]) -> str:
+    """A deterministic passage derived from the last user turn."""
+    prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    digest = hashlib.sha256(prompt.encode()).digest()
+    words = [_WORDS[b % len(_WORDS)] for b in digest + digest[:8]]
+    return f"You said: {prompt.strip()[:200]}\n" + " ".join(words).capitalize() + "."
+
+
+def _chunks(tokens: list[str], size: int) -> Iterator[tuple[int, str]]:
+    for i in range(0, len(tokens), size):
+        yield len(tokens[i : i + size]), "".join(tokens[i : i + size])
+
+
+class SimulatedProvider:
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        params = msgspec.convert(request.parameters, SimulatedParameters)
+        text = params.text if params.text is not None else default_text(request.messages)
+        prompt = [m.content for m in request.messages] + [request.system or ""]
+        usage = Usage(input_tokens=sum(count_tokens(p) for p in prompt))
+        loop = asyncio.get_running_loop()
+        due = loop.time() + params.ttft_ms / 1000
+        spent = 0
+        parts = [("thinking", tokenize(params.thinking or "")), ("text", tokenize(text))]
+        for kind, tokens in parts:
+            for n, piece in _chunks(tokens, params.chunk_tokens):
+                if params.fail_after_tokens is not None and spent >= params.fail_after_tokens:
+                    raise ProviderError("provider_error", f"simulated failure after {spent} tokens")
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                yield ThinkingChunk(piece) if kind == "thinking" else TextChunk(piece)
+                spent += n
+                due += n / params.tokens_per_second
+        usage.output_tokens = count_tokens(params.thinking or "") + count_tokens(text)
+        usage.total_tokens = usage.input_tokens + usage.output_tokens
+        yield UsageReport(usage)
+        calls = params.tool_calls if request.step == 0 else []
+        for i, call in enumerate(calls):
+            yield ToolCallRequest(call_id=f"call_{i}", name=call.name, arguments=call.arguments)
+        yield Finished("tool_calls" if calls else "stop")
