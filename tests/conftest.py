@@ -49,7 +49,7 @@ def clean_redis(redis_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def stack(redis_url: str, log_dir: Path) -> Iterator[Api]:
-    """One API (open access, loopback) and one worker, shared by the tests that need no special settings."""
+    """One API (open access) and one worker, for the tests that need no special settings."""
     env = service_env(redis_url, **STACK_SETTINGS)
     worker = Worker(env, log_dir).start()
     api = Api(env, log_dir).start()

@@ -43,5 +43,6 @@ async def read_stream(
 async def follow_job(http: httpx.AsyncClient, accepted: dict[str, Any]) -> list[Frame]:
     status, events = await read_stream(http, accepted["events_url"])
     assert status == 200
-    assert events and events[-1].event in TERMINAL, [e.event for e in events]
+    assert events, "no events"
+    assert events[-1].event in TERMINAL, [e.event for e in events]
     return events
