@@ -89,7 +89,7 @@ def dev(port: int, host: str, workers: int, data_dir: Path) -> None:
     redis_url, embedded = _redis_for_dev(data_dir)
     env = {**os.environ, "SPOOL_REDIS_URL": redis_url}
     where = "embedded, data in " + str(data_dir / "redis") if embedded else "existing"
-    err_console.print(f"redis: {redis_url} ({where})")
+    click.echo(f"redis: {redis_url} ({where})", err=True)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "api", "--port", str(port), "--host", host], env=env
@@ -107,10 +107,8 @@ def dev(port: int, host: str, workers: int, data_dir: Path) -> None:
     try:
         url = f"http://{host}:{port}"
         _wait_ready(url, procs)
-        console.print(f"demo page: {url}/")
-        console.print(
-            f"Spool ready on {url} (redis {redis_url}, {workers} worker(s)); Ctrl-C stops"
-        )
+        click.echo(f"demo page: {url}/")
+        click.echo(f"Spool ready on {url} (redis {redis_url}, {workers} worker(s)); Ctrl-C stops")
         while not stopping and all(p.poll() is None for p in procs):
             time.sleep(0.2)
     finally:

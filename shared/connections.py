@@ -24,7 +24,7 @@ def open_redis(url: str, max_connections: int) -> Redis:
         socket_connect_timeout=2,
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 class RedisClients:

@@ -1,0 +1,93 @@
+"""Pure pieces: ids, the arq serializer, settings, the simulated model's tokens."""
+
+import asyncio
+
+import msgspec
+import pytest
+
+from shared import serializer
+from shared.events import TextDelta, decoder, encoder, event_type
+from shared.ids import before, format_stream_id, parse_stream_id
+from shared.jobs import Message
+from shared.settings import Settings, SettingsError
+from worker.providers.base import ModelRequest, TextChunk, ThinkingChunk, UsageReport
+from worker.providers.simulated import SimulatedProvider, tokenize
+
+
+def test_stream_ids() -> None:
+    assert parse_stream_id("1700000000000-3") == (1700000000000, 3)
+    assert parse_stream_id(b"5-0") == (5, 0)
+    for bad in ("", "5", "5-", "-5-1", "a-1", "1-2-3", "1 -2"):
+        assert parse_stream_id(bad) is None, bad
+    assert format_stream_id((5, 0)) == "5-0"
+    assert before((5, 1)) == (5, 0)
+    assert before((5, 0)) == (4, 2**64 - 1)
+    assert before((0, 0)) == (0, 0)
+
+
+def test_arq_payloads_are_msgpack_not_pickle() -> None:
+    payload = {"t": 1, "f": "run_job", "a": ["job-1"], "k": {}, "et": 123}
+    data = serializer.serialize(payload)
+    assert data == msgspec.msgpack.encode(payload)
+    assert serializer.deserialize(data) == payload
+    assert serializer.serialize({"r": ValueError("boom")}) == msgspec.msgpack.encode(
+        {"r": "ValueError: boom"}
+    )
+    with pytest.raises(msgspec.DecodeError):
+        serializer.deserialize(b"\x80\x04\x95")  # a pickle header is not accepted
+
+
+def test_events_round_trip_and_carry_their_type() -> None:
+    event = TextDelta(step=0, delta="x\n😀", job_id="j", seq=1, ts=2)
+    data = encoder.encode(event)
+    assert b"\n" not in data, "one line of JSON per SSE data field"
+    assert data.startswith(b'{"type":"text.delta"')
+    assert decoder.decode(data) == event
+    assert event_type(event) == "text.delta"
+
+
+def test_settings_from_env() -> None:
+    settings = Settings.from_env(
+        {"SPOOL_API_KEYS": "acme:k1, globex:k2", "SPOOL_RETENTION_S": "60", "SPOOL_SSE_PING_S": ""}
+    )
+    assert settings.api_keys == {"k1": "acme", "k2": "globex"}
+    assert settings.retention_s == 60
+    assert settings.sse_ping_s == 15.0
+    assert settings.streams_url == settings.redis_url
+    with pytest.raises(SettingsError):
+        Settings.from_env({"SPOOL_RETENTION_S": "soon"})
+    with pytest.raises(SettingsError):
+        Settings.from_env({"SPOOL_API_KEYS": "no-colon"})
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello, world!\n", "  lead\n\ntrail  ", "流式 传输\t😀 x", "", "one"]
+)
+def test_whitespace_tokens_concatenate_to_the_text(text: str) -> None:
+    assert "".join(tokenize(text)) == text
+    assert len([t for t in tokenize(text) if t.strip()]) == len(text.split())
+
+
+async def test_simulated_model_streams_thinking_then_text_with_usage() -> None:
+    request = ModelRequest(
+        model="simulated",
+        messages=[Message(role="user", content="a b c")],
+        parameters={"text": "x y", "thinking": "hmm ok", "ttft_ms": 0, "tokens_per_second": 1e6},
+    )
+    events = [e async for e in SimulatedProvider().stream(request)]
+    assert [type(e) for e in events[:4]] == [ThinkingChunk, ThinkingChunk, TextChunk, TextChunk]
+    usage = next(e for e in events if isinstance(e, UsageReport)).usage
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (3, 4, 7)
+
+
+async def test_simulated_pace_follows_tokens_per_second() -> None:
+    request = ModelRequest(
+        model="simulated",
+        messages=[],
+        parameters={"text": "a " * 20, "ttft_ms": 0, "tokens_per_second": 200, "chunk_tokens": 5},
+    )
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    chunks = [e async for e in SimulatedProvider().stream(request) if isinstance(e, TextChunk)]
+    assert len(chunks) == 4
+    assert loop.time() - start >= 3 * 5 / 200  # three 25 ms gaps between four chunks
