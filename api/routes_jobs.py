@@ -1,15 +1,19 @@
 """Job routes: submit, submit-and-stream, and read a job (contract §2)."""
 
+from typing import Annotated
+
 import msgspec
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from api.auth import Tenant
+from api.cancel import request_cancel
 from api.errors import ApiError
+from api.idempotency import Accepted
 from api.sse import resolve_cursor, sse_response
-from api.state import State
+from api.state import AppState, State
 from api.submission import decode_request, submit_job
-from shared.jobs import JobRequest, JobView
+from shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
 
 router = APIRouter()
 
@@ -37,25 +41,66 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-@router.post("/v1/jobs", status_code=202, openapi_extra=_BODY, tags=["jobs"])
-async def create_job(request: Request, state: State, tenant: Tenant) -> Response:
-    """Enqueue a generation job; follow it at `events_url`."""
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Accepted:
+    """Decode, validate and enqueue the body, once per `Idempotency-Key`."""
     req = decode_request(await read_body(request, state.settings.max_body_bytes))
-    return json_response(await submit_job(state, tenant, req), 202)
+    if key is None:
+        return await submit_job(state, tenant, req)
+    first = await state.idempotency.claim(tenant, key, req)
+    if first is not None:
+        return first
+    try:
+        accepted = await submit_job(state, tenant, req)
+    except BaseException:
+        await state.idempotency.release(tenant, key)
+        raise
+    await state.idempotency.complete(tenant, key, req, accepted)
+    return accepted
+
+
+@router.post("/v1/jobs", status_code=202, openapi_extra=_BODY, tags=["jobs"])
+async def create_job(
+    request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Enqueue a generation job; follow it at `events_url`."""
+    return json_response(await accept(request, state, tenant, idempotency_key), 202)
 
 
 @router.post("/v1/stream", openapi_extra=_BODY, tags=["jobs"])
-async def create_and_stream(request: Request, state: State, tenant: Tenant) -> Response:
+async def create_and_stream(
+    request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
-    req = decode_request(await read_body(request, state.settings.max_body_bytes))
-    accepted = await submit_job(state, tenant, req)
+    accepted = await accept(request, state, tenant, idempotency_key)
     cursor = await resolve_cursor(state, accepted.session_id, accepted.job_id, None)
     return sse_response(state, accepted.session_id, cursor)
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"])
-async def get_job(job_id: str, state: State, tenant: Tenant) -> Response:
+async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
     rec = await state.store.load(job_id)
     if rec is None or rec.tenant != tenant:
         raise ApiError(404, "job_not_found", f"No job {job_id!r}.")
-    return json_response(JobView.of(rec))
+    return rec
+
+
+@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+async def get_job(job_id: str, state: State, tenant: Tenant) -> Response:
+    return json_response(JobView.of(await owned_job(state, job_id, tenant)))
+
+
+class CancelView(msgspec.Struct):
+    job_id: str
+    status: str
+
+
+@router.post("/v1/jobs/{job_id}/cancel", status_code=202, tags=["jobs"])
+async def cancel_job(job_id: str, state: State, tenant: Tenant) -> Response:
+    """Stop the generation; the session gets `job.cancelled`. A finished job: 200, a no-op."""
+    rec = await owned_job(state, job_id, tenant)
+    if rec.status in FINISHED_STATUSES:
+        return json_response(CancelView(job_id, rec.status), 200)
+    await request_cancel(state, job_id)
+    return json_response(CancelView(job_id, "cancelling"), 202)

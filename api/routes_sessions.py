@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
 from api.auth import Tenant
+from api.cancel import request_cancel
 from api.errors import ApiError
 from api.routes_jobs import json_response
 from api.sse import parse_cursor, resolve_cursor, sse_response
@@ -38,7 +39,7 @@ async def owned_session(state: AppState, session_id: str, tenant: str) -> int:
 async def get_session(session_id: str, state: State, tenant: Tenant) -> Response:
     created = await owned_session(state, session_id, tenant)
     jobs = await state.store.load_many(await state.store.job_ids(session_id))
-    busy = any(j.status not in FINISHED_STATUSES for j in jobs)
+    busy = await state.sessions.busy(session_id)
     views = [JobView.of(j) for j in jobs]
     created_at = datetime.fromtimestamp(created / 1000, UTC)
     return json_response(SessionView(session_id, created_at, views, busy))
@@ -47,6 +48,9 @@ async def get_session(session_id: str, state: State, tenant: Tenant) -> Response
 @router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
 async def delete_session(session_id: str, state: State, tenant: Tenant) -> Response:
     await owned_session(state, session_id, tenant)
+    for job in await state.store.load_many(await state.store.job_ids(session_id)):
+        if job.status not in FINISHED_STATUSES:
+            await request_cancel(state, job.job_id)
     await state.store.delete_session(session_id)
     await state.clients.streams.delete(keys.stream_key(session_id), keys.marks_key(session_id))
     return Response(status_code=204)

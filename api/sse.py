@@ -4,27 +4,36 @@ Stream entries pass through untouched: the worker encoded each event's JSON once
 the fan-out only frames it (`id:`, `event:`, `data:`).
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
 from fastapi.responses import Response, StreamingResponse
+from redis.exceptions import RedisError
 
 from api.errors import ApiError
 from api.hub import Entry, Hub
 from api.state import AppState
-from shared.events import TERMINAL_TYPES
-from shared.ids import ZERO, StreamId, before, parse_stream_id
+from shared import keys
+from shared.events import TERMINAL_TYPES, SessionGap, encoder
+from shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
 from shared.streams import job_marks
+
+log = logging.getLogger(__name__)
+
+REDIS_RETRY_S = 0.5
 
 _TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Cursor(msgspec.Struct):
-    """Where a response starts (exclusive), and the job it is limited to, if any."""
+    """Where a response starts (exclusive), the job it is limited to, and a gap to report."""
 
     after: StreamId
     job_id: bytes | None = None
+    gap: bytes | None = None  # an encoded `session.gap` to send first
 
 
 def parse_cursor(header: str | None, query: str | None) -> StreamId | None:
@@ -43,6 +52,30 @@ async def resolve_cursor(
     state: AppState, session_id: str, job_id: str | None, start: StreamId | None
 ) -> Cursor | None:
     """The cursor to stream from; None when the followed job already ended before `start`."""
+    cursor = await _cursor(state, session_id, job_id, start)
+    if cursor is not None and start is not None and start != ZERO:
+        await _check_gap(state, session_id, cursor)
+    return cursor
+
+
+async def _check_gap(state: AppState, session_id: str, cursor: Cursor) -> None:
+    """A cursor older than the first retained event: the events in between are gone."""
+    first = await state.clients.streams.xrange(keys.stream_key(session_id), "-", "+", count=1)
+    first_id = parse_stream_id(first[0][0]) if first else None
+    if first_id is None or cursor.after >= before(first_id):
+        return
+    gap = SessionGap(
+        requested=format_stream_id(cursor.after),
+        first_available=format_stream_id(first_id),
+        ts=now_ms(),
+    )
+    cursor.gap = b"event: session.gap\ndata: %s\n\n" % encoder.encode(gap)
+    cursor.after = before(first_id)
+
+
+async def _cursor(
+    state: AppState, session_id: str, job_id: str | None, start: StreamId | None
+) -> Cursor | None:
     if job_id is None:
         return Cursor(after=start or ZERO)
     marks = await job_marks(state.clients.streams, session_id, job_id)
@@ -74,10 +107,18 @@ async def frames(
     hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % retry_ms
+    if cursor.gap is not None:
+        yield cursor.gap
     after, only = cursor.after, cursor.job_id
     async with hub.follow(session_id) as follower:
         while True:
-            batch = await follower.next_batch(after, ping_s)
+            try:
+                batch = await follower.next_batch(after, ping_s)
+            except RedisError as exc:  # Redis is away: hold the connection, retry shortly
+                log.warning("SSE read for %s failed: %s", session_id, exc)
+                yield b": redis unavailable, retrying\n\n"
+                await asyncio.sleep(REDIS_RETRY_S)
+                continue
             if batch is None:
                 return
             if not batch:

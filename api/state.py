@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from arq.connections import ArqRedis
 from fastapi import Depends, FastAPI, Request
 
 from api.hub import Hub
-from shared import keys, serializer
-from shared.connections import RedisClients
+from api.idempotency import Idempotency
+from shared.connections import RedisClients, arq_pool
+from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.store import JobStore
 from shared.streams import StreamWriter
@@ -25,12 +25,9 @@ class AppState:
         self.writer = StreamWriter(
             self.clients.streams, settings.retention_s, settings.stream_maxlen
         )
-        self.queue = ArqRedis(
-            connection_pool=self.clients.main.connection_pool,
-            job_serializer=serializer.serialize,
-            job_deserializer=serializer.deserialize,
-            default_queue_name=keys.QUEUE_NAME,
-        )
+        self.queue = arq_pool(self.clients.main)
+        self.sessions = SessionQueue(self.clients.main, settings.retention_s)
+        self.idempotency = Idempotency(self.clients.main)
         self.hub = Hub(self.clients.streams)
 
     async def aclose(self) -> None:

@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from api.cancel import request_cancel
 from api.errors import ApiError
+from api.idempotency import Accepted
 from api.state import AppState
 from shared.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 from shared.ids import new_job_id, new_session_id, now_ms
@@ -14,13 +16,6 @@ from shared.streams import Outgoing
 KNOWN_PROVIDERS = frozenset({"simulated", "anthropic", "openai"})
 
 _decoder = msgspec.json.Decoder(JobRequest)
-
-
-class Accepted(msgspec.Struct):
-    job_id: str
-    session_id: str
-    status: str
-    events_url: str
 
 
 def decode_request(body: bytes) -> JobRequest:
@@ -51,6 +46,8 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     owner = await state.store.claim_session(session_id, tenant)
     if owner.tenant != tenant:
         raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
+    if req.on_busy == "reject" and await state.sessions.busy(session_id):
+        raise _busy(session_id)
     job_id = new_job_id()
     spec = JobSpec(
         job_id=job_id,
@@ -91,9 +88,15 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         session_id, job_id, 0, [Outgoing("job.queued", 0, encoder.encode(queued))]
     )
     try:
-        await state.queue.enqueue_job("run_job", job_id, _job_id=job_id)
+        await _admit(state, session_id, job_id, req.on_busy)
+    except ApiError as exc:
+        await _end_unqueued(
+            state, session_id, job_id, ErrorInfo(code=exc.code, message=exc.message)
+        )
+        raise
     except Exception:
-        await _fail_unqueued(state, session_id, job_id)
+        error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
+        await _end_unqueued(state, session_id, job_id, error)
         raise
     return Accepted(
         job_id=job_id,
@@ -103,9 +106,26 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     )
 
 
-async def _fail_unqueued(state: AppState, session_id: str, job_id: str) -> None:
-    """The job is in the stream but not in the queue: end it, so no follower waits forever."""
-    error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
+def _busy(session_id: str) -> ApiError:
+    return ApiError(409, "session_busy", f"Session {session_id!r} has a job running.")
+
+
+async def _admit(state: AppState, session_id: str, job_id: str, on_busy: str) -> None:
+    """Place the job in its session's FIFO; enqueue it if it is first in line."""
+    admission = await state.sessions.admit(
+        session_id, job_id, "reject" if on_busy == "reject" else "enqueue"
+    )
+    if admission.verdict == "busy":  # lost a race with another submission
+        raise _busy(session_id)
+    if on_busy == "interrupt":
+        for ahead in admission.ahead:
+            await request_cancel(state, ahead)
+    if admission.verdict == "run":
+        await state.queue.enqueue_job("run_job", job_id, _job_id=job_id)
+
+
+async def _end_unqueued(state: AppState, session_id: str, job_id: str, error: ErrorInfo) -> None:
+    """The job is in the stream but will not run: end it, so no follower waits forever."""
     failed = JobFailed(job_id=job_id, seq=1, ts=now_ms(), error=error, usage=Usage())
     try:
         await state.writer.append(

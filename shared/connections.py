@@ -3,8 +3,10 @@
 from collections.abc import Awaitable
 from typing import TypeVar, cast
 
+from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from shared import keys, serializer
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -25,6 +27,16 @@ def open_redis(url: str, max_connections: int) -> Redis:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+def arq_pool(redis: Redis) -> ArqRedis:
+    """arq's client over an existing pool, with msgspec (never pickle) for job payloads."""
+    return ArqRedis(
+        connection_pool=redis.connection_pool,
+        job_serializer=serializer.serialize,
+        job_deserializer=serializer.deserialize,
+        default_queue_name=keys.QUEUE_NAME,
+    )
 
 
 class RedisClients:

@@ -100,6 +100,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     ttft_ms: int | None = None
     duration_ms: int | None = None
     warnings: list[str] = []
+    cancel_requested: bool = False
+    interrupted: str | None = None  # why the last attempt ended without finishing, if it did
 
 
 class JobView(msgspec.Struct, kw_only=True):

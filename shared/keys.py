@@ -7,6 +7,7 @@ session's stream and marks together (and a Redis Cluster keeps them in one slot)
 PREFIX = "spool"
 QUEUE_NAME = f"{PREFIX}:queue"
 HUB_CHANNEL = f"{PREFIX}:hub"
+CANCEL_CHANNEL = f"{PREFIX}:cancel"  # job ids whose cancellation was asked; every worker listens
 
 
 def stream_key(session_id: str) -> str:
@@ -32,6 +33,11 @@ def session_key(session_id: str) -> str:
 def session_jobs_key(session_id: str) -> str:
     """List of the session's job ids in submission order."""
     return f"{PREFIX}:{{{session_id}}}:jobs"
+
+
+def pending_key(session_id: str) -> str:
+    """List: the session's unfinished jobs in order; only the head is in the arq queue."""
+    return f"{PREFIX}:{{{session_id}}}:pending"
 
 
 def history_key(session_id: str) -> str:

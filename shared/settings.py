@@ -35,6 +35,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_maxlen: int = 0  # 0 = trim by time (retention) only
     max_body_bytes: int = 1 << 20
     redis_max_connections: int = 8
+    heartbeat_s: float = 2.0  # a worker renews its running jobs' leases this often
+    lease_s: float = 10.0  # a job whose worker stops renewing is run again after this
+    shutdown_grace_s: float = 30.0  # SIGTERM: running jobs get this long before being handed back
+    queue_max_wait_s: float = 3600.0  # a job that waited longer fails with `expired` (0: never)
 
     @property
     def streams_url(self) -> str:

@@ -95,5 +95,6 @@ class JobStore:
             keys.session_key(session_id),
             keys.session_jobs_key(session_id),
             keys.history_key(session_id),
+            keys.pending_key(session_id),
             *(keys.job_key(j) for j in job_ids),
         )

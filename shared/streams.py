@@ -24,6 +24,9 @@ _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 APPEND_LUA = f"""
 local stream, marks = KEYS[1], KEYS[2]
 local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+if attempt < 0 and redis.call('HEXISTS', marks, job .. ':a') == 1 then
+  return redis.error_reply('SPOOL_STARTED a worker runs the job')
+end
 local last = tonumber(redis.call('HGET', marks, job .. ':s') or '-1')
 if tonumber(ARGV[#ARGV - 1]) <= last then
   return {{}}
@@ -66,6 +69,13 @@ class StreamClosed(SpoolError):
     """The append was refused: the job already ended, or a newer attempt owns it."""
 
 
+class WorkerOwned(SpoolError):
+    """An append with `attempt=-1` was refused: a worker already runs the job."""
+
+
+NOT_STARTED_ONLY = -1  # `attempt` for appends that only apply while no worker attempt has begun
+
+
 class Outgoing(msgspec.Struct, array_like=True):
     """One event ready to append: its type, its seq and its encoded JSON."""
 
@@ -93,7 +103,11 @@ class StreamWriter:
     async def append(
         self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> list[bytes]:
-        """Append `batch` in order; returns the stream ids. `attempt` 0 skips the attempt fence."""
+        """Append `batch` in order; returns the new stream ids (a resent batch returns `[]`).
+
+        `attempt` ≥ 1 is a worker's attempt (older attempts are fenced off); 0 is the API
+        (no fence); `NOT_STARTED_ONLY` appends only if no worker attempt has begun.
+        """
         args: list[Any] = [
             job_id,
             attempt,
@@ -112,6 +126,8 @@ class StreamWriter:
         except ResponseError as exc:
             if str(exc).startswith("SPOOL_CLOSED"):
                 raise StreamClosed(str(exc).removeprefix("SPOOL_CLOSED ")) from exc
+            if str(exc).startswith("SPOOL_STARTED"):
+                raise WorkerOwned(str(exc).removeprefix("SPOOL_STARTED ")) from exc
             raise
         return ids
 

@@ -1,13 +1,18 @@
-"""The worker's typed state, created in arq's `on_startup` and closed in `on_shutdown`."""
+"""The worker's typed state, created at start-up and closed at shut-down (see `worker.main`)."""
 
+import asyncio
 import os
 import socket
 from typing import Any
 
-from shared.connections import RedisClients
+from arq.connections import ArqRedis
+
+from shared.connections import RedisClients, arq_pool
+from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.store import JobStore
 from shared.streams import StreamWriter
+from worker.lifecycle import Running, heartbeat, listen_for_cancels
 
 _CTX_KEY = "spool"
 
@@ -18,7 +23,26 @@ class WorkerState:
         self.clients = clients
         self.store = JobStore(clients.main, settings.retention_s)
         self.writer = StreamWriter(clients.streams, settings.retention_s, settings.stream_maxlen)
+        self.sessions = SessionQueue(clients.main, settings.retention_s)
+        self.queue: ArqRedis = arq_pool(clients.main)
+        self.running = Running()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self._tasks = [
+            asyncio.create_task(
+                heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
+            ),
+            asyncio.create_task(listen_for_cancels(self.clients.main, self.running)),
+        ]
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.clients.aclose()
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> "WorkerState":

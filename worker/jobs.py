@@ -1,4 +1,9 @@
-"""The arq job function: one attempt at one job, from `job.started` to its terminal event."""
+"""The arq job function: one attempt at one job, from `job.started` to its terminal event.
+
+An attempt ends in exactly one of: `job.completed`, `job.failed` (provider error,
+`expired`, `worker_lost`), `job.cancelled` (a cancel request), or a hand-back to arq
+(SIGTERM past the grace period: the next attempt starts over with `job.retrying`).
+"""
 
 import asyncio
 import contextlib
@@ -6,9 +11,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from arq import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from shared.events import (
     Cost,
     ErrorInfo,
+    FinishReason,
+    JobCancelled,
     JobCompleted,
     JobFailed,
     JobRetrying,
@@ -19,6 +30,7 @@ from shared.jobs import JobRecord
 from shared.streams import StreamClosed, job_marks
 from worker.context import WorkerState
 from worker.errors import ProviderError
+from worker.lifecycle import renew_leases
 from worker.loop import AgentRun
 from worker.providers import resolve
 from worker.publisher import Publisher
@@ -31,94 +43,163 @@ FLUSH_ON_CANCEL_S = 2.0
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     """arq entry point (enqueued by name as `run_job`)."""
     state = WorkerState.of(ctx)
-    rec = await state.store.load(job_id)
-    if rec is None:
-        log.warning("job %s has no record (deleted session?); skipping", job_id)
-        return
-    marks = await job_marks(state.clients.streams, rec.session_id, job_id)
-    if marks.terminal_id is not None:
-        return  # an earlier attempt finished it; arq only lost the news
-    attempt = int(ctx["job_try"])
-    pub = Publisher(
-        state.writer, rec.session_id, job_id, attempt, first_seq=(marks.last_seq or 0) + 1
-    )
     try:
-        await Attempt(state, rec, attempt, pub).run()
+        await _run(state, job_id, int(ctx["job_try"]))
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
+        raise Retry(defer=1) from exc
+
+
+async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
+    with state.running.track(job_id) as cancel:
+        await renew_leases(state.clients.main, [job_id], state.settings.lease_s)
+        rec = await state.store.load(job_id)  # loaded after tracking: no cancel slips between
+        if rec is None:
+            log.warning("job %s has no record (deleted session?); skipping", job_id)
+            return
+        marks = await job_marks(state.clients.streams, rec.session_id, job_id)
+        if marks.terminal_id is None:
+            pub = Publisher(
+                state.writer, rec.session_id, job_id, attempt, first_seq=(marks.last_seq or 0) + 1
+            )
+            await _attempt(Attempt(state, rec, attempt, pub, cancel))
+    await start_next(state, rec.session_id, job_id)
+
+
+async def _attempt(attempt: "Attempt") -> None:
+    try:
+        await attempt.run()
     except StreamClosed as exc:
-        log.info("job %s attempt %d stopped: %s", job_id, attempt, exc)
+        log.info("job %s attempt %d stopped: %s", attempt.rec.job_id, attempt.attempt, exc)
     except asyncio.CancelledError:
         with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(pub.flush(), FLUSH_ON_CANCEL_S)
+            await asyncio.wait_for(attempt.hand_back(), FLUSH_ON_CANCEL_S)
         raise
     finally:
         with contextlib.suppress(Exception, asyncio.CancelledError):
-            await pub.aclose()
+            await attempt.pub.aclose()
+
+
+async def start_next(state: WorkerState, session_id: str, finished_job_id: str) -> None:
+    """Advance the session's FIFO past finished jobs and enqueue the next one."""
+    head = await state.sessions.advance(session_id, finished_job_id)
+    while head is not None:
+        marks = await job_marks(state.clients.streams, session_id, head)
+        if marks.terminal_id is None:
+            await state.queue.enqueue_job("run_job", head, _job_id=head)
+            return
+        head = await state.sessions.advance(session_id, head)  # cancelled while waiting
 
 
 class Attempt:
-    def __init__(self, state: WorkerState, rec: JobRecord, attempt: int, pub: Publisher) -> None:
+    def __init__(
+        self,
+        state: WorkerState,
+        rec: JobRecord,
+        attempt: int,
+        pub: Publisher,
+        cancel: asyncio.Event,
+    ) -> None:
         self.state = state
         self.rec = rec
         self.attempt = attempt
         self.pub = pub
+        self.cancel = cancel
 
     async def run(self) -> None:
+        settings = self.state.settings
         if self.attempt > 1:
-            await self.pub.emit(
-                JobRetrying(attempt=self.attempt, reason="the previous attempt was interrupted")
-            )
-        if self.attempt > self.state.settings.max_tries:
-            message = f"gave up after {self.state.settings.max_tries} attempts"
+            why = self.rec.interrupted or "worker_lost"
+            await self.pub.emit(JobRetrying(attempt=self.attempt, reason=why))
+        if self.attempt > settings.max_tries:
+            message = f"gave up after {settings.max_tries} attempts"
             await self._fail(ErrorInfo(code="worker_lost", message=message), Usage(), "")
+            return
+        if self.attempt == 1 and self._expired():
+            message = f"waited in the queue over {settings.queue_max_wait_s:g}s"
+            await self._fail(ErrorInfo(code="expired", message=message), Usage(), "")
+            return
+        if self.rec.cancel_requested:
+            await self._cancelled("", Usage())
             return
         started = datetime.now(UTC)
         await self.state.store.update(
-            self.rec.job_id, status="running", attempt=self.attempt, started_at=started
+            self.rec.job_id,
+            status="running",
+            attempt=self.attempt,
+            started_at=started,
+            interrupted=None,
         )
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
         run = AgentRun(self.rec.spec, self.pub)
         try:
-            reason = await run.run(resolve(self.rec.model))
+            reason = await self._generate(run)
         except ProviderError as exc:
-            await self._fail(
-                ErrorInfo(code=exc.code, message=exc.message), run.usage, run.output_text
-            )
+            error = ErrorInfo(code=exc.code, message=exc.message)
+            await self._fail(error, run.usage, run.output_text)
             return
+        if reason is None:
+            await self._cancelled(run.output_text, run.usage)
+            return
+        await self._complete(run, reason, started)
+
+    async def _generate(self, run: AgentRun) -> FinishReason | None:
+        """Run the agent loop until it ends (its finish reason) or a cancel arrives (None)."""
+        generation = asyncio.create_task(run.run(resolve(self.rec.model)))
+        stop = asyncio.create_task(self.cancel.wait())
+        try:
+            await asyncio.wait({generation, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not generation.done():
+                generation.cancel()  # closes the provider's HTTP stream: no more tokens paid for
+            await asyncio.gather(generation, stop, return_exceptions=True)
+        if generation.cancelled():
+            return None
+        return generation.result()
+
+    async def _complete(self, run: AgentRun, reason: FinishReason, started: datetime) -> None:
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         ttft = None if run.first_delta_ms is None else run.first_delta_ms - created_ms
         duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
         cost = Cost(input=0.0, output=0.0, total=0.0) if self.rec.model == "simulated" else None
-        await self.pub.flush()
-        await self._finish(
-            "completed",
-            output_text=run.output_text,
-            usage=run.usage,
-            cost=cost,
-            ttft_ms=ttft,
-            duration_ms=duration,
-            warnings=run.warnings,
-        )
-        await self.pub.emit(
-            JobCompleted(
-                finish_reason=reason,
-                output_text=run.output_text,
-                usage=run.usage,
-                cost=cost,
-                ttft_ms=ttft,
-                duration_ms=duration,
-                warnings=run.warnings,
-            )
-        )
+        fields: dict[str, Any] = {
+            "output_text": run.output_text,
+            "usage": run.usage,
+            "cost": cost,
+            "ttft_ms": ttft,
+            "duration_ms": duration,
+            "warnings": run.warnings,
+        }
+        await self._finish("completed", fields)
+        await self.pub.emit(JobCompleted(finish_reason=reason, **fields))
         await self.pub.flush()
 
     async def _fail(self, error: ErrorInfo, usage: Usage, output_text: str) -> None:
-        await self.pub.flush()
-        await self._finish("failed", error=error, usage=usage, output_text=output_text)
-        await self.pub.emit(JobFailed(error=error, usage=usage, output_text=output_text))
+        fields: dict[str, Any] = {"error": error, "usage": usage, "output_text": output_text}
+        await self._finish("failed", fields)
+        await self.pub.emit(JobFailed(**fields))
         await self.pub.flush()
 
-    async def _finish(self, status: str, **fields: Any) -> None:
-        await self.state.store.update(
-            self.rec.job_id, status=status, finished_at=datetime.now(UTC), **fields
-        )
+    async def _cancelled(self, output_text: str, usage: Usage) -> None:
+        fields: dict[str, Any] = {"output_text": output_text, "usage": usage}
+        await self._finish("cancelled", fields)
+        await self.pub.emit(JobCancelled(**fields))
+        await self.pub.flush()
+
+    async def _finish(self, status: str, fields: dict[str, Any]) -> None:
+        """Record the outcome before the terminal event, so a client reacting to it sees it."""
+        await self.pub.flush()
+        now = datetime.now(UTC)
+        await self.state.store.update(self.rec.job_id, status=status, finished_at=now, **fields)
         await self.state.store.touch_session(self.rec.session_id)
+
+    async def hand_back(self) -> None:
+        """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""
+        await self.pub.flush()
+        await self.state.store.update(self.rec.job_id, interrupted="worker_shutdown")
+
+    def _expired(self) -> bool:
+        limit = self.state.settings.queue_max_wait_s
+        waited = (datetime.now(UTC) - self.rec.created_at).total_seconds()
+        return limit > 0 and waited > limit

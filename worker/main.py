@@ -5,16 +5,28 @@ import logging
 from typing import Any
 
 from arq import Worker
-from arq.connections import ArqRedis
 from arq.worker import func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import keys, serializer
-from shared.connections import RedisClients
+from shared.connections import RedisClients, arq_pool
 from shared.settings import Settings
 from worker.context import WorkerState
 from worker.jobs import run_job
 
 log = logging.getLogger(__name__)
+
+
+class SpoolWorker(Worker):
+    """arq's Worker, kept alive through Redis outages (arq's own loop would exit)."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("queue poll failed (%s); retrying", exc)
+            await asyncio.sleep(0.5)
 
 
 def build_worker(settings: Settings, concurrency: int) -> Worker:
@@ -24,18 +36,13 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         state.install(ctx)
+        await state.start()
         log.info("worker %s ready (concurrency %d)", state.name, concurrency)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        await clients.aclose()
+        await state.aclose()
 
-    pool = ArqRedis(
-        connection_pool=clients.main.connection_pool,
-        job_serializer=serializer.serialize,
-        job_deserializer=serializer.deserialize,
-        default_queue_name=keys.QUEUE_NAME,
-    )
-    return Worker(
+    return SpoolWorker(
         functions=[
             func(
                 run_job,
@@ -46,7 +53,7 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
             )
         ],
         queue_name=keys.QUEUE_NAME,
-        redis_pool=pool,
+        redis_pool=arq_pool(clients.main),
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         job_serializer=serializer.serialize,
@@ -55,6 +62,8 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
         keep_result=0,
         poll_delay=0.5,
         handle_signals=True,
+        # SIGTERM: stop taking jobs, give running ones this long, then hand them back
+        job_completion_wait=int(settings.shutdown_grace_s),
     )
 
 

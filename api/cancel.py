@@ -1,0 +1,47 @@
+"""Cancelling a job from any API instance, whichever worker runs it.
+
+The API marks the record (`cancel_requested`), then publishes the job id on
+`keys.CANCEL_CHANNEL`: the worker running it stops the generation at once, closes the
+provider's stream and writes `job.cancelled` with the partial output and usage. A job
+no worker has started yet is ended here, by an append that only succeeds while no
+attempt has begun; whichever side writes first, the job gets one terminal event.
+"""
+
+from datetime import UTC, datetime
+
+from api.state import AppState
+from shared import keys
+from shared.events import JobCancelled, Usage, encoder
+from shared.ids import now_ms
+from shared.jobs import JobRecord
+from shared.streams import NOT_STARTED_ONLY, Outgoing, StreamClosed, WorkerOwned, job_marks
+
+
+async def request_cancel(state: AppState, job_id: str) -> None:
+    await state.store.update(job_id, cancel_requested=True)
+    await state.clients.main.publish(keys.CANCEL_CHANNEL, job_id)
+    rec = await state.store.load(job_id)
+    if rec is not None:
+        await _cancel_if_not_started(state, rec)
+
+
+async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:
+    marks = await job_marks(state.clients.streams, rec.session_id, rec.job_id)
+    seq = (marks.last_seq or 0) + 1
+    event = JobCancelled(job_id=rec.job_id, seq=seq, ts=now_ms(), output_text="", usage=Usage())
+    try:
+        await state.writer.append(
+            rec.session_id,
+            rec.job_id,
+            NOT_STARTED_ONLY,
+            [Outgoing("job.cancelled", seq, encoder.encode(event))],
+        )
+    except (WorkerOwned, StreamClosed):
+        return  # a worker runs it (and will end it), or it has already ended
+    await state.store.update(
+        rec.job_id,
+        status="cancelled",
+        finished_at=datetime.now(UTC),
+        output_text="",
+        usage=Usage(),
+    )

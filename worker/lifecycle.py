@@ -1,0 +1,75 @@
+"""Background duties of a worker process: job leases (heartbeat) and cancel requests.
+
+Leases: arq marks a running job with an in-progress key that lives for the job timeout
+plus 10 s, so a SIGKILLed worker's job would wait up to an hour. Every `heartbeat_s` the
+worker shortens and renews that key to `lease_s` for each job it runs: a live worker
+keeps its jobs, a dead one loses them within `lease_s`, and another worker runs them
+again (as `job.retrying`).
+
+Cancels: the API publishes a job id on `keys.CANCEL_CHANNEL`; the worker running it
+sets that job's cancel event at once (arq's poll-based abort is too slow).
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
+
+from shared import keys
+
+log = logging.getLogger(__name__)
+
+
+class Running:
+    """The jobs this process runs: job id → its cancel event."""
+
+    def __init__(self) -> None:
+        self.cancels: dict[str, asyncio.Event] = {}
+
+    @contextlib.contextmanager
+    def track(self, job_id: str):  # type: ignore[no-untyped-def]
+        event = self.cancels[job_id] = asyncio.Event()
+        try:
+            yield event
+        finally:
+            self.cancels.pop(job_id, None)
+
+
+async def renew_leases(redis: Redis, job_ids: list[str], lease_s: float) -> None:
+    if not job_ids:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))  # never creates
+        await pipe.execute()
+
+
+async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: float) -> None:
+    while True:
+        try:
+            await renew_leases(redis, list(running.cancels), lease_s)
+        except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
+            log.warning("lease renewal failed: %s", exc)
+        await asyncio.sleep(every_s)
+
+
+async def listen_for_cancels(redis: Redis, running: Running) -> None:
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(keys.CANCEL_CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    event = running.cancels.get(message["data"].decode())
+                    if event is not None:
+                        event.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("cancel listener lost its connection (%s); reconnecting", exc)
+            await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
