@@ -75,8 +75,12 @@ async def test_simulated_model_streams_thinking_then_text_with_usage() -> None:
         parameters={"text": "x y", "thinking": "hmm ok", "ttft_ms": 0, "tokens_per_second": 1e6},
     )
     events = [e async for e in SimulatedProvider().stream(request)]
-    assert [type(e) for e in events[:4]] == [ThinkingChunk, ThinkingChunk, TextChunk, TextChunk]
-    usage = next(e for e in events if isinstance(e, UsageReport)).usage
+    chunks = [e for e in events if not isinstance(e, UsageReport)]
+    assert [type(e) for e in chunks[:4]] == [ThinkingChunk, ThinkingChunk, TextChunk, TextChunk]
+    reports = [e.usage for e in events if isinstance(e, UsageReport)]
+    assert reports[0].output_tokens == 0, "input usage is reported before the first token"
+    assert [r.output_tokens for r in reports] == sorted(r.output_tokens for r in reports)
+    usage = reports[-1]
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (3, 4, 7)
 
 

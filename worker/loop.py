@@ -36,13 +36,19 @@ class AgentRun:
         self.spec = spec
         self.pub = publisher
         self.text: list[str] = []
-        self.usage = Usage()
+        self.finished_usage = Usage()  # of the steps that ended
+        self.step_usage = Usage()  # the running step's latest (cumulative) report
         self.first_delta_ms: int | None = None
         self.warnings: list[str] = []
 
     @property
     def output_text(self) -> str:
         return "".join(self.text)
+
+    @property
+    def usage(self) -> Usage:
+        """Usage so far, including the running step's (so a cancel reports partial usage)."""
+        return self.finished_usage + self.step_usage
 
     async def run(self, provider: Provider) -> FinishReason:
         messages = list(self.spec.messages)
@@ -66,7 +72,7 @@ class AgentRun:
             step=step,
         )
         reason: FinishReason = "stop"
-        step_usage = Usage()
+        self.step_usage = Usage()
         calls: list[ToolCallRequest] = []
         async for event in provider.stream(request):
             match event:
@@ -83,12 +89,13 @@ class AgentRun:
                         ToolCall(step=step, call_id=call_id, name=name, arguments=arguments)
                     )
                 case UsageReport(usage):
-                    step_usage = usage
+                    self.step_usage = usage
                 case Finished(finish):
                     reason = finish
                 case _:
                     assert_never(event)
-        self.usage += step_usage
+        step_usage, self.step_usage = self.step_usage, Usage()
+        self.finished_usage += step_usage
         await self.pub.emit(StepFinished(step=step, finish_reason=reason, usage=step_usage))
         return reason, calls
 

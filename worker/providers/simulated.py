@@ -51,7 +51,16 @@ def default_text(messages: list[Message]) -> str:
 
 def _chunks(tokens: list[str], size: int) -> Iterator[tuple[int, str]]:
     for i in range(0, len(tokens), size):
-        yield len(tokens[i : i + size]), "".join(tokens[i : i + size])
+        piece = tokens[i : i + size]
+        yield sum(1 for t in piece if not t.isspace()), "".join(piece)
+
+
+def _usage(input_tokens: int, output_tokens: int) -> Usage:
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
 
 
 class SimulatedProvider:
@@ -60,6 +69,7 @@ class SimulatedProvider:
         text = params.text if params.text is not None else default_text(request.messages)
         prompt = [m.content for m in request.messages] + [request.system or ""]
         usage = Usage(input_tokens=sum(count_tokens(p) for p in prompt))
+        yield UsageReport(usage)  # input tokens are known up front, as with real providers
         loop = asyncio.get_running_loop()
         due = loop.time() + params.ttft_ms / 1000
         spent = 0
@@ -72,9 +82,8 @@ class SimulatedProvider:
                 yield ThinkingChunk(piece) if kind == "thinking" else TextChunk(piece)
                 spent += n
                 due += n / params.tokens_per_second
-        usage.output_tokens = count_tokens(params.thinking or "") + count_tokens(text)
-        usage.total_tokens = usage.input_tokens + usage.output_tokens
-        yield UsageReport(usage)
+                yield UsageReport(_usage(usage.input_tokens, spent))
+        yield UsageReport(_usage(usage.input_tokens, spent))
         calls = params.tool_calls if request.step == 0 else []
         for i, call in enumerate(calls):
             yield ToolCallRequest(call_id=f"call_{i}", name=call.name, arguments=call.arguments)

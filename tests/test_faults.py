@@ -1,0 +1,212 @@
+"""Faults with real processes: workers SIGKILLed and SIGTERMed mid-stream, Redis stopped and
+restarted mid-stream, the API stopped under open streams, jobs that waited too long.
+
+These tests own their Redis (embedded, append-only) and their processes.
+"""
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared.embedded import EmbeddedRedis
+from tests.helpers import TERMINAL, submit
+from tests.procs import Api, Worker, service_env, wait_for
+from tests.sse import Frame, frames
+
+FAULT_SETTINGS = {"lease_s": "2", "heartbeat_s": "0.3", "sse_ping_s": "0.5", "sse_retry_ms": "100"}
+TEXT = " ".join(f"w{i}" for i in range(120)) + " end"
+SLOW = {"text": TEXT, "tokens_per_second": 30, "ttft_ms": 0}
+
+
+@pytest.fixture(scope="module")
+def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis(tmp_path_factory.mktemp("fault-redis"), appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def env(fault_redis: EmbeddedRedis) -> dict[str, str]:
+    client = redis.Redis.from_url(fault_redis.url)
+    client.flushdb()
+    client.close()
+    return service_env(fault_redis.url, **FAULT_SETTINGS)
+
+
+@pytest.fixture
+def api(env: dict[str, str], log_dir: Path) -> Iterator[Api]:
+    api = Api(env, log_dir).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=60)) as client:
+        yield client
+
+
+@pytest.fixture
+def workers(env: dict[str, str], log_dir: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+async def follow(
+    http: httpx.AsyncClient, url: str, on_event: "asyncio.Queue[Frame] | None" = None
+) -> list[Frame]:
+    """Follow a job to its terminal event over ONE connection, resuming only if it drops."""
+    events: list[Frame] = []
+    while not events or events[-1].event not in TERMINAL:
+        headers = {"Last-Event-ID": events[-1].id or ""} if events else {}
+        try:
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code == 503:
+                    await asyncio.sleep(0.2)  # back-off between reconnects, not synchronisation
+                    continue
+                assert response.status_code == 200
+                async for frame in frames(response):
+                    if frame.event:
+                        events.append(frame)
+                        if on_event is not None:
+                            on_event.put_nowait(frame)
+                        if frame.event in TERMINAL:
+                            break
+        except httpx.TransportError:
+            await asyncio.sleep(0.2)
+    return events
+
+
+async def wait_events(queue: "asyncio.Queue[Frame]", kind: str, count: int) -> None:
+    seen = 0
+    async with asyncio.timeout(30):
+        while seen < count:
+            seen += (await queue.get()).event == kind
+
+
+def check_reconstruction(events: list[Frame], expected_text: str) -> None:
+    """No duplicate, no gap in seq; text after the last job.retrying is the output."""
+    ids = [e.id for e in events]
+    assert len(ids) == len(set(ids))
+    assert [e.json["seq"] for e in events] == list(range(len(events)))
+    last_retry = max((i for i, e in enumerate(events) if e.event == "job.retrying"), default=-1)
+    text = "".join(e.json["delta"] for e in events[last_retry + 1 :] if e.event == "text.delta")
+    assert events[-1].event == "job.completed"
+    assert text == events[-1].json["output_text"] == expected_text
+
+
+async def test_sigkilled_worker_job_runs_again_elsewhere(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    doomed = Worker(env, log_dir).start()
+    workers.append(doomed)
+    accepted = await submit(http, parameters=SLOW)
+    seen: asyncio.Queue[Frame] = asyncio.Queue()
+    reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
+    await wait_events(seen, "text.delta", 10)
+    workers.append(Worker(env, log_dir).start())
+    doomed.signal(signal.SIGKILL)
+    events = await asyncio.wait_for(reader, 60)
+    retry = next(e for e in events if e.event == "job.retrying")
+    assert retry.json["attempt"] == 2
+    assert retry.json["reason"] == "worker_lost"
+    check_reconstruction(events, TEXT)
+    job = (await http.get(f"/v1/jobs/{accepted['job_id']}")).json()
+    assert (job["status"], job["attempt"], job["output_text"]) == ("completed", 2, TEXT)
+
+
+async def test_sigterm_lets_a_short_job_finish_and_hands_a_long_one_back(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    leaving = Worker({**env, "SPOOL_SHUTDOWN_GRACE_S": "1"}, log_dir).start()
+    workers.append(leaving)
+    short = await submit(http, parameters={**SLOW, "text": "a b c", "tokens_per_second": 10})
+    long = await submit(http, parameters=SLOW)
+    seen: asyncio.Queue[Frame] = asyncio.Queue()
+    long_reader = asyncio.create_task(follow(http, long["events_url"], seen))
+    short_reader = asyncio.create_task(follow(http, short["events_url"]))
+    await wait_events(seen, "text.delta", 5)
+    leaving.signal(signal.SIGTERM)
+    short_events = await asyncio.wait_for(short_reader, 30)
+    assert [e.event for e in short_events].count("job.started") == 1, "finished within grace"
+    assert short_events[-1].event == "job.completed"
+    wait_for(lambda: not leaving.alive(), 30, "the worker to exit after its grace period")
+    assert "run_job" in leaving.output()
+    workers.append(Worker(env, log_dir).start())
+    events = await asyncio.wait_for(long_reader, 60)
+    retry = next(e for e in events if e.event == "job.retrying")
+    assert retry.json["reason"] == "worker_shutdown"
+    check_reconstruction(events, TEXT)
+
+
+async def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
+    http: httpx.AsyncClient,
+    fault_redis: EmbeddedRedis,
+    workers: list[Worker],
+    env: dict[str, str],
+    log_dir: Path,
+) -> None:
+    workers.append(Worker(env, log_dir).start())
+    accepted = await submit(http, parameters=SLOW)
+    seen: asyncio.Queue[Frame] = asyncio.Queue()
+    reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
+    await wait_events(seen, "text.delta", 10)
+    fault_redis.stop()  # SIGTERM: redis-server flushes its append-only file
+    try:
+        down = await http.post("/v1/jobs", json={"input": "x"})
+        assert down.status_code == 503
+        assert down.headers["retry-after"]
+        assert down.json()["error"]["code"] == "redis_unavailable"
+        assert (await http.get("/readyz")).status_code == 503
+        assert (await http.get("/healthz")).status_code == 200
+    finally:
+        fault_redis.start()
+    ready = str(http.base_url.join("/readyz"))
+    wait_for(lambda: httpx.get(ready).status_code == 200, 30, "readiness")
+    events = await asyncio.wait_for(reader, 60)
+    check_reconstruction(events, TEXT)
+    assert (await http.get(f"/v1/jobs/{accepted['job_id']}")).json()["status"] == "completed"
+    again = await submit(http, parameters={**SLOW, "text": "back again"})
+    assert (await follow(http, again["events_url"]))[-1].json["output_text"] == "back again"
+
+
+async def test_sigterm_to_the_api_ends_open_streams_promptly(
+    env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    api = Api(env, log_dir).start()
+    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=60)) as http:
+        await submit(http, session_id="quiet", parameters={**SLOW, "text": "hi"})
+        opened, ended = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with http.stream("GET", "/v1/sessions/quiet/events") as response:
+                async for _ in frames(response):
+                    opened.set()
+            ended.set()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.wait_for(opened.wait(), 10)
+        api.signal(signal.SIGTERM)
+        await asyncio.wait_for(ended.wait(), 10)  # the stream ended; no 5 s graceful-timeout wait
+        await holder
+    wait_for(lambda: not api.alive(), 10, "the API to exit")
+
+
+async def test_a_job_that_waited_too_long_fails_expired(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    accepted = await submit(http, parameters=SLOW)  # no worker is running yet
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    wait_for(lambda: loop.time() - start > 0.6, 5, "the job to wait longer than allowed")
+    workers.append(Worker({**env, "SPOOL_QUEUE_MAX_WAIT_S": "0.5"}, log_dir).start())
+    events = await follow(http, accepted["events_url"])
+    assert events[-1].event == "job.failed"
+    assert events[-1].json["error"]["code"] == "expired"
+    assert "job.started" not in [e.event for e in events]
