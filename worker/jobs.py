@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import (
-    Cost,
     ErrorInfo,
     JobCompleted,
     JobFailed,
@@ -17,6 +16,7 @@ from shared.events import (
 )
 from shared.jobs import JobRecord
 from shared.streams import StreamClosed, job_marks
+from worker import memory
 from worker.context import WorkerState
 from worker.errors import ProviderError
 from worker.loop import AgentRun
@@ -76,9 +76,11 @@ class Attempt:
             self.rec.job_id, status="running", attempt=self.attempt, started_at=started
         )
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
-        run = AgentRun(self.rec.spec, self.pub)
+        settings, main = self.state.settings, self.state.clients.main
+        history = await memory.load(main, self.rec.spec)
+        run = AgentRun(self.rec.spec, self.pub, settings, history)
         try:
-            reason = await run.run(resolve(self.rec.model))
+            reason = await run.run(resolve(self.rec.model, settings))
         except ProviderError as exc:
             await self._fail(
                 ErrorInfo(code=exc.code, message=exc.message), run.usage, run.output_text
@@ -87,7 +89,8 @@ class Attempt:
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         ttft = None if run.first_delta_ms is None else run.first_delta_ms - created_ms
         duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
-        cost = Cost(input=0.0, output=0.0, total=0.0) if self.rec.model == "simulated" else None
+        cost = run.cost()
+        await memory.record(main, self.rec.session_id, run.turns, settings)
         await self.pub.flush()
         await self._finish(
             "completed",
