@@ -10,10 +10,9 @@ import pytest
 
 from tests.fakes import anthropic_sse as a
 from tests.fakes.server import FakeProvider, Reply
-from tests.fakes.stack import provider_env, start_stack
+from tests.fakes.stack import of, provider_stack
 from tests.helpers import follow_job, submit
 from tests.procs import Api
-from tests.sse import Frame
 
 MODEL = "anthropic:claude-sonnet-4-5"
 
@@ -26,21 +25,14 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture(scope="module")
 def api(redis_url: str, log_dir: Path, fake: FakeProvider, tmp_path_factory: Any) -> Iterator[Api]:
-    env = provider_env(redis_url, fake, tmp_path_factory.mktemp("agents") / "agents.toml")
-    api, worker = start_stack(env, log_dir)
-    yield api
-    api.stop()
-    worker.stop()
+    with provider_stack(redis_url, log_dir, fake, tmp_path_factory.mktemp("a") / "a.toml") as api:
+        yield api
 
 
 @pytest.fixture
 async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=30)) as c:
         yield c
-
-
-def of(events: list[Frame], kind: str) -> list[dict[str, Any]]:
-    return [e.json for e in events if e.event == kind]
 
 
 def text_reply(*pieces: str, input_tokens: int = 10, output_tokens: int = 5) -> Reply:

@@ -1,10 +1,14 @@
 """An API and a worker pointed at a fake provider, on their own Redis database (so that
 the session-wide `stack` worker, which has no provider keys, never takes these jobs)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.fakes.server import FakeProvider
 from tests.procs import Api, Worker, service_env
+from tests.sse import Frame
 
 AGENTS_TOML = """
 [endpoints.local]
@@ -49,6 +53,23 @@ def provider_env(redis_url: str, fake: FakeProvider, agents_file: Path) -> dict[
     }
 
 
-def start_stack(env: dict[str, str], log_dir: Path) -> tuple[Api, Worker]:
+@contextmanager
+def provider_stack(
+    redis_url: str, log_dir: Path, fake: FakeProvider, agents_file: Path
+) -> Iterator[Api]:
+    """A worker and an API whose providers point at `fake`."""
+    env = provider_env(redis_url, fake, agents_file)
     worker = Worker(env, log_dir).start()
-    return Api(env, log_dir).start(), worker
+    try:
+        api = Api(env, log_dir).start()
+        try:
+            yield api
+        finally:
+            api.stop()
+    finally:
+        worker.stop()
+
+
+def of(events: list[Frame], kind: str) -> list[dict[str, Any]]:
+    """The JSON data of the events of one type."""
+    return [e.json for e in events if e.event == kind]

@@ -2,12 +2,13 @@
 when `parameters.stream` is false)."""
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import anthropic
 
 from shared.settings import Settings
 from worker.providers.anthropic_wire import MessageSnapshot, message_events, request_body
-from worker.providers.base import ModelRequest, ProviderEvent
+from worker.providers.base import ModelRequest, ProviderEvent, replay
 from worker.providers.failures import SDK_ERRORS, classify
 
 
@@ -30,12 +31,9 @@ class AnthropicProvider:
                     for event in message_events(await client.messages.create(**body)):
                         yield event
                     return
-                snapshot = MessageSnapshot()
-                async with await client.messages.create(**body, stream=True) as stream:
-                    async for raw in stream:
-                        for event in snapshot.handle(raw):
-                            yield event
-                for event in snapshot.finish():
-                    yield event
+                stream = await client.messages.create(**body, stream=True)
+                async with aclosing(replay(stream, MessageSnapshot())) as events:
+                    async for event in events:
+                        yield event
             except SDK_ERRORS as exc:
                 raise classify(exc) from exc

@@ -4,8 +4,8 @@ A provider turns its wire format into these few events; the agent loop turns the
 Spool's public events. Keeping the two apart lets the loop run without a network.
 """
 
-from collections.abc import AsyncGenerator
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -83,3 +83,35 @@ class Provider(Protocol):
     def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream one model call. Raises `worker.errors.ProviderError` on failure."""
         ...
+
+
+Raw = TypeVar("Raw", contravariant=True)
+RawOut = TypeVar("RawOut", covariant=True)
+
+
+class Snapshot(Protocol[Raw]):
+    """A pure accumulator of one provider's raw stream events."""
+
+    def handle(self, raw: Raw) -> list[ProviderEvent]: ...
+
+    def finish(self) -> list[ProviderEvent]: ...
+
+
+class SDKStream(Protocol[RawOut]):
+    """What the `anthropic` and `openai` SDKs' `AsyncStream` offer."""
+
+    def __aiter__(self) -> AsyncIterator[RawOut]: ...
+
+    async def close(self) -> None: ...
+
+
+async def replay(stream: SDKStream[Any], snapshot: Snapshot[Any]) -> AsyncGenerator[ProviderEvent]:
+    """The events `snapshot` makes of `stream`; the HTTP stream is closed however this ends."""
+    try:
+        async for raw in stream:
+            for event in snapshot.handle(raw):
+                yield event
+    finally:
+        await stream.close()
+    for event in snapshot.finish():
+        yield event

@@ -4,11 +4,12 @@ brings its own. Streams with `include_usage`, or asks for one response when the 
 says `streaming = false` or `parameters.stream` is false."""
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import openai
 
 from shared.settings import Settings
-from worker.providers.base import ModelRequest, ProviderEvent
+from worker.providers.base import ModelRequest, ProviderEvent, replay
 from worker.providers.failures import SDK_ERRORS, classify
 from worker.providers.openai_wire import CompletionSnapshot, completion_events, request_body
 
@@ -43,15 +44,11 @@ class OpenAIProvider:
                     for event in completion_events(await client.chat.completions.create(**body)):
                         yield event
                     return
-                snapshot = CompletionSnapshot()
                 stream = await client.chat.completions.create(
                     **body, stream=True, stream_options={"include_usage": True}
                 )
-                async with stream:
-                    async for chunk in stream:
-                        for event in snapshot.handle(chunk):
-                            yield event
-                for event in snapshot.finish():
-                    yield event
+                async with aclosing(replay(stream, CompletionSnapshot())) as events:
+                    async for event in events:
+                        yield event
             except SDK_ERRORS as exc:
                 raise classify(exc) from exc
