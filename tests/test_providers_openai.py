@@ -197,3 +197,10 @@ async def test_429_then_success(http: httpx.AsyncClient, fake: FakeProvider) -> 
     assert done["output_text"] == "fine"
     assert "provider_rate_limited" in done["warnings"][0]
     assert len(fake.requests) == 2
+
+
+async def test_unknown_agent_or_endpoint_is_422(http: httpx.AsyncClient) -> None:
+    for body in ({"agent": "nobody"}, {"model": "nowhere:m"}, {"model": "openai"}):
+        response = await http.post("/v1/jobs", json={"input": "hi", **body})
+        assert response.status_code == 422, body
+        assert response.json()["error"]["code"] in {"unknown_agent", "unknown_model"}
