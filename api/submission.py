@@ -8,12 +8,13 @@ from api.cancel import request_cancel
 from api.errors import ApiError
 from api.idempotency import Accepted
 from api.state import AppState
+from shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
 from shared.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 from shared.ids import new_job_id, new_session_id, now_ms
 from shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters
 from shared.streams import Outgoing
 
-KNOWN_PROVIDERS = frozenset({"simulated", "anthropic", "openai"})
+DEFAULT_MAX_STEPS = 8
 
 _decoder = msgspec.json.Decoder(JobRequest)
 
@@ -27,11 +28,15 @@ def decode_request(body: bytes) -> JobRequest:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
 
 
-def validate_model(model: str, parameters: dict[str, object]) -> None:
-    provider = model.partition(":")[0]
-    if provider not in KNOWN_PROVIDERS:
-        known = ", ".join(sorted(KNOWN_PROVIDERS))
+def validate_model(
+    model: str, parameters: dict[str, object], providers: frozenset[str] = BUILTIN_PROVIDERS
+) -> None:
+    provider, _, name = model.partition(":")
+    if provider not in providers:
+        known = ", ".join(sorted(providers))
         raise ApiError(422, "unknown_model", f"Unknown provider {provider!r} (known: {known}).")
+    if provider != "simulated" and not name:
+        raise ApiError(422, "unknown_model", f"Say which model: {provider}:<model>.")
     if provider == "simulated":
         try:
             msgspec.convert(parameters, SimulatedParameters)
@@ -39,9 +44,40 @@ def validate_model(model: str, parameters: dict[str, object]) -> None:
             raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
 
 
+def agents_of(state: AppState) -> AgentsFile:
+    try:
+        return load_agents(state.settings.agents_file)
+    except AgentsFileError as exc:
+        raise ApiError(500, "agents_file_invalid", str(exc)) from exc
+
+
+def apply_agent(req: JobRequest, agents: AgentsFile, default_model: str) -> JobRequest:
+    """The request with the named agent's model, system, tools, parameters and max_steps
+    filling what the request leaves out (request parameters win key by key)."""
+    agent = Agent()
+    if req.agent is not None:
+        if req.agent not in agents.agents:
+            known = ", ".join(sorted(agents.agents)) or "none"
+            raise ApiError(422, "unknown_agent", f"No agent {req.agent!r} (known: {known}).")
+        agent = agents.agents[req.agent]
+    max_steps = req.max_steps
+    if max_steps == DEFAULT_MAX_STEPS and agent.max_steps is not None:
+        max_steps = agent.max_steps
+    return msgspec.structs.replace(
+        req,
+        model=req.model or agent.model or default_model,
+        system=req.system if req.system is not None else agent.system,
+        tools=req.tools if req.tools is not None else agent.tools,
+        parameters={**agent.parameters, **req.parameters},
+        max_steps=max_steps,
+    )
+
+
 async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
+    agents = agents_of(state)
+    req = apply_agent(req, agents, state.settings.default_model)
     model = req.model or state.settings.default_model
-    validate_model(model, req.parameters)
+    validate_model(model, req.parameters, agents.providers())
     session_id = req.session_id or new_session_id()
     owner = await state.store.claim_session(session_id, tenant)
     if owner.tenant != tenant:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from shared.client import ClientError, SpoolClient, StreamEvent
 from shared.embedded import EmbeddedRedis, reachable
-from shared.settings import DEFAULT_REDIS_URL
+from shared.settings import DEFAULT_REDIS_URL, default_model_for
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -88,6 +88,10 @@ def dev(port: int, host: str, workers: int, data_dir: Path) -> None:
     """Redis (embedded if none is reachable), the API and worker processes, in one go."""
     redis_url, embedded = _redis_for_dev(data_dir)
     env = {**os.environ, "SPOOL_REDIS_URL": redis_url}
+    model = default_model_for(env)
+    if model is not None:
+        env["SPOOL_DEFAULT_MODEL"] = model
+        err_console.print(f"default model: {model} (from the API key in the environment)")
     where = "embedded, data in " + str(data_dir / "redis") if embedded else "existing"
     click.echo(f"redis: {redis_url} ({where})", err=True)
     procs = [

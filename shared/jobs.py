@@ -16,9 +16,39 @@ JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
+class ToolCallPart(msgspec.Struct, forbid_unknown_fields=True):
+    """A tool call the assistant made (kept in the conversation for the next model call)."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class ToolResultPart(msgspec.Struct, forbid_unknown_fields=True):
+    """The answer to one tool call, sent back to the model in a user turn."""
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+class ThinkingPart(msgspec.Struct, forbid_unknown_fields=True):
+    """A reasoning block; `signature` is the provider's proof needed to send it back."""
+
+    text: str
+    signature: str = ""
+
+
 class Message(msgspec.Struct, forbid_unknown_fields=True):
+    """One conversation turn. Plain turns are `{role, content}`; the agent loop adds the
+    assistant's tool calls (and thinking) and the user-side tool results."""
+
     role: Role
     content: str
+    tool_calls: list[ToolCallPart] = []
+    tool_results: list[ToolResultPart] = []
+    thinking: list[ThinkingPart] = []
 
 
 class JobRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

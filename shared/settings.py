@@ -39,6 +39,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_s: float = 10.0  # a job whose worker stops renewing is run again after this
     shutdown_grace_s: float = 30.0  # SIGTERM: running jobs get this long before being handed back
     queue_max_wait_s: float = 3600.0  # a job that waited longer fails with `expired` (0: never)
+    # model providers (worker)
+    provider_connect_timeout_s: float = 10.0
+    provider_first_token_timeout_s: float = 120.0
+    provider_idle_timeout_s: float = 60.0
+    provider_retries: int = 2  # extra tries on 429 / overloaded / 5xx before any delta
+    provider_backoff_s: float = 1.0  # first retry delay; doubles each retry
+    # tools and conversation memory (worker)
+    tool_timeout_s: float = 30.0
+    tools_module: str | None = None  # "pkg.module": its TOOLS list of functions is registered
+    history_max_jobs: int = 20
+    history_max_bytes: int = 256_000
 
     @property
     def streams_url(self) -> str:
@@ -62,6 +73,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"bad SPOOL_* setting: {exc}") from exc
+
+
+DEFAULT_MODELS_BY_KEY = (
+    ("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-5"),
+    ("OPENAI_API_KEY", "openai:gpt-4o-mini"),
+)
+
+
+def default_model_for(environ: Mapping[str, str]) -> str | None:
+    """The model `spool dev` defaults to when `SPOOL_DEFAULT_MODEL` is unset: the provider
+    whose API key is in the environment (Anthropic first), else None (`simulated`)."""
+    if environ.get("SPOOL_DEFAULT_MODEL"):
+        return None
+    return next((model for key, model in DEFAULT_MODELS_BY_KEY if environ.get(key)), None)
 
 
 def parse_api_keys(text: str) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 ProviderError         a model provider failed; `code` becomes the `job.failed` error code
 └── UnsupportedModel  no provider serves the requested model
+ToolError             a tool refused its input or failed; becomes a `tool.result` with
+                      `is_error` (or `job.failed` `unknown_tool` for an unknown name)
 """
 
 from shared.errors import SpoolError
@@ -18,3 +20,7 @@ class ProviderError(SpoolError):
 class UnsupportedModel(ProviderError):
     def __init__(self, model: str) -> None:
         super().__init__("unsupported_model", f"no provider serves model {model!r}")
+
+
+class ToolError(SpoolError):
+    """A tool's error the model should see (its message becomes the result's output)."""

@@ -16,7 +16,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import (
-    Cost,
     ErrorInfo,
     FinishReason,
     JobCancelled,
@@ -28,11 +27,13 @@ from shared.events import (
 )
 from shared.jobs import JobRecord
 from shared.streams import StreamClosed, job_marks
+from worker import memory
 from worker.context import WorkerState
 from worker.errors import ProviderError
 from worker.lifecycle import renew_leases
 from worker.loop import AgentRun
 from worker.providers import resolve
+from worker.providers.base import Provider
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -131,21 +132,22 @@ class Attempt:
             interrupted=None,
         )
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
-        run = AgentRun(self.rec.spec, self.pub)
+        history = await memory.load(self.state.clients.main, self.rec.spec)
+        run = AgentRun(self.rec.spec, self.pub, settings, history)
         try:
-            reason = await self._generate(run)
+            reason = await self._generate(run, resolve(self.rec.model, settings))
         except ProviderError as exc:
             error = ErrorInfo(code=exc.code, message=exc.message)
             await self._fail(error, run.usage, run.output_text)
             return
         if reason is None:
-            await self._cancelled(run.output_text, run.usage)
+            await self._cancelled(run.output_text, run.partial_usage())
             return
         await self._complete(run, reason, started)
 
-    async def _generate(self, run: AgentRun) -> FinishReason | None:
+    async def _generate(self, run: AgentRun, provider: Provider) -> FinishReason | None:
         """Run the agent loop until it ends (its finish reason) or a cancel arrives (None)."""
-        generation = asyncio.create_task(run.run(resolve(self.rec.model)))
+        generation = asyncio.create_task(run.run(provider))
         stop = asyncio.create_task(self.cancel.wait())
         try:
             await asyncio.wait({generation, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -159,10 +161,12 @@ class Attempt:
         return generation.result()
 
     async def _complete(self, run: AgentRun, reason: FinishReason, started: datetime) -> None:
+        settings, main = self.state.settings, self.state.clients.main
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         ttft = None if run.first_delta_ms is None else run.first_delta_ms - created_ms
         duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
-        cost = Cost(input=0.0, output=0.0, total=0.0) if self.rec.model == "simulated" else None
+        cost = run.cost()
+        await memory.record(main, self.rec.session_id, run.turns, settings)
         fields: dict[str, Any] = {
             "output_text": run.output_text,
             "usage": run.usage,

@@ -1,43 +1,81 @@
 """The agent loop: model call, tool calls, repeat, until a final answer or `max_steps`.
 
 Each step emits `step.started`, the model's deltas, one `tool.call` per requested call,
-a `tool.result` per call, then `step.finished`. The run keeps its partial state (text,
-usage) so that a failure or cancellation can still report what was produced.
+a `tool.result` per call, then `step.finished`. A retryable provider failure before the
+step's first delta is retried with backoff (noted in `warnings`); the run keeps its
+partial state (text, usage) so that a failure or cancellation can report what was produced.
 """
 
+import asyncio
+import contextlib
 from typing import assert_never
 
+from shared.agents import AgentsFileError, load_agents
 from shared.events import (
+    Cost,
     FinishReason,
     StepFinished,
     StepStarted,
     TextDelta,
     ThinkingDelta,
     ToolCall,
-    ToolResult,
     Usage,
 )
 from shared.ids import now_ms
-from shared.jobs import JobSpec, Message
+from shared.jobs import JobSpec, Message, ThinkingPart, ToolCallPart, ToolResultPart
+from shared.pricing import TokenCounts, price_job
+from shared.settings import Settings
+from worker.errors import ProviderError, ToolError
 from worker.providers.base import (
     Finished,
     ModelRequest,
     Provider,
+    ProviderEvent,
     TextChunk,
+    ThinkingBlock,
     ThinkingChunk,
     ToolCallRequest,
+    ToolSpec,
     UsageReport,
 )
 from worker.publisher import Publisher
+from worker.tools import Tool, build_registry
+from worker.tools.runner import run_tools
+
+
+class StepOutput:
+    """What one model call produced so far."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.thinking: list[ThinkingPart] = []
+        self.calls: list[ToolCallRequest] = []
+        self.usage = UsageReport(Usage())
+        self.reason: FinishReason = "stop"
+        self.emitted = False
+
+    def message(self) -> Message:
+        calls = [ToolCallPart(c.call_id, c.name, c.arguments) for c in self.calls]
+        return Message("assistant", "".join(self.text), tool_calls=calls, thinking=self.thinking)
 
 
 class AgentRun:
-    def __init__(self, spec: JobSpec, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        publisher: Publisher,
+        settings: Settings | None = None,
+        history: list[Message] | None = None,
+    ) -> None:
         self.spec = spec
         self.pub = publisher
+        self.settings = settings or Settings()
+        self.history = history or []
+        self.turns: list[Message] = list(spec.messages)  # this job's turns, for memory
         self.text: list[str] = []
-        self.finished_usage = Usage()  # of the steps that ended
-        self.step_usage = Usage()  # the running step's latest (cumulative) report
+        self.usage = Usage()  # of the model calls that ended
+        self.tokens = TokenCounts()
+        self._live: StepOutput | None = None  # the model call under way
         self.first_delta_ms: int | None = None
         self.warnings: list[str] = []
 
@@ -45,73 +83,137 @@ class AgentRun:
     def output_text(self) -> str:
         return "".join(self.text)
 
-    @property
-    def usage(self) -> Usage:
-        """Usage so far, including the running step's (so a cancel reports partial usage)."""
-        return self.finished_usage + self.step_usage
+    def partial_usage(self) -> Usage:
+        """Usage so far, including the call under way (a cancelled job reports this)."""
+        return self.usage + self._live.usage.usage if self._live else self.usage
+
+    def cost(self) -> Cost | None:
+        try:
+            prices = load_agents(self.settings.agents_file).prices
+        except AgentsFileError as exc:
+            prices = {}
+            self.warnings.append(f"price overrides ignored: {exc}")
+        cost, warning = price_job(self.spec.model, self.tokens, prices)
+        if warning:
+            self.warnings.append(warning)
+        return cost
 
     async def run(self, provider: Provider) -> FinishReason:
-        messages = list(self.spec.messages)
+        tools = self._tools()
+        specs = [
+            ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
+            for t in tools.values()
+        ]
         for step in range(self.spec.max_steps):
-            reason, calls = await self._step(provider, step, messages)
-            if not calls:
-                return reason
-            messages += await self._run_tools(step, calls)
+            request = ModelRequest(
+                model=self.spec.model,
+                messages=self.history + self.turns,
+                system=self.spec.system,
+                parameters=self.spec.parameters,
+                tools=specs,
+                step=step,
+            )
+            out = await self._step(provider, request)
+            self.turns.append(out.message())
+            if not out.calls:
+                return out.reason
+            results = []
+            async for result in run_tools(out.calls, tools, step, self.settings.tool_timeout_s):
+                await self.pub.emit(result)
+                results.append(result)
+            order = {c.call_id: i for i, c in enumerate(out.calls)}
+            results.sort(key=lambda r: order[r.call_id])
+            parts = [ToolResultPart(r.call_id, r.name, r.output, r.is_error) for r in results]
+            self.turns.append(Message("user", "", tool_results=parts))
         self.warnings.append(f"stopped after max_steps={self.spec.max_steps}")
         return "length"
 
-    async def _step(
-        self, provider: Provider, step: int, messages: list[Message]
-    ) -> tuple[FinishReason, list[ToolCallRequest]]:
+    def _tools(self) -> dict[str, Tool]:
+        try:
+            registry = build_registry(self.settings.tools_module)
+            return {t.name: t for t in registry.select(self.spec.tools)}
+        except ToolError as exc:
+            raise ProviderError("unknown_tool", str(exc)) from exc
+        except (ImportError, TypeError) as exc:
+            raise ProviderError("tools_module", f"cannot load tools: {exc}") from exc
+
+    async def _step(self, provider: Provider, request: ModelRequest) -> StepOutput:
+        step = request.step
         await self.pub.emit(StepStarted(step=step))
-        request = ModelRequest(
-            model=self.spec.model,
-            messages=messages,
-            system=self.spec.system,
-            parameters=self.spec.parameters,
-            step=step,
-        )
-        reason: FinishReason = "stop"
-        self.step_usage = Usage()
-        calls: list[ToolCallRequest] = []
-        async for event in provider.stream(request):
-            match event:
-                case TextChunk(text):
-                    self._first_delta()
-                    self.text.append(text)
-                    await self.pub.emit(TextDelta(step=step, delta=text))
-                case ThinkingChunk(text):
-                    self._first_delta()
-                    await self.pub.emit(ThinkingDelta(step=step, delta=text))
-                case ToolCallRequest(call_id, name, arguments):
-                    calls.append(event)
-                    await self.pub.emit(
-                        ToolCall(step=step, call_id=call_id, name=name, arguments=arguments)
-                    )
-                case UsageReport(usage):
-                    self.step_usage = usage
-                case Finished(finish):
-                    reason = finish
-                case _:
-                    assert_never(event)
-        step_usage, self.step_usage = self.step_usage, Usage()
-        self.finished_usage += step_usage
-        await self.pub.emit(StepFinished(step=step, finish_reason=reason, usage=step_usage))
-        return reason, calls
-
-    async def _run_tools(self, step: int, calls: list[ToolCallRequest]) -> list[Message]:
-        """No tools are registered yet: every call answers with an error result."""
-        results = []
-        for call in calls:
-            output = f"tool {call.name!r} is not available"
-            await self.pub.emit(
-                ToolResult(
-                    step=step, call_id=call.call_id, name=call.name, output=output, is_error=True
+        for attempt in range(self.settings.provider_retries + 1):
+            out = self._live = StepOutput()
+            try:
+                await self._stream(provider, request, out)
+                break
+            except ProviderError as exc:
+                self._count(out.usage)
+                self._live = None
+                if not exc.retryable or out.emitted or attempt >= self.settings.provider_retries:
+                    raise
+                delay = self.settings.provider_backoff_s * 2**attempt
+                self.warnings.append(
+                    f"step {step}: {exc.code} ({exc.message}); retry {attempt + 1} "
+                    f"of {self.settings.provider_retries} after {delay:g}s"
                 )
-            )
-            results.append(Message(role="user", content=f"[{call.name} error] {output}"))
-        return results
+                await asyncio.sleep(delay)
+        self._count(out.usage)
+        self._live = None
+        await self.pub.emit(
+            StepFinished(step=step, finish_reason=out.reason, usage=out.usage.usage)
+        )
+        return out
 
-    def _first_delta(self) -> None:
+    def _count(self, report: UsageReport) -> None:
+        self.usage += report.usage
+        self.tokens += TokenCounts(
+            input=report.usage.input_tokens,
+            output=report.usage.output_tokens,
+            cache_read=report.cache_read,
+            cache_write=report.cache_write,
+        )
+
+    async def _stream(self, provider: Provider, request: ModelRequest, out: StepOutput) -> None:
+        """One model call, bounded by the first-token and idle-between-events timeouts."""
+        timeout, what = self.settings.provider_first_token_timeout_s, "first token"
+        async with contextlib.aclosing(provider.stream(request)) as events:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    message = f"no {what} from the provider within {timeout:g}s"
+                    raise ProviderError("provider_timeout", message) from exc
+                timeout, what = self.settings.provider_idle_timeout_s, "event"
+                await self._handle(request.step, event, out)
+
+    async def _handle(self, step: int, event: ProviderEvent, out: StepOutput) -> None:
+        match event:
+            case TextChunk(text):
+                self._delta(out)
+                out.text.append(text)
+                self.text.append(text)
+                await self.pub.emit(TextDelta(step=step, delta=text))
+            case ThinkingChunk(text):
+                self._delta(out)
+                await self.pub.emit(ThinkingDelta(step=step, delta=text))
+            case ThinkingBlock(text, signature):
+                out.thinking.append(ThinkingPart(text, signature))
+            case ToolCallRequest(call_id, name, arguments):
+                self._delta(out)
+                out.calls.append(event)
+                await self.pub.emit(
+                    ToolCall(step=step, call_id=call_id, name=name, arguments=arguments)
+                )
+            case UsageReport():
+                out.usage = event
+            case Finished(finish):
+                out.reason = finish
+            case _:
+                assert_never(event)
+
+    def _delta(self, out: StepOutput) -> None:
+        out.emitted = True
         if self.first_delta_ms is None:
             self.first_delta_ms = now_ms()

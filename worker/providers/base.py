@@ -4,8 +4,8 @@ A provider turns its wire format into these few events; the agent loop turns the
 Spool's public events. Keeping the two apart lets the loop run without a network.
 """
 
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -13,12 +13,26 @@ from shared.events import FinishReason, Usage
 from shared.jobs import Message
 
 
+class ToolSpec(msgspec.Struct, kw_only=True):
+    """A tool as the model sees it: name, description and JSON schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = {}
+
+
 class ModelRequest(msgspec.Struct, kw_only=True):
     model: str
     messages: list[Message]
     system: str | None = None
     parameters: dict[str, Any] = {}
+    tools: list[ToolSpec] = []
     step: int = 0
+
+    @property
+    def model_name(self) -> str:
+        """The model without its provider prefix: `claude-x` for `anthropic:claude-x`."""
+        return self.model.partition(":")[2] or self.model
 
 
 class TextChunk(msgspec.Struct):
@@ -27,6 +41,13 @@ class TextChunk(msgspec.Struct):
 
 class ThinkingChunk(msgspec.Struct):
     text: str
+
+
+class ThinkingBlock(msgspec.Struct):
+    """A finished reasoning block with its signature: kept in the conversation, not streamed."""
+
+    text: str
+    signature: str = ""
 
 
 class ToolCallRequest(msgspec.Struct):
@@ -39,16 +60,58 @@ class UsageReport(msgspec.Struct):
     """Usage of this model call so far (cumulative: the last report wins)."""
 
     usage: Usage
+    cache_read: int = 0
+    cache_write: int = 0
 
 
 class Finished(msgspec.Struct):
     reason: FinishReason
 
 
-ProviderEvent = TextChunk | ThinkingChunk | ToolCallRequest | UsageReport | Finished
+ProviderEvent = TextChunk | ThinkingChunk | ThinkingBlock | ToolCallRequest | UsageReport | Finished
+
+
+def usage_of(input_tokens: int, output_tokens: int) -> Usage:
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
 
 
 class Provider(Protocol):
-    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Stream one model call. Raises `worker.errors.ProviderError` on failure."""
         ...
+
+
+Raw = TypeVar("Raw", contravariant=True)
+RawOut = TypeVar("RawOut", covariant=True)
+
+
+class Snapshot(Protocol[Raw]):
+    """A pure accumulator of one provider's raw stream events."""
+
+    def handle(self, raw: Raw) -> list[ProviderEvent]: ...
+
+    def finish(self) -> list[ProviderEvent]: ...
+
+
+class SDKStream(Protocol[RawOut]):
+    """What the `anthropic` and `openai` SDKs' `AsyncStream` offer."""
+
+    def __aiter__(self) -> AsyncIterator[RawOut]: ...
+
+    async def close(self) -> None: ...
+
+
+async def replay(stream: SDKStream[Any], snapshot: Snapshot[Any]) -> AsyncGenerator[ProviderEvent]:
+    """The events `snapshot` makes of `stream`; the HTTP stream is closed however this ends."""
+    try:
+        async for raw in stream:
+            for event in snapshot.handle(raw):
+                yield event
+    finally:
+        await stream.close()
+    for event in snapshot.finish():
+        yield event

@@ -7,7 +7,7 @@ whitespace tokens: `"Hello, world!\\n"` is two tokens, `"Hello, "` and `"world!\
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 
 import msgspec
 
@@ -64,7 +64,7 @@ def _usage(input_tokens: int, output_tokens: int) -> Usage:
 
 
 class SimulatedProvider:
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderEvent, None]:
         params = msgspec.convert(request.parameters, SimulatedParameters)
         text = params.text if params.text is not None else default_text(request.messages)
         prompt = [m.content for m in request.messages] + [request.system or ""]

@@ -1,0 +1,1 @@
+"""Local fake provider servers speaking each provider's SSE wire format."""

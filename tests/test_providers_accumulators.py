@@ -1,0 +1,133 @@
+"""The pure parts of the providers: stream accumulators, error mapping, memory bounds,
+pricing. No network: SDK event objects are built from the documented wire JSON."""
+
+import json
+
+import pytest
+from anthropic.types import RawMessageStreamEvent
+from openai.types.chat import ChatCompletionChunk
+from pydantic import TypeAdapter
+
+from shared.pricing import TokenCounts, price_job
+from tests.fakes import anthropic_sse as a
+from tests.fakes import openai_sse as o
+from worker.errors import ProviderError
+from worker.memory import keep_from
+from worker.providers.anthropic_wire import MessageSnapshot
+from worker.providers.base import (
+    Finished,
+    ProviderEvent,
+    TextChunk,
+    ThinkingBlock,
+    ThinkingChunk,
+    ToolCallRequest,
+    UsageReport,
+)
+from worker.providers.failures import _from_status
+from worker.providers.openai_wire import CompletionSnapshot
+
+_anthropic = TypeAdapter[RawMessageStreamEvent](RawMessageStreamEvent)
+
+
+def replay_anthropic(frames: list[str]) -> list[ProviderEvent]:
+    snapshot, events = MessageSnapshot(), []
+    for frame in frames:
+        data = json.loads(frame.split("data: ", 1)[1])
+        if data["type"] != "ping":
+            events += snapshot.handle(_anthropic.validate_python(data))
+    return events + snapshot.finish()
+
+
+def replay_openai(frames: list[str]) -> list[ProviderEvent]:
+    snapshot, events = CompletionSnapshot(), []
+    for frame in frames:
+        data = frame.removeprefix("data: ").strip()
+        if data != "[DONE]":
+            events += snapshot.handle(ChatCompletionChunk.model_validate_json(data))
+    return events + snapshot.finish()
+
+
+def test_anthropic_thinking_text_and_tool_use() -> None:
+    events = replay_anthropic(
+        [
+            a.message_start(7, cache_read_input_tokens=3, cache_creation_input_tokens=2),
+            *a.thinking_block(0, "hm", signature="S"),
+            *a.text_block(1, "Hi"),
+            *a.tool_use_block(2, "t1", "calc", '{"a"', ": 1}"),
+            *a.message_end("tool_use", 9),
+        ]
+    )
+    usage = [e for e in events if isinstance(e, UsageReport)]
+    assert usage[-1].usage.input_tokens == 12  # 7 uncached + 3 read + 2 written
+    assert usage[-1].usage.output_tokens == 9
+    assert (usage[-1].cache_read, usage[-1].cache_write) == (3, 2)
+    rest = [e for e in events if not isinstance(e, UsageReport)]
+    assert rest == [
+        ThinkingChunk("hm"),
+        ThinkingBlock("hm", "S"),
+        TextChunk("Hi"),
+        ToolCallRequest("t1", "calc", {"a": 1}),
+        Finished("tool_calls"),
+    ]
+
+
+def test_anthropic_stream_without_message_stop_is_a_disconnect() -> None:
+    with pytest.raises(ProviderError) as info:
+        replay_anthropic([a.message_start(1), *a.text_block(0, "x")])
+    assert info.value.code == "provider_disconnected"
+    assert info.value.retryable
+
+
+def test_openai_fragments_merge_by_index() -> None:
+    first = o.tool_call(0, "a", "f", '{"x"', ": 1}")
+    second = o.tool_call(1, "b", "g", "{}")
+    events = replay_openai([*o.text("ok"), *second, *first, *o.end("tool_calls", 4, 2)])
+    assert events[0] == TextChunk("ok")
+    calls = [e for e in events if isinstance(e, ToolCallRequest)]
+    assert calls == [ToolCallRequest("a", "f", {"x": 1}), ToolCallRequest("b", "g", {})]
+    assert events[-1] == Finished("tool_calls")
+    (usage,) = [e for e in events if isinstance(e, UsageReport)]
+    assert usage.usage.total_tokens == 6
+
+
+def test_openai_length_and_bad_arguments() -> None:
+    assert replay_openai([*o.text("a"), *o.end("length", 1, 1)])[-1] == Finished("length")
+    with pytest.raises(ProviderError, match="not JSON"):
+        replay_openai([*o.tool_call(0, "a", "f", '{"x'), *o.end("tool_calls", 1, 1)])
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code", "retryable"),
+    [
+        (401, None, "provider_auth", False),
+        (429, None, "provider_rate_limited", True),
+        (529, None, "provider_overloaded", True),
+        (503, None, "provider_unavailable", True),
+        (400, None, "provider_bad_request", False),
+        (200, "overloaded_error", "provider_overloaded", True),
+        (200, "authentication_error", "provider_auth", False),
+    ],
+)
+def test_failure_mapping(status: int, kind: str | None, code: str, retryable: bool) -> None:
+    error = _from_status(status, kind, "m")
+    assert (error.code, error.retryable) == (code, retryable)
+
+
+def test_memory_keeps_the_newest_exchanges_within_bounds() -> None:
+    assert keep_from([10, 10, 10], max_items=5, max_bytes=100) == 0
+    assert keep_from([10, 10, 10], max_items=2, max_bytes=100) == 1
+    assert keep_from([50, 30, 30], max_items=5, max_bytes=70) == 1
+    assert keep_from([50, 30, 80], max_items=5, max_bytes=70) == 3  # even the newest is too big
+
+
+def test_pricing_counts_cache_and_flags_unknown_models() -> None:
+    tokens = TokenCounts(input=1_000_000, output=1_000_000, cache_read=500_000, cache_write=0)
+    cost, warning = price_job("anthropic:claude-sonnet-4-5", tokens)
+    assert warning is None
+    assert cost is not None
+    assert cost.input == pytest.approx(0.5 * 3 + 0.5 * 0.3)
+    assert cost.output == pytest.approx(15)
+    cost, warning = price_job("openai:mystery", tokens)
+    assert cost is None
+    assert warning is not None
+    assert "mystery" in warning
