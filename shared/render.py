@@ -12,6 +12,7 @@ from rich.console import Console
 
 from shared.client import StreamEvent
 
+DIM, RESET = "\x1b[2m", "\x1b[0m"
 _NOTES = {
     "job.retrying": ("yellow", "[retrying: attempt {attempt}, {reason}; the answer restarts]"),
     "session.gap": ("yellow", "[gap: events after {requested} up to {first_available} are gone]"),
@@ -35,6 +36,7 @@ class Renderer:
         self.as_json = as_json
         self.headers = headers  # a line per job (for `tail`, which sees many jobs)
         self._kind: str | None = None  # "text" / "thinking" while inside a run of deltas
+        self._mid_line = False  # the last delta did not end its line
 
     def show(self, event: StreamEvent) -> None:
         if self.as_json:
@@ -63,13 +65,20 @@ class Renderer:
         self._line(text, style)
 
     def _delta(self, kind: str, delta: str) -> None:
+        """Written as is (tabs, emoji, newlines untouched); thinking dimmed on a colour terminal."""
         if self._kind is not None and self._kind != kind:
-            self.console.print()
+            self._end_line()
         self._kind = kind
-        self.console.print(delta, end="", style="dim" if kind == "thinking" else None, markup=False)
+        dim = kind == "thinking" and self.console.color_system is not None
+        self.out.write(f"{DIM}{delta}{RESET}" if dim else delta)
+        self.out.flush()
+        self._mid_line = not delta.endswith("\n") if delta else self._mid_line
+
+    def _end_line(self) -> None:
+        if self._mid_line:
+            self.out.write("\n")
+        self._kind, self._mid_line = None, False
 
     def _line(self, text: str, style: str) -> None:
-        if self._kind is not None:
-            self.console.print()
-            self._kind = None
+        self._end_line()
         self.console.print(text, style=style, markup=False)
