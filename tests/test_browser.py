@@ -2,6 +2,8 @@
 
 The page must survive its API being killed (-9) and restarted on the same port while
 an answer streams, end with exactly the answer, and stop connecting once it is done.
+With API keys set, it streams with a token (contract §4) and gets a new one when the
+restarted API refuses the old one.
 """
 
 import asyncio
@@ -82,14 +84,17 @@ async def completed(page: Page) -> None:
 async def test_page_survives_the_api_being_killed_and_restarted(
     browser: BrowserContext, redis_url: str, log_dir: Path, stack: Api
 ) -> None:
-    api = Api(service_env(redis_url, api_keys=KEYS, **STACK_SETTINGS), log_dir).start()
+    env = service_env(redis_url, api_keys=KEYS, secret="before", **STACK_SETTINGS)
+    api = Api(env, log_dir).start()
     restarted: list[Api] = []
 
     def kill_and_restart() -> None:
+        """kill -9, then start again on the same port with a rotated SPOOL_SECRET."""
         api.signal(signal.SIGKILL)
         assert api.popen is not None
         api.popen.wait(10)
-        restarted.append(Api(api.env, log_dir, port=api.port).start())
+        env = service_env(redis_url, api_keys=KEYS, secret="after", **STACK_SETTINGS)
+        restarted.append(Api(env, log_dir, port=api.port).start())
 
     try:
         page = await browser.new_page()
@@ -102,9 +107,13 @@ async def test_page_survives_the_api_being_killed_and_restarted(
         assert await page.text_content("#out") == TEXT
         assert await page.evaluate("window.spool.text") == TEXT
         assert "out tokens" in (await page.text_content("#usage") or "")
+        # The browser reconnected by itself and was refused (its token's secret is gone),
+        # which ends an EventSource for good: the page made a new one with a fresh token.
+        assert await page.evaluate("window.spool.connections") == 2
         done = len(requests)
-        assert done >= 2, requests  # it did reconnect
+        assert done >= 3, requests
         assert all("token=" in url for url in requests)
+        assert "last_event_id=" in requests[-1]
         # Nothing to wait *for* when proving an absence: watch for several reconnect
         # intervals (the stack's `retry:` is 250 ms) that no request is made.
         await page.wait_for_timeout(2000)
