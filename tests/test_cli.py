@@ -3,15 +3,17 @@
 import asyncio
 import json
 import re
+import sys
+from pathlib import Path
 
 import httpx
 
 from tests.helpers import submit
-from tests.procs import ROOT, Api
+from tests.procs import Api
 from tests.proxy import CuttingProxy
 from tests.test_resume import long_text
 
-SPOOL = str(ROOT / ".venv" / "bin" / "spool")
+SPOOL = str(Path(sys.executable).parent / "spool")  # the console script of this venv
 TEXT = long_text(120)
 PARAMS = ["-p", f"text={json.dumps(TEXT)}", "-p", "thinking=let me think", "-p", "ttft_ms=10"]
 PARAMS += ["-p", "tokens_per_second=300"]
