@@ -1,10 +1,14 @@
-"""Tenants (contract §4): API keys from `SPOOL_API_KEYS`; open access when none are set."""
+"""Tenants (contract §4): API keys from `SPOOL_API_KEYS`; open access when none are set.
+
+A session's events route also takes a stream token (`api.tokens`), as browsers must.
+"""
 
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
+from api import tokens
 from api.errors import ApiError
 from api.state import State
 
@@ -33,3 +37,24 @@ def _tenant(request: Request, state: State) -> str:
 
 
 Tenant = Annotated[str, Depends(_tenant)]
+
+
+def _stream_tenant(
+    request: Request,
+    state: State,
+    session_id: str,
+    token: Annotated[str | None, Query(description="from POST /v1/sessions/{id}/token")] = None,
+) -> str:
+    """A key as for every route, or else a stream token minted for this very session."""
+    if token is None or state.settings.open_access or _presented_key(request) is not None:
+        return _tenant(request, state)
+    tenant = tokens.verify(state.settings, token, session_id)
+    if tenant is None:
+        raise ApiError(
+            401, "invalid_token", "The stream token is invalid, expired or not for this session."
+        )
+    return tenant
+
+
+StreamTenant = Annotated[str, Depends(_stream_tenant)]
+"""The tenant of a session's events route: `Tenant`, or `?token=` for browsers (§4)."""

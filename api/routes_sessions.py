@@ -2,12 +2,14 @@
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 import msgspec
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
-from api.auth import Tenant
+from api import tokens
+from api.auth import StreamTenant, Tenant
 from api.cancel import request_cancel
 from api.errors import ApiError
 from api.routes_jobs import json_response
@@ -56,6 +58,15 @@ async def delete_session(session_id: str, state: State, tenant: Tenant) -> Respo
     return Response(status_code=204)
 
 
+@router.post("/v1/sessions/{session_id}/token", tags=["sessions"])
+async def stream_token(session_id: str, state: State, tenant: Tenant) -> Response:
+    """A short-lived token for `?token=` on this session's events URL (for EventSource)."""
+    await owned_session(state, session_id, tenant)
+    token = tokens.mint(state.settings, tenant, session_id)
+    url = f"/v1/sessions/{session_id}/events?{urlencode({'token': token})}"
+    return json_response(tokens.StreamToken(token, state.settings.stream_token_ttl_s, url))
+
+
 @events_router.get(
     "/v1/sessions/{session_id}/events",
     tags=["sessions"],
@@ -65,7 +76,7 @@ async def delete_session(session_id: str, state: State, tenant: Tenant) -> Respo
 async def session_events(
     session_id: str,
     state: State,
-    tenant: Tenant,
+    tenant: StreamTenant,
     job_id: str | None = None,
     last_event_id: Annotated[str | None, Query()] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

@@ -6,6 +6,7 @@ embedded Redis when none is reachable. `submit` and `tail` are HTTP clients.
 """
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,10 +17,12 @@ from typing import Any
 
 import click
 import httpx
+import msgspec
 from rich.console import Console
 
-from shared.client import ClientError, SpoolClient, StreamEvent
+from shared.client import ClientError, SpoolClient, StreamInterrupted
 from shared.embedded import EmbeddedRedis, reachable
+from shared.render import Renderer
 from shared.settings import DEFAULT_REDIS_URL, default_model_for
 
 console = Console(highlight=False)
@@ -136,58 +139,39 @@ def _api_key() -> str | None:
     return os.environ.get("SPOOL_API_KEY") or None
 
 
-def _print_event(event: StreamEvent, as_json: bool) -> None:
-    if as_json:
-        console.print_json(data={"id": event.id, **event.data}, indent=None)
-        return
-    data = event.data
-    match event.type:
-        case "text.delta":
-            console.print(data["delta"], end="", markup=False)
-        case "thinking.delta":
-            console.print(data["delta"], end="", style="dim", markup=False)
-        case "tool.call":
-            console.print(
-                f"\n[tool call] {data['name']}({data['arguments']})", style="cyan", markup=False
-            )
-        case "tool.result":
-            console.print(f"[tool result] {data['output']}", style="cyan", markup=False)
-        case "job.retrying":
-            console.print(f"\n[retrying: attempt {data['attempt']}]", style="yellow", markup=False)
-        case "job.completed":
-            _print_summary(data)
-        case "job.failed":
-            console.print(
-                f"\n[failed] {data['error']['code']}: {data['error']['message']}",
-                style="red",
-                markup=False,
-            )
-        case "job.cancelled":
-            console.print("\n[cancelled]", style="yellow", markup=False)
-        case _:
-            pass
-
-
-def _print_summary(data: dict[str, Any]) -> None:
-    usage, cost = data["usage"], data.get("cost")
-    price = f", ${cost['total']:.6f}" if cost else ""
-    console.print(
-        f"\n[{usage['input_tokens']} in / {usage['output_tokens']} out tokens{price}, "
-        f"{data['duration_ms']} ms]",
-        style="dim",
-        markup=False,
-    )
-
-
 async def _follow(
-    client: SpoolClient, session: str, job: str | None, start: str | None, as_json: bool
+    client: SpoolClient,
+    renderer: Renderer,
+    session: str,
+    job: str | None,
+    start: str | None,
 ) -> int:
+    """Print the stream; the exit status: 0 completed, 1 failed or cancelled, 3 interrupted."""
     status = 0
-    async for event in client.events(session, job_id=job, last_event_id=start):
-        _print_event(event, as_json)
-        if event.type in ("job.failed", "job.cancelled"):
-            status = 1
+    try:
+        async for event in client.events(session, job_id=job, last_event_id=start):
+            renderer.show(event)
+            if event.type in ("job.failed", "job.cancelled"):
+                status = 1
+    except StreamInterrupted as exc:
+        renderer.note(f"[{exc}; resume with: spool tail {session} --from {exc.last_event_id}]")
+        return 3
     return status
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`key=JSON` pairs (a value that is not JSON is taken as a string)."""
+    params: dict[str, Any] = {}
+    for item in pairs:
+        key, _, raw = item.partition("=")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+_URL_HELP = "service URL (default $SPOOL_URL or http://127.0.0.1:8000)"
 
 
 @main.command()
@@ -197,9 +181,7 @@ async def _follow(
 @click.option("--follow", "-f", is_flag=True, help="stream the output, resuming after drops")
 @click.option("--param", "-p", multiple=True, help="a model parameter, key=JSON-value")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
-@click.option(
-    "--url", default=None, help="service URL (default $SPOOL_URL or http://127.0.0.1:8000)"
-)
+@click.option("--url", default=None, help=_URL_HELP)
 def submit(
     prompt: str,
     model: str | None,
@@ -210,28 +192,20 @@ def submit(
     url: str | None,
 ) -> None:
     """Enqueue a job; with --follow, stream its output to the terminal."""
-    import json
-
-    params = {}
-    for item in param:
-        key, _, raw = item.partition("=")
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
 
     async def run() -> int:
         async with SpoolClient(_base_url(url), _api_key()) as client:
             accepted = await client.submit(
-                prompt, model=model, session_id=session, parameters=params or None
+                prompt, model=model, session_id=session, parameters=_params(param) or None
             )
             if not follow:
-                console.print_json(data=accepted)
+                print(json.dumps(msgspec.to_builtins(accepted)))
                 return 0
             err_console.print(
-                f"job {accepted['job_id']} in session {accepted['session_id']}", style="dim"
+                f"job {accepted.job_id} in session {accepted.session_id}", style="dim"
             )
-            return await _follow(client, accepted["session_id"], accepted["job_id"], None, as_json)
+            renderer = Renderer(sys.stdout, as_json=as_json)
+            return await _follow(client, renderer, accepted.session_id, accepted.job_id, None)
 
     sys.exit(_run_client(run))
 
@@ -239,16 +213,16 @@ def submit(
 @main.command()
 @click.argument("session")
 @click.option("--from", "start", default=None, help="resume after this event id")
+@click.option("--job", default=None, help="only this job's events, ending with it")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
-@click.option(
-    "--url", default=None, help="service URL (default $SPOOL_URL or http://127.0.0.1:8000)"
-)
-def tail(session: str, start: str | None, as_json: bool, url: str | None) -> None:
-    """Print a session's events as they arrive."""
+@click.option("--url", default=None, help=_URL_HELP)
+def tail(session: str, start: str | None, job: str | None, as_json: bool, url: str | None) -> None:
+    """Print a session's events as they arrive (Ctrl-C stops)."""
 
     async def run() -> int:
         async with SpoolClient(_base_url(url), _api_key()) as client:
-            return await _follow(client, session, None, start, as_json)
+            renderer = Renderer(sys.stdout, as_json=as_json, headers=True)
+            return await _follow(client, renderer, session, job, start)
 
     sys.exit(_run_client(run))
 

@@ -25,7 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_model: str = "simulated"
     agents_file: str | None = None
     api_keys: dict[str, str] = {}  # key -> tenant
-    secret: str = ""
+    secret: str = ""  # signs browser stream tokens (api/tokens.py)
+    stream_token_ttl_s: int = 300
     retention_s: int = 3600
     sse_ping_s: float = 15.0
     sse_retry_ms: int = 1000

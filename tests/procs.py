@@ -82,8 +82,12 @@ def service_env(redis_url: str, **settings: str) -> dict[str, str]:
 
 
 class Api(Proc):
-    def __init__(self, env: dict[str, str], log_dir: Path, *extra: str) -> None:
-        self.port = free_port()
+    """`python -m api` on a free port, or on `port` (to restart a killed API in its place)."""
+
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, *extra: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         super().__init__(
             ["-m", "api", "--port", str(self.port), *extra], env, log_dir / f"api-{self.port}.log"
         )

@@ -1,0 +1,274 @@
+"""The async client over Spool's HTTP API (contract §2-§4).
+
+`events()` follows a session over SSE and resumes by itself after a dropped
+connection: it reconnects with `Last-Event-ID` after a backoff with jitter (bounded
+by `max_retries` consecutive failures), drops any event at or before the last id it
+yielded, so no event is yielded twice, and passes `session.gap` on to the caller.
+"""
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+from httpx_sse import aconnect_sse
+
+from shared.client.errors import ClientError, StreamInterrupted, StreamTimeout
+from shared.client.result import Collector, JobResult, StreamEvent
+from shared.events import TERMINAL_TYPES
+from shared.ids import StreamId, parse_stream_id
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class Accepted(msgspec.Struct):
+    """`202` answer of `POST /v1/jobs`."""
+
+    job_id: str
+    session_id: str
+    status: str
+    events_url: str
+
+
+class _Retry(Exception):
+    """A connection attempt to retry (a retryable status, or the server ended early)."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class _Progress:
+    """Where a resuming stream is: the last id yielded, and whether the job is over."""
+
+    def __init__(self, last_event_id: str | None) -> None:
+        self.last_id = last_event_id
+        self.last_key: StreamId | None = parse_stream_id(last_event_id or "")
+        self.received = 0
+        self.done = False
+        self.retry_s: float | None = None
+
+    def is_new(self, event_id: str | None) -> bool:
+        key = parse_stream_id(event_id or "")
+        if key is None:
+            return True
+        if self.last_key is not None and key <= self.last_key:
+            return False
+        self.last_id, self.last_key = event_id, key
+        return True
+
+
+def raise_for(response: httpx.Response, body: bytes) -> None:
+    """Raise `ClientError` with the service's `{"error": {code, message}}`, if it sent one."""
+    try:
+        err = msgspec.json.decode(body)["error"]
+        code, message = str(err["code"]), str(err["message"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        code, message = "http_error", body.decode(errors="replace")[:500]
+    raise ClientError(response.status_code, code, message)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+class SpoolClient:
+    """Async client. Use as `async with SpoolClient(url, api_key) as client: ...`.
+
+    `max_retries`: consecutive failed reconnects before `StreamInterrupted`.
+    `first_event_timeout` / `idle_timeout`: seconds to wait for the first event / between
+    events (None = forever) before `StreamTimeout`. `stall_timeout`: seconds without a
+    byte (the service pings every 15 s) before a connection is taken as dead and resumed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        max_retries: int = 8,
+        backoff_base: float = 0.25,
+        backoff_max: float = 5.0,
+        first_event_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        stall_timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(10.0, read=stall_timeout),
+            transport=transport,
+        )
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.first_event_timeout = first_event_timeout
+        self.idle_timeout = idle_timeout
+
+    async def __aenter__(self) -> "SpoolClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _json(self, method: str, url: str, body: Any = None) -> Any:
+        response = await self._http.request(method, url, json=body)
+        if response.status_code >= 400:
+            raise_for(response, response.content)
+        return response.json()
+
+    async def submit(
+        self,
+        input: str | list[dict[str, str]],
+        *,
+        session_id: str | None = None,
+        model: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Accepted:
+        """Enqueue a job (`POST /v1/jobs`); `fields` are the contract's other body fields."""
+        given = {"session_id": session_id, "model": model, "parameters": parameters, **fields}
+        body = {"input": input, **{k: v for k, v in given.items() if v is not None}}
+        return msgspec.convert(await self._json("POST", "/v1/jobs", body), Accepted)
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        """`GET /v1/jobs/{job_id}`."""
+        result: dict[str, Any] = await self._json("GET", f"/v1/jobs/{job_id}")
+        return result
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        """`POST /v1/jobs/{job_id}/cancel`."""
+        result: dict[str, Any] = await self._json("POST", f"/v1/jobs/{job_id}/cancel")
+        return result
+
+    async def stream_token(self, session_id: str) -> dict[str, Any]:
+        """A short-lived token for `?token=` on the session's events URL (for browsers)."""
+        result: dict[str, Any] = await self._json("POST", f"/v1/sessions/{session_id}/token")
+        return result
+
+    async def run(
+        self,
+        input: str | list[dict[str, str]],
+        *,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        **fields: Any,
+    ) -> JobResult:
+        """Submit a job and collect its result."""
+        accepted = await self.submit(input, **fields)
+        return await self.collect(accepted.session_id, accepted.job_id, on_event=on_event)
+
+    async def collect(
+        self,
+        session_id: str,
+        job_id: str,
+        *,
+        last_event_id: str | None = None,
+        on_event: Callable[[StreamEvent], None] | None = None,
+    ) -> JobResult:
+        """Follow one job to its end and fold its events into a `JobResult`.
+
+        On `StreamInterrupted` the exception's `partial` holds what was collected.
+        """
+        collector = Collector(session_id, job_id)
+        try:
+            async for event in self.events(session_id, job_id, last_event_id):
+                collector.feed(event)
+                if on_event is not None:
+                    on_event(event)
+        except StreamInterrupted as exc:
+            exc.partial = collector.result
+            raise
+        return collector.result
+
+    async def events(
+        self,
+        session_id: str,
+        job_id: str | None = None,
+        last_event_id: str | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the session's events after `last_event_id`, resuming after drops.
+
+        With `job_id`, only that job's events, ending after its terminal event; without
+        it, the session's events for as long as the caller reads.
+        """
+        progress = _Progress(last_event_id)
+        source = self._resuming(session_id, job_id, progress)
+        async with contextlib.aclosing(source):
+            wait = self.first_event_timeout
+            while True:
+                try:
+                    async with asyncio.timeout(wait):
+                        event = await anext(source)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    which = "first event" if progress.received == 0 else "next event"
+                    raise StreamTimeout(progress.last_id, f"no {which} in {wait}s") from exc
+                wait = self.idle_timeout
+                yield event
+
+    async def _resuming(
+        self, session_id: str, job_id: str | None, progress: _Progress
+    ) -> AsyncGenerator[StreamEvent, None]:
+        failures = 0
+        while True:
+            after: float | None = None
+            try:
+                async for event in self._connection(session_id, job_id, progress):
+                    failures = 0
+                    yield event
+                if progress.done:
+                    return
+                cause: object = "the service ended the stream early"
+            except (httpx.TransportError, _Retry) as exc:
+                cause, after = exc, getattr(exc, "after", None)
+            except ClientError as exc:
+                if progress.received == 0:
+                    raise
+                raise StreamInterrupted(progress.last_id, exc) from exc
+            failures += 1
+            if failures > self.max_retries:
+                raise StreamInterrupted(progress.last_id, cause)
+            await asyncio.sleep(after if after is not None else self._backoff(failures, progress))
+
+    def _backoff(self, failures: int, progress: _Progress) -> float:
+        base = progress.retry_s if progress.retry_s is not None else self.backoff_base
+        return min(self.backoff_max, base * 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+    async def _connection(
+        self, session_id: str, job_id: str | None, progress: _Progress
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """One connection: yield each new event; sets `progress.done` at the job's end."""
+        params = {"job_id": job_id} if job_id else {}
+        headers = {"Last-Event-ID": progress.last_id} if progress.last_id else {}
+        url = f"/v1/sessions/{session_id}/events"
+        async with aconnect_sse(self._http, "GET", url, params=params, headers=headers) as src:
+            status = src.response.status_code
+            if status == 204:  # the followed job ended at or before our cursor
+                progress.done = True
+                return
+            if status in RETRYABLE_STATUSES:
+                await src.response.aread()
+                raise _Retry(f"the service answered {status}", _retry_after(src.response))
+            if status >= 400:
+                raise_for(src.response, await src.response.aread())
+            async for sse in src.aiter_sse():
+                if sse.retry is not None:
+                    progress.retry_s = sse.retry / 1000
+                if not sse.data or not progress.is_new(sse.id or None):
+                    continue
+                progress.received += 1
+                event = StreamEvent.parse(sse.id or None, sse.event, sse.data)
+                progress.done = job_id is not None and event.type in TERMINAL_TYPES
+                yield event
+                if progress.done:
+                    return

@@ -1,0 +1,73 @@
+"""A thin blocking wrapper over `SpoolClient`, for scripts and notebooks without asyncio.
+
+Each call runs the async client on a private event loop (`asyncio.Runner`); not for
+use from inside a running event loop.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+from shared.client.aio import Accepted, SpoolClient
+from shared.client.result import JobResult, StreamEvent
+
+T = TypeVar("T")
+
+
+async def _next(source: AsyncIterator[T]) -> T:
+    return await anext(source)
+
+
+class SyncSpoolClient:
+    """Same arguments and methods as `SpoolClient`, blocking. Use as a context manager."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, **options: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._client = SpoolClient(base_url, api_key, **options)
+
+    def __enter__(self) -> "SyncSpoolClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._client.aclose())
+        self._runner.close()
+
+    def submit(self, input: str | list[dict[str, str]], **fields: Any) -> Accepted:
+        return self._runner.run(self._client.submit(input, **fields))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._runner.run(self._client.job(job_id))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._runner.run(self._client.cancel(job_id))
+
+    def stream_token(self, session_id: str) -> dict[str, Any]:
+        return self._runner.run(self._client.stream_token(session_id))
+
+    def run(
+        self,
+        input: str | list[dict[str, str]],
+        *,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        **fields: Any,
+    ) -> JobResult:
+        return self._runner.run(self._client.run(input, on_event=on_event, **fields))
+
+    def collect(self, session_id: str, job_id: str, **options: Any) -> JobResult:
+        return self._runner.run(self._client.collect(session_id, job_id, **options))
+
+    def events(
+        self, session_id: str, job_id: str | None = None, last_event_id: str | None = None
+    ) -> Iterator[StreamEvent]:
+        source = self._client.events(session_id, job_id, last_event_id)
+        try:
+            while True:
+                try:
+                    yield self._runner.run(_next(source))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(source.aclose())

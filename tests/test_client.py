@@ -1,0 +1,177 @@
+"""The Python client against the real stack: forced drops, exact reconstruction, errors."""
+
+import random
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.client import (
+    ClientError,
+    JobResult,
+    SpoolClient,
+    StreamEvent,
+    StreamInterrupted,
+    StreamTimeout,
+    SyncSpoolClient,
+)
+from tests.conftest import STACK_SETTINGS
+from tests.helpers import submit
+from tests.procs import Api, service_env
+from tests.proxy import CuttingProxy
+from tests.test_resume import long_text
+
+TEXT = long_text(200)
+FAST = {"text": TEXT, "tokens_per_second": 400, "ttft_ms": 20}
+
+
+def wire(events: list[StreamEvent]) -> list[tuple[str | None, str, str]]:
+    return [(e.id, e.type, e.raw) for e in events]
+
+
+def deltas(events: list[StreamEvent]) -> str:
+    return "".join(e.data["delta"] for e in events if e.type == "text.delta")
+
+
+def comparable(result: JobResult) -> dict[str, object]:
+    """A result without this client's own clock readings."""
+    fields = {f: getattr(result, f) for f in result.__struct_fields__}
+    fields.pop("first_token_ms")
+    return fields
+
+
+async def reference(url: str, session_id: str, job_id: str) -> tuple[JobResult, list[StreamEvent]]:
+    events: list[StreamEvent] = []
+    async with SpoolClient(url) as client:
+        result = await client.collect(session_id, job_id, on_event=events.append)
+    return result, events
+
+
+async def test_collect_through_connection_cuts_equals_an_uninterrupted_read(
+    http: httpx.AsyncClient, stack: Api, session_id: str
+) -> None:
+    accepted = await submit(http, session_id=session_id, input="long", parameters=FAST)
+    rng = random.Random(11)
+    cuts = sorted(rng.sample(range(40, 30_000), 12))
+    # each connection is cut after its own byte count: small ones land in the headers
+    cuts = [c - p for p, c in zip([0, *cuts], cuts, strict=False)]
+    got: list[StreamEvent] = []
+    async with (
+        CuttingProxy(stack.port, cuts) as proxy,
+        SpoolClient(proxy.url, backoff_base=0.01, max_retries=3) as client,
+    ):
+        result = await client.collect(session_id, accepted["job_id"], on_event=got.append)
+    want, want_events = await reference(stack.url, session_id, accepted["job_id"])
+    assert proxy.cut == len(cuts), "every planned cut happened while the job streamed"
+    assert wire(got) == wire(want_events)
+    assert len({e.id for e in got}) == len(got)
+    assert deltas(got) == TEXT
+    assert result.status == "completed"
+    assert result.text == TEXT
+    assert comparable(result) == comparable(want)
+    assert result.chunks == len(TEXT.split())
+    assert result.usage.output_tokens == len(TEXT.split())
+    assert result.first_token_ms is not None
+
+
+async def test_collect_survives_the_api_being_killed_and_restarted(
+    redis_url: str, log_dir: Path, stack: Api, session_id: str
+) -> None:
+    api = Api(service_env(redis_url, **STACK_SETTINGS), log_dir).start()
+    slow = {"text": TEXT, "tokens_per_second": 150, "ttft_ms": 20}
+    got: list[StreamEvent] = []
+    restarted: list[Api] = []
+
+    def on_event(event: StreamEvent) -> None:
+        got.append(event)
+        if event.type == "text.delta" and len(got) == 40:  # mid-answer: kill -9, start again
+            api.signal(signal.SIGKILL)
+            assert api.popen is not None
+            api.popen.wait(10)
+            restarted.append(Api(api.env, log_dir, port=api.port).start())
+
+    try:
+        async with SpoolClient(api.url, backoff_base=0.05) as client:
+            accepted = await client.submit("long", session_id=session_id, parameters=slow)
+            result = await client.collect(session_id, accepted.job_id, on_event=on_event)
+    finally:
+        for proc in [api, *restarted]:
+            proc.stop()
+    assert restarted, "the API was restarted mid-stream"
+    _, want_events = await reference(stack.url, session_id, accepted.job_id)
+    assert wire(got) == wire(want_events)
+    assert deltas(got) == TEXT == result.text
+
+
+async def test_interrupted_stream_carries_the_partial_result_and_can_be_resumed(
+    http: httpx.AsyncClient, stack: Api, session_id: str
+) -> None:
+    accepted = await submit(http, session_id=session_id, input="long", parameters=FAST)
+    got: list[StreamEvent] = []
+    async with (
+        CuttingProxy(stack.port, [3000], then=0) as proxy,
+        SpoolClient(proxy.url, backoff_base=0.01, max_retries=2) as client,
+    ):
+        with pytest.raises(StreamInterrupted) as caught:
+            await client.collect(session_id, accepted["job_id"], on_event=got.append)
+    assert proxy.connections == 3  # the first, then max_retries reconnects cut at once
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.status == "running"
+    assert partial.events == len(got) > 0
+    assert partial.last_event_id == caught.value.last_event_id == got[-1].id
+    assert TEXT.startswith(partial.text)
+    async with SpoolClient(stack.url) as client:
+        rest: list[StreamEvent] = []
+        await client.collect(
+            session_id,
+            accepted["job_id"],
+            last_event_id=partial.last_event_id,
+            on_event=rest.append,
+        )
+    assert deltas(got) + deltas(rest) == TEXT
+    _, want_events = await reference(stack.url, session_id, accepted["job_id"])
+    assert wire(got + rest) == wire(want_events)
+
+
+async def test_first_event_and_idle_timeouts(
+    http: httpx.AsyncClient, stack: Api, session_id: str
+) -> None:
+    async with SpoolClient(stack.url, first_event_timeout=0.5) as client:
+        done = await client.run("hi", session_id=session_id, parameters={"text": "a b c"})
+        assert done.text == "a b c"
+        with pytest.raises(StreamTimeout) as caught:  # pings keep coming, events do not
+            async for _ in client.events(session_id, last_event_id=done.last_event_id):
+                pass
+        assert caught.value.last_event_id == done.last_event_id
+    slow = {"text": "late", "ttft_ms": 5_000}
+    async with SpoolClient(stack.url, idle_timeout=0.5) as client:
+        accepted = await client.submit("hi", session_id=session_id, parameters=slow)
+        with pytest.raises(StreamTimeout) as caught:
+            await client.collect(session_id, accepted.job_id)
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.events >= 1
+    assert partial.text == ""
+
+
+async def test_errors_are_typed(http: httpx.AsyncClient, session_id: str, stack: Api) -> None:
+    async with SpoolClient(stack.url) as client:
+        with pytest.raises(ClientError) as caught:
+            await client.collect("no-such-session", "job-x")
+        assert (caught.value.status, caught.value.code) == (404, "session_not_found")
+        with pytest.raises(ClientError) as caught:
+            await client.submit("hi", model="nope:x")
+        assert (caught.value.status, caught.value.code) == (422, "unknown_model")
+
+
+def test_sync_client_runs_and_follows(stack: Api, session_id: str) -> None:
+    with SyncSpoolClient(stack.url) as client:
+        result = client.run("hi", session_id=session_id, parameters={"text": "one two three"})
+        assert (result.status, result.text, result.chunks) == ("completed", "one two three", 3)
+        assert result.usage.output_tokens == 3
+        events = list(client.events(session_id, result.job_id))
+        assert events[0].type == "job.queued"
+        assert events[-1].type == "job.completed"
+        assert events[-1].id == result.last_event_id
