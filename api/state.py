@@ -8,7 +8,8 @@ from fastapi import Depends, FastAPI, Request
 
 from api.hub import Hub
 from api.idempotency import Idempotency
-from shared.connections import RedisClients, arq_pool
+from shared.connections import RedisClients
+from shared.queue import JobQueue
 from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.store import JobStore
@@ -25,7 +26,7 @@ class AppState:
         self.writer = StreamWriter(
             self.clients.streams, settings.retention_s, settings.stream_maxlen
         )
-        self.queue = arq_pool(self.clients.main)
+        self.queue = JobQueue(self.clients.main)
         self.sessions = SessionQueue(self.clients.main, settings.retention_s)
         self.idempotency = Idempotency(self.clients.main)
         self.hub = Hub(self.clients.streams)

@@ -79,11 +79,8 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     model = req.model or state.settings.default_model
     validate_model(model, req.parameters, agents.providers())
     session_id = req.session_id or new_session_id()
-    owner = await state.store.claim_session(session_id, tenant)
-    if owner.tenant != tenant:
-        raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
     if req.on_busy == "reject" and await state.sessions.busy(session_id):
-        raise _busy(session_id)
+        raise _busy(session_id)  # the common case, before anything is written
     job_id = new_job_id()
     spec = JobSpec(
         job_id=job_id,
@@ -101,7 +98,7 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         on_busy=req.on_busy,
     )
     now = datetime.now(UTC)
-    await state.store.create(
+    owner = await state.store.create(
         JobRecord(
             job_id=job_id,
             session_id=session_id,
@@ -112,6 +109,8 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
             spec=spec,
         )
     )
+    if owner != tenant:
+        raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
     queued = JobQueued(
         job_id=job_id,
         seq=0,
@@ -147,7 +146,7 @@ def _busy(session_id: str) -> ApiError:
 
 
 async def _admit(state: AppState, session_id: str, job_id: str, on_busy: str) -> None:
-    """Place the job in its session's FIFO; enqueue it if it is first in line."""
+    """Place the job in its session's FIFO (which enqueues it if it is first in line)."""
     admission = await state.sessions.admit(
         session_id, job_id, "reject" if on_busy == "reject" else "enqueue"
     )
@@ -156,8 +155,6 @@ async def _admit(state: AppState, session_id: str, job_id: str, on_busy: str) ->
     if on_busy == "interrupt":
         for ahead in admission.ahead:
             await request_cancel(state, ahead)
-    if admission.verdict == "run":
-        await state.queue.enqueue_job("run_job", job_id, _job_id=job_id)
 
 
 async def _end_unqueued(state: AppState, session_id: str, job_id: str, error: ErrorInfo) -> None:

@@ -8,6 +8,7 @@ PREFIX = "spool"
 QUEUE_NAME = f"{PREFIX}:queue"
 HUB_CHANNEL = f"{PREFIX}:hub"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"  # job ids whose cancellation was asked; every worker listens
+WAKE_CHANNEL = f"{PREFIX}:wake"  # "a job was enqueued": idle workers poll the queue at once
 
 
 def stream_key(session_id: str) -> str:

@@ -1,7 +1,8 @@
 """Per-session FIFO (`on_busy`): jobs of one session run one at a time, in submission order.
 
-The session's unfinished job ids form a list; only its head is in the arq queue. A
-finished job advances the list and the new head is enqueued. Any number of workers
+The session's unfinished job ids form a list; only its head is in the arq queue (a job
+admitted to an empty list is enqueued by the same script). A finished job advances the
+list and the new head is enqueued. Any number of workers
 may run, and a crash between "finished" and "enqueue the next" is repaired by the
 next attempt of the finished job, which advances again (idempotently).
 """
@@ -10,8 +11,11 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.connections import awaited
+from shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
 
-ADMIT_LUA = """
+ADMIT_LUA = (
+    ENQUEUE_FUNCTION
+    + """
 local pending = KEYS[1]
 local job, mode, ttl = ARGV[1], ARGV[2], ARGV[3]
 local ahead = redis.call('LRANGE', pending, 0, -1)
@@ -20,10 +24,14 @@ if mode == 'reject' and #ahead > 0 then
 end
 redis.call('RPUSH', pending, job)
 redis.call('EXPIRE', pending, ttl)
+if #ahead == 0 then
+  enqueue(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+end
 local result = {#ahead == 0 and 'run' or 'wait'}
 for _, id in ipairs(ahead) do result[#result + 1] = id end
 return result
 """
+)
 
 ADVANCE_LUA = """
 local pending = KEYS[1]
@@ -48,9 +56,13 @@ class SessionQueue:
         self._retention_s = retention_s
 
     async def admit(self, session_id: str, job_id: str, mode: str) -> Admission:
-        """Append `job_id` (unless `mode` is `reject` and the session is busy)."""
+        """Append `job_id` (unless `mode` is `reject` and the session is busy); enqueue it for
+        the workers at once if it is first in line."""
         raw: list[bytes] = await awaited(
-            self._admit(keys=[keys.pending_key(session_id)], args=[job_id, mode, self._retention_s])
+            self._admit(
+                keys=[keys.pending_key(session_id), *enqueue_keys(job_id)],
+                args=[job_id, mode, self._retention_s, *enqueue_args(job_id)],
+            )
         )
         return Admission(raw[0].decode(), [j.decode() for j in raw[1:]])
 

@@ -18,6 +18,24 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
 
+CREATE_LUA = """
+local session, job, jobs = KEYS[1], KEYS[2], KEYS[3]
+local tenant, now, ttl, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('HSETNX', session, 'tenant', tenant)
+redis.call('HSETNX', session, 'created_at_ms', now)
+local owner = redis.call('HGET', session, 'tenant')
+if owner ~= tenant then
+  return owner
+end
+redis.call('EXPIRE', session, ttl)
+redis.call('HSET', job, unpack(ARGV, 5))
+redis.call('EXPIRE', job, ttl)
+redis.call('RPUSH', jobs, job_id)
+redis.call('EXPIRE', jobs, ttl)
+return owner
+"""
+
+
 class SessionInfo(msgspec.Struct):
     tenant: str
     created_at_ms: int
@@ -27,17 +45,25 @@ class JobStore:
     def __init__(self, redis: Redis, retention_s: int) -> None:
         self.redis = redis
         self.retention_s = retention_s
+        self._create = redis.register_script(CREATE_LUA)
 
-    async def create(self, rec: JobRecord) -> None:
-        """Write a new job's record and add it to its session's job list, in one transaction."""
-        key, jobs = keys.job_key(rec.job_id), keys.session_jobs_key(rec.session_id)
-        fields = msgspec.structs.asdict(rec)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
-            pipe.expire(key, self.retention_s)
-            pipe.rpush(jobs, rec.job_id)
-            pipe.expire(jobs, self.retention_s)
-            await pipe.execute()
+    async def create(self, rec: JobRecord) -> str:
+        """Claim the session for the job's tenant if new, and if the tenant owns it, write the
+        record and add it to the session's job list. Returns the session's owner."""
+        fields: list[Any] = []
+        for name, value in msgspec.structs.asdict(rec).items():
+            fields += (name, _encode(value))
+        owner: bytes = await awaited(
+            self._create(
+                keys=[
+                    keys.session_key(rec.session_id),
+                    keys.job_key(rec.job_id),
+                    keys.session_jobs_key(rec.session_id),
+                ],
+                args=[rec.tenant, now_ms(), self.retention_s, rec.job_id, *fields],
+            )
+        )
+        return owner.decode()
 
     async def update(self, job_id: str, **fields: Any) -> None:
         key = keys.job_key(job_id)
@@ -55,17 +81,6 @@ class JobStore:
             return msgspec.convert(fields, JobRecord)
         except msgspec.ValidationError:  # a partial hash: the session was deleted mid-job
             return None
-
-    async def claim_session(self, session_id: str, tenant: str) -> SessionInfo:
-        """Create the session for `tenant` if new; return whoever owns it."""
-        key = keys.session_key(session_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "tenant", tenant)
-            pipe.hsetnx(key, "created_at_ms", str(now_ms()))
-            pipe.expire(key, self.retention_s)
-            pipe.hmget(key, ["tenant", "created_at_ms"])
-            *_, (owner, created) = await pipe.execute()
-        return SessionInfo(tenant=owner.decode(), created_at_ms=int(created))
 
     async def session(self, session_id: str) -> SessionInfo | None:
         owner, created = await awaited(

@@ -129,7 +129,8 @@ async def test_several_tabs_follow_one_session_through_drops(
 ) -> None:
     first = await browser.new_page()
     await first.goto(f"{stack.url}/")
-    await send(first, TEXT, tokens_per_second=20)
+    # slow enough (~8 s) that the answer is still streaming when the second tab has loaded
+    await send(first, TEXT, tokens_per_second=8)
     await words_shown(first, 3)
     session = await first.input_value("#session")
     second = await browser.new_page()

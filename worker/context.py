@@ -8,11 +8,12 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared.connections import RedisClients, arq_pool
+from shared.queue import JobQueue
 from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.store import JobStore
 from shared.streams import StreamWriter
-from worker.lifecycle import Running, heartbeat, listen_for_cancels
+from worker.lifecycle import Running, heartbeat, listen
 
 _CTX_KEY = "spool"
 
@@ -24,8 +25,10 @@ class WorkerState:
         self.store = JobStore(clients.main, settings.retention_s)
         self.writer = StreamWriter(clients.streams, settings.retention_s, settings.stream_maxlen)
         self.sessions = SessionQueue(clients.main, settings.retention_s)
-        self.queue: ArqRedis = arq_pool(clients.main)
+        self.arq: ArqRedis = arq_pool(clients.main)
+        self.queue = JobQueue(clients.main)
         self.running = Running()
+        self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -35,7 +38,7 @@ class WorkerState:
             asyncio.create_task(
                 heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
             ),
-            asyncio.create_task(listen_for_cancels(self.clients.main, self.running)),
+            asyncio.create_task(listen(self.clients.main, self.running, self.wake)),
         ]
 
     async def aclose(self) -> None:

@@ -53,8 +53,10 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
 
 async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
     with state.running.track(job_id) as cancel:
-        await renew_leases(state.clients.main, [job_id], state.settings.lease_s)
-        rec = await state.store.load(job_id)  # loaded after tracking: no cancel slips between
+        _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
+            renew_leases(state.clients.main, [job_id], state.settings.lease_s),
+            state.store.load(job_id),
+        )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
             return
@@ -87,7 +89,7 @@ async def start_next(state: WorkerState, session_id: str, finished_job_id: str) 
     while head is not None:
         marks = await job_marks(state.clients.streams, session_id, head)
         if marks.terminal_id is None:
-            await state.queue.enqueue_job("run_job", head, _job_id=head)
+            await state.queue.enqueue(head)
             return
         head = await state.sessions.advance(session_id, head)  # cancelled while waiting
 
@@ -124,15 +126,17 @@ class Attempt:
             await self._cancelled("", Usage())
             return
         started = datetime.now(UTC)
-        await self.state.store.update(
-            self.rec.job_id,
-            status="running",
-            attempt=self.attempt,
-            started_at=started,
-            interrupted=None,
-        )
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
-        history = await memory.load(self.state.clients.main, self.rec.spec)
+        _, history = await asyncio.gather(
+            self.state.store.update(
+                self.rec.job_id,
+                status="running",
+                attempt=self.attempt,
+                started_at=started,
+                interrupted=None,
+            ),
+            memory.load(self.state.clients.main, self.rec.spec),
+        )
         run = AgentRun(self.rec.spec, self.pub, settings, history)
         try:
             reason = await self._generate(run, resolve(self.rec.model, settings))

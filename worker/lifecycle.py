@@ -1,4 +1,4 @@
-"""Background duties of a worker process: job leases (heartbeat) and cancel requests.
+"""Background duties of a worker process: job leases (heartbeat), cancel requests, wake-ups.
 
 Leases: arq marks a running job with an in-progress key that lives for the job timeout
 plus 10 s, so a SIGKILLed worker's job would wait up to an hour. Every `heartbeat_s` the
@@ -8,6 +8,11 @@ again (as `job.retrying`).
 
 Cancels: the API publishes a job id on `keys.CANCEL_CHANNEL`; the worker running it
 sets that job's cancel event at once (arq's poll-based abort is too slow).
+
+Wake-ups: whoever enqueues a job publishes on `keys.WAKE_CHANNEL`, and idle workers poll
+the queue at once instead of at their next poll tick (arq sleeps `poll_delay` between
+polls: 0.5 s by default, 260 ms mean pickup). The poll stays, slower, as a safety net.
+Both listen on one pub/sub connection per worker process.
 """
 
 import asyncio
@@ -55,20 +60,25 @@ async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: flo
         await asyncio.sleep(every_s)
 
 
-async def listen_for_cancels(redis: Redis, running: Running) -> None:
+async def listen(redis: Redis, running: Running, wake: asyncio.Event) -> None:
+    """Cancel requests and queue wake-ups, reconnecting (and waking once) after a drop."""
+    cancel_channel = keys.CANCEL_CHANNEL.encode()
     while True:
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(keys.CANCEL_CHANNEL)
+            await pubsub.subscribe(keys.CANCEL_CHANNEL, keys.WAKE_CHANNEL)
+            wake.set()  # anything enqueued while we were not listening
             async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    event = running.cancels.get(message["data"].decode())
-                    if event is not None:
-                        event.set()
+                if message.get("type") != "message":
+                    continue
+                if message["channel"] != cancel_channel:
+                    wake.set()
+                elif event := running.cancels.get(message["data"].decode()):
+                    event.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("cancel listener lost its connection (%s); reconnecting", exc)
+            log.warning("worker pub/sub connection lost (%s); reconnecting", exc)
             await asyncio.sleep(0.5)
         finally:
             with contextlib.suppress(Exception):

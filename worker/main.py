@@ -1,6 +1,7 @@
 """Running a worker process: arq underneath, Spool's state in its start-up and shut-down."""
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import keys, serializer
-from shared.connections import RedisClients, arq_pool
+from shared.connections import RedisClients
 from shared.settings import Settings
 from worker.context import WorkerState
 from worker.jobs import run_job
@@ -19,7 +20,27 @@ log = logging.getLogger(__name__)
 
 
 class SpoolWorker(Worker):
-    """arq's Worker, kept alive through Redis outages (arq's own loop would exit)."""
+    """arq's Worker, polling on wake-up messages (not only on a timer) and kept alive through
+    Redis outages (arq's own loop would exit)."""
+
+    def __init__(self, *args: Any, wake: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake = wake
+
+    async def main(self) -> None:
+        """arq's `Worker.main` with its fixed sleep between polls replaced by a wake-up wait."""
+        log.info(
+            "Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions)
+        )
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        while True:
+            self.wake.clear()
+            await self._poll_iteration()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_delay_s):
+                    await self.wake.wait()
 
     async def _poll_iteration(self) -> None:
         try:
@@ -43,6 +64,7 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
         await state.aclose()
 
     return SpoolWorker(
+        wake=state.wake,
         functions=[
             func(
                 run_job,
@@ -53,14 +75,14 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
             )
         ],
         queue_name=keys.QUEUE_NAME,
-        redis_pool=arq_pool(clients.main),
+        redis_pool=state.arq,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         job_serializer=serializer.serialize,
         job_deserializer=serializer.deserialize,
         max_jobs=concurrency,
         keep_result=0,
-        poll_delay=0.5,
+        poll_delay=settings.poll_s,
         handle_signals=True,
         # SIGTERM: stop taking jobs, give running ones this long, then hand them back
         job_completion_wait=int(settings.shutdown_grace_s),
