@@ -11,7 +11,7 @@ from api.state import AppState
 from shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
 from shared.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 from shared.ids import new_job_id, new_session_id, now_ms
-from shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters
+from shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
 from shared.streams import Outgoing
 
 DEFAULT_MAX_STEPS = 8
@@ -37,6 +37,10 @@ def validate_model(
         raise ApiError(422, "unknown_model", f"Unknown provider {provider!r} (known: {known}).")
     if provider != "simulated" and not name:
         raise ApiError(422, "unknown_model", f"Say which model: {provider}:<model>.")
+    try:
+        coalesce_ms(parameters, 0)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
     if provider == "simulated":
         try:
             msgspec.convert(parameters, SimulatedParameters)

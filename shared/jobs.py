@@ -92,6 +92,19 @@ class SimulatedParameters(msgspec.Struct, kw_only=True):
     fail_after_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
+MAX_COALESCE_MS = 1000
+
+
+def coalesce_ms(parameters: dict[str, Any], default: float) -> float:
+    """The job's text-delta coalescing window: `parameters.coalesce_ms`, else the default."""
+    value = parameters.get("coalesce_ms", default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("coalesce_ms must be a number of milliseconds")
+    if not 0 <= value <= MAX_COALESCE_MS:
+        raise ValueError(f"coalesce_ms must be between 0 and {MAX_COALESCE_MS}")
+    return float(value)
+
+
 class JobSpec(msgspec.Struct, kw_only=True):
     """What a worker runs: the request with every default resolved by the API."""
 

@@ -137,3 +137,26 @@ async def test_post_stream_answers_with_the_jobs_events(
     )
     assert status == 200
     assert [e.data for e in again] == [e.data for e in events]
+
+
+async def test_coalescing_merges_text_deltas_without_changing_the_text(
+    http: httpx.AsyncClient, session_id: str
+) -> None:
+    text = " ".join(f"t{i}" for i in range(200))
+    params = {"text": text, "tokens_per_second": 2000, "ttft_ms": 0, "coalesce_ms": 30}
+    accepted = await submit(http, session_id=session_id, parameters=params)
+    events = await follow_job(http, accepted)
+    deltas = [e.json["delta"] for e in events if e.event == "text.delta"]
+    assert "".join(deltas) == text == events[-1].json["output_text"]
+    assert len(deltas) < 200 / 5, "deltas of ~60 tokens, not one per token"
+    assert [e.json["seq"] for e in events] == list(range(len(events)))
+    kinds = [e.event for e in events]
+    assert kinds.index("step.finished") > max(i for i, k in enumerate(kinds) if k == "text.delta")
+
+
+async def test_coalesce_window_is_validated(http: httpx.AsyncClient) -> None:
+    for bad in (-1, 5000, "soon", True):
+        response = await http.post(
+            "/v1/jobs", json={"input": "x", "parameters": {"coalesce_ms": bad}}
+        )
+        assert response.status_code == 422, bad

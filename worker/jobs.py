@@ -25,7 +25,7 @@ from shared.events import (
     JobStarted,
     Usage,
 )
-from shared.jobs import JobRecord
+from shared.jobs import JobRecord, coalesce_ms
 from shared.streams import StreamClosed, job_marks
 from worker import memory
 from worker.context import WorkerState
@@ -63,7 +63,12 @@ async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
         marks = await job_marks(state.clients.streams, rec.session_id, job_id)
         if marks.terminal_id is None:
             pub = Publisher(
-                state.writer, rec.session_id, job_id, attempt, first_seq=(marks.last_seq or 0) + 1
+                state.writer,
+                rec.session_id,
+                job_id,
+                attempt,
+                first_seq=(marks.last_seq or 0) + 1,
+                coalesce_s=coalesce_ms(rec.spec.parameters, state.settings.coalesce_ms) / 1000,
             )
             await _attempt(Attempt(state, rec, attempt, pub, cancel))
     await start_next(state, rec.session_id, job_id)

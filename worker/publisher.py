@@ -5,6 +5,11 @@ whatever accumulated while the previous append was in flight as one Lua call, so
 batches grow with load and an idle stream pays one round trip per event. Appends are
 idempotent by `seq` (the script skips seqs it already has), so a batch whose reply was
 lost to a dropped connection is simply sent again.
+
+Optionally (`coalesce_s` > 0) consecutive text or thinking deltas of one step are merged
+for up to that long into one event: fewer, larger events for clients and Redis, at the
+price of that much added latency. Any other event releases the held delta first, so
+order is kept.
 """
 
 import asyncio
@@ -13,7 +18,7 @@ import logging
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.events import Event, encoder, event_type
+from shared.events import Event, TextDelta, ThinkingDelta, encoder, event_type
 from shared.ids import now_ms
 from shared.streams import Outgoing, StreamClosed, StreamWriter
 
@@ -33,6 +38,7 @@ class Publisher:
         *,
         max_buffer: int = 10_000,
         retry_for_s: float = 60.0,
+        coalesce_s: float = 0.0,
     ) -> None:
         self._writer = writer
         self._session_id = session_id
@@ -40,7 +46,12 @@ class Publisher:
         self._attempt = attempt
         self._seq = first_seq
         self._pending: list[Outgoing] = []
-        self._room = asyncio.Semaphore(max_buffer)
+        self._max_buffer = max_buffer
+        self._room = asyncio.Event()
+        self._room.set()
+        self._coalesce_s = coalesce_s
+        self._held: TextDelta | ThinkingDelta | None = None
+        self._held_timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -52,7 +63,35 @@ class Publisher:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
         if self._error is not None:
             raise self._error
-        await self._room.acquire()
+        while len(self._pending) >= self._max_buffer:  # Redis is slow or away: back-pressure
+            self._room.clear()
+            await self._room.wait()
+        if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
+            self._hold(event)
+            return
+        self._release()
+        self._push(event)
+
+    def _hold(self, delta: TextDelta | ThinkingDelta) -> None:
+        held = self._held
+        if held is not None and type(held) is type(delta) and held.step == delta.step:
+            held.delta += delta.delta
+            return
+        self._release()
+        self._held = delta
+        loop = asyncio.get_running_loop()
+        self._held_timer = loop.call_later(self._coalesce_s, self._release)
+
+    def _release(self) -> None:
+        """Queue the held delta, if any."""
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._push(held)
+
+    def _push(self, event: Event) -> None:
         event.job_id = self._job_id
         event.seq = self._seq
         event.ts = now_ms()
@@ -63,6 +102,7 @@ class Publisher:
 
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis."""
+        self._release()
         await self._idle.wait()
         if self._error is not None:
             raise self._error
@@ -88,8 +128,7 @@ class Publisher:
                     self._idle.set()
                     raise
                 del self._pending[: len(batch)]
-                for _ in batch:
-                    self._room.release()
+                self._room.set()
             self._idle.set()
 
     async def _append(self, batch: list[Outgoing]) -> None:
