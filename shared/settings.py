@@ -39,9 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_s: float = 2.0  # a worker renews its running jobs' leases this often
     lease_s: float = 10.0  # a job whose worker stops renewing is run again after this
     shutdown_grace_s: float = 30.0  # SIGTERM: running jobs get this long before being handed back
-    coalesce_ms: float = (
-        0.0  # merge text deltas for up to this long (per job: parameters.coalesce_ms)
-    )
+    coalesce_ms: float = 0.0  # merge text deltas this long (per job: parameters.coalesce_ms)
     poll_s: float = 1.0  # the worker's queue poll, a safety net behind the wake-up messages
     queue_max_wait_s: float = 3600.0  # a job that waited longer fails with `expired` (0: never)
     # model providers (worker)
