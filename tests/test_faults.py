@@ -210,3 +210,23 @@ async def test_a_job_that_waited_too_long_fails_expired(
     assert events[-1].event == "job.failed"
     assert events[-1].json["error"]["code"] == "expired"
     assert "job.started" not in [e.event for e in events]
+
+
+async def test_after_the_last_attempt_a_lost_job_fails_with_worker_lost(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    one_try = {**env, "SPOOL_MAX_TRIES": "1"}
+    doomed = Worker(one_try, log_dir).start()
+    workers.append(doomed)
+    accepted = await submit(http, parameters=SLOW)
+    seen: asyncio.Queue[Frame] = asyncio.Queue()
+    reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
+    await wait_events(seen, "text.delta", 3)
+    workers.append(Worker(one_try, log_dir).start())
+    doomed.signal(signal.SIGKILL)
+    events = await asyncio.wait_for(reader, 60)
+    assert [e.event for e in events[-2:]] == ["job.retrying", "job.failed"]
+    failed = events[-1].json
+    assert failed["error"]["code"] == "worker_lost"
+    job = (await http.get(f"/v1/jobs/{accepted['job_id']}")).json()
+    assert (job["status"], job["error"]["code"]) == ("failed", "worker_lost")

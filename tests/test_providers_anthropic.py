@@ -11,8 +11,8 @@ import pytest
 from tests.fakes import anthropic_sse as a
 from tests.fakes.server import FakeProvider, Reply
 from tests.fakes.stack import of, provider_stack
-from tests.helpers import follow_job, submit
-from tests.procs import Api
+from tests.helpers import follow_job, read_stream, submit
+from tests.procs import Api, wait_for
 
 MODEL = "anthropic:claude-sonnet-4-5"
 
@@ -222,3 +222,23 @@ async def test_idle_timeout_is_provider_timeout(
     failed = events[-1].json
     assert failed["error"]["code"] == "provider_timeout"
     assert failed["output_text"] == "wait"
+
+
+async def test_cancel_closes_the_provider_stream(
+    http: httpx.AsyncClient, fake: FakeProvider
+) -> None:
+    """A cancelled job stops paying for tokens: the worker hangs up on the provider."""
+    fake.reset(Reply(sse=[a.message_start(10), *a.text_block(0, "partial")[:2]], stall=True))
+    accepted = await submit(http, model=MODEL)
+    status, head = await read_stream(http, accepted["events_url"], max_events=4)
+    assert status == 200
+    assert head[-1].event == "text.delta", [e.event for e in head]
+    reply = await http.post(f"/v1/jobs/{accepted['job_id']}/cancel")
+    assert reply.status_code == 202, (reply.json(), [e.data for e in head])
+    events = await follow_job(http, accepted)
+    fake.unstall()
+    done = events[-1].json
+    assert done["type"] == "job.cancelled"
+    assert done["output_text"] == "partial"
+    assert done["usage"]["input_tokens"] == 10
+    wait_for(fake.hung_up.is_set, 10, "the worker to close the provider's stream")

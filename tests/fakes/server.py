@@ -32,15 +32,21 @@ class Reply:
     drop: bool = False  # cut the connection after the frames
     stall: bool = False  # after the frames, wait until the fake is released
 
-    def response(self, release: asyncio.Event | None) -> Response:
+    def response(self, release: asyncio.Event | None, hung_up: threading.Event) -> Response:
         if self.body is not None:
             return JSONResponse(self.body, status_code=self.status)
 
         async def frames() -> AsyncIterator[bytes]:
-            for frame in self.sse:
-                yield frame.encode()
-            if self.stall and release is not None:
-                await release.wait()
+            done = False
+            try:
+                for frame in self.sse:
+                    yield frame.encode()
+                if self.stall and release is not None:
+                    await release.wait()
+                done = True
+            finally:
+                if not done:  # the client closed the stream before its end
+                    hung_up.set()
             if self.drop:
                 raise DropConnection("dropped by the fake provider")
 
@@ -60,6 +66,7 @@ class FakeProvider:
         self.script: deque[Reply] = deque()
         self.requests: list[Received] = []
         self.release: asyncio.Event | None = None
+        self.hung_up = threading.Event()  # a client closed a stream before its end
         app = Starlette(
             routes=[
                 Route("/v1/messages", self._handle, methods=["POST"]),
@@ -77,6 +84,8 @@ class FakeProvider:
     def reset(self, *replies: Reply) -> None:
         self.script = deque(replies)
         self.requests = []
+        self.hung_up.clear()
+        self.release = None  # a fresh one for the next stall (an earlier test may have set it)
 
     async def _handle(self, request: Request) -> Response:
         if self.release is None:
@@ -86,7 +95,7 @@ class FakeProvider:
         )
         if not self.script:
             return JSONResponse({"error": {"type": "api_error", "message": "unscripted"}}, 500)
-        return self.script.popleft().response(self.release)
+        return self.script.popleft().response(self.release, self.hung_up)
 
     def unstall(self) -> None:
         loop, release = self.server_loop, self.release
