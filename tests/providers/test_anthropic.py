@@ -1,38 +1,16 @@
 """The worker as a real process, through the real `anthropic` SDK, against a fake server
 speaking the Messages SSE wire format."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.fakes import anthropic_sse as a
 from tests.fakes.server import FakeProvider, Reply
-from tests.fakes.stack import of, provider_stack
+from tests.fakes.stack import of
 from tests.helpers import follow_job, read_stream, submit
-from tests.procs import Api, wait_for
+from tests.procs import wait_for
 
 MODEL = "anthropic:claude-sonnet-4-5"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api(redis_url: str, log_dir: Path, fake: FakeProvider, tmp_path_factory: Any) -> Iterator[Api]:
-    with provider_stack(redis_url, log_dir, fake, tmp_path_factory.mktemp("a") / "a.toml") as api:
-        yield api
-
-
-@pytest.fixture
-async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=30)) as c:
-        yield c
 
 
 def text_reply(*pieces: str, input_tokens: int = 10, output_tokens: int = 5) -> Reply:

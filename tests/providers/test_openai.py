@@ -1,38 +1,15 @@
 """The worker as a real process, through the real `openai` SDK, against a fake server
 speaking the Chat Completions SSE wire format; also the named OpenAI-compatible endpoint."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.fakes import openai_sse as o
 from tests.fakes.server import FakeProvider, Reply
-from tests.fakes.stack import of, provider_stack
+from tests.fakes.stack import of
 from tests.helpers import follow_job, submit
-from tests.procs import Api
 
 MODEL = "openai:gpt-4o-mini"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api(redis_url: str, log_dir: Path, fake: FakeProvider, tmp_path_factory: Any) -> Iterator[Api]:
-    with provider_stack(redis_url, log_dir, fake, tmp_path_factory.mktemp("a") / "a.toml") as api:
-        yield api
-
-
-@pytest.fixture
-async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=30)) as c:
-        yield c
 
 
 def text_reply(*pieces: str, prompt: int = 10, completion: int = 5) -> Reply:
