@@ -7,6 +7,7 @@ split on blank lines. Every frame is stamped with the time its bytes arrived.
 """
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -61,9 +62,29 @@ class SseConnection:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, path: str, method: str = "GET", body: bytes | None = None
+        cls,
+        host: str,
+        port: int,
+        path: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        *,
+        rcvbuf: int | None = None,
     ) -> "SseConnection":
-        reader, writer = await asyncio.open_connection(host, port)
+        """Send the request and read the response head; `rcvbuf` shrinks the socket's
+        receive buffer (and the reader's), for a client that reads slowly."""
+        if rcvbuf is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            except BaseException:
+                sock.close()
+                raise
+            reader, writer = await asyncio.open_connection(sock=sock, limit=rcvbuf)
         try:
             writer.write(_request(method, host, port, path, body))
             head = await reader.readuntil(b"\r\n\r\n")
