@@ -55,7 +55,8 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
     return lifespan
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
     state = request.state.spool
     assert isinstance(state, AppState)
     return state

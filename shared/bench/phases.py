@@ -113,6 +113,7 @@ def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
     specs = [Spec("POST", "/v1/stream", body) for _ in range(opts.streams)]
     sampler = Sampler(stack)
     cpu0, wall0 = cpu_seconds(stack.worker_pid), time.monotonic()
+    api_cpu0 = cpu_seconds(stack.api_pid)
 
     def tick(live: Live) -> None:
         progress("streams", live)
@@ -122,6 +123,7 @@ def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
         stack.api_url, specs, processes=opts.processes, open_limit=128, on_tick=tick
     )
     cpu1, wall = cpu_seconds(stack.worker_pid), time.monotonic() - wall0
+    api_cpu = _percent(api_cpu0, cpu_seconds(stack.api_pid), wall)
     events = sum(r.events for r in results)
     return {
         "streams": opts.streams,
@@ -134,6 +136,7 @@ def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "events_per_s": round(events / elapsed, 1),
         "worker_concurrency_reached": stats.max_overlap(results),
         "worker_cpu_percent": _percent(cpu0, cpu1, wall),
+        "api_cpu_percent": api_cpu,
         "api_redis_connections_max": sampler.max_api_redis_connections,
         "redis_clients_max": sampler.max_redis_clients,
         "errors": _errors(results),
@@ -175,7 +178,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     ]
     body = job_body(opts.fanout_tokens, opts.fanout_tokens_per_second)
     sampler = Sampler(stack)
-    held: Figures = {"rss_before": rss(stack.api_pid)}
+    held: Figures = {"rss_before": rss(stack.api_pid), "cpu0": cpu_seconds(stack.api_pid)}
 
     def tick(live: Live) -> None:
         progress("fan-out", live)
@@ -187,6 +190,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
     )
     rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
+    api_cpu = _percent(held["cpu0"], cpu_seconds(stack.api_pid), elapsed)
     generating = sum(r.events for r in results) - held.get("events_held", 0)
     return {
         "clients": opts.fanout_clients,
@@ -203,6 +207,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "tokens_per_second": opts.fanout_tokens_per_second,
         "events_delivered_while_generating": generating,
         "events_per_s": round(generating / max(0.001, elapsed - held.get("t_held", 0)), 1),
+        "api_cpu_percent": api_cpu,
         "relay_ms": stats.summary(stats.relay_ms(results)),
         "errors": _errors(results),
         "_relay_samples": stats.relay_ms(results),
