@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from shared.bench.wire import SseConnection
+from shared.bench.wire import Frame, SseConnection
 
 TERMINAL = frozenset((b"job.completed", b"job.failed", b"job.cancelled"))
 CONNECTED, EVENTS, DONE, FAILED = range(4)  # slots of a generator's shared counters
@@ -38,6 +38,8 @@ class Result(msgspec.Struct, array_like=True):
     events: int = 0
     deltas: int = 0
     relay_ms: list[float] = []  # arrival - ts, per text.delta
+    append_ms: list[float] = []  # Redis's XADD time (the entry id's ms) - ts: worker → Redis
+    deliver_ms: list[float] = []  # arrival - the entry id's ms: Redis → API → client
     job_started_ts: int = 0  # the `ts` of job.started
     first_delta_ts: int = 0
     last_delta_ts: int = 0
@@ -52,10 +54,15 @@ class _Data(msgspec.Struct):
 _decode = msgspec.json.Decoder(_Data).decode
 
 
-def _record(result: Result, event: bytes, data: bytes, received: float) -> None:
+def _record(result: Result, frame: Frame) -> None:
+    event, data, received = frame.event, frame.data, frame.received
     result.events += 1
     if event == b"text.delta":
         ts = _decode(data).ts
+        written = int(frame.id.partition(b"-")[0] or 0)
+        if written:
+            result.append_ms.append(written - ts)
+            result.deliver_ms.append(received * 1000 - written)
         if not result.first_delta:
             result.first_delta = received
             result.first_delta_ts = ts
@@ -80,7 +87,7 @@ async def run_client(
         try:
             async for frame in conn.frames():
                 counters[EVENTS] += 1
-                _record(result, frame.event, frame.data, frame.received)
+                _record(result, frame)
                 if frame.event in TERMINAL:
                     terminals += 1
                     if terminals == spec.stop_after:

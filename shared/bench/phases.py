@@ -130,6 +130,7 @@ def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "tokens_per_stream": opts.stream_tokens,
         "tokens_per_second": opts.tokens_per_second,
         "relay_ms": stats.summary(stats.relay_ms(results)),
+        "relay_split": stats.relay_parts(results),
         "first_delta_ms": stats.summary(stats.first_delta_ms(results)),
         "pace_tokens_per_s": stats.summary(stats.pace_tokens_per_s(results)),
         "events": events,
@@ -209,6 +210,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "events_per_s": round(generating / max(0.001, elapsed - held.get("t_held", 0)), 1),
         "api_cpu_percent": api_cpu,
         "relay_ms": stats.summary(stats.relay_ms(results)),
+        "relay_split": stats.relay_parts(results),
         "errors": _errors(results),
         "_relay_samples": stats.relay_ms(results),
     }

@@ -37,6 +37,15 @@ def relay_ms(results: Sequence[Result]) -> list[float]:
     return [x for r in results for x in r.relay_ms]
 
 
+def relay_parts(results: Sequence[Result]) -> dict[str, dict[str, float | int | None]]:
+    """The relay split at Redis (whose clock stamps the entry id): worker → Redis, and
+    Redis → API → client. Both halves have the 1 ms granularity of the stamps."""
+    return {
+        "worker_to_redis_ms": summary([x for r in results for x in r.append_ms]),
+        "redis_to_client_ms": summary([x for r in results for x in r.deliver_ms]),
+    }
+
+
 def max_overlap(results: Sequence[Result]) -> int:
     """Most jobs running at once, from the worker's own `job.started` and terminal stamps."""
     marks: list[tuple[int, int]] = []
