@@ -40,5 +40,15 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# The benchmark (docs/benchmarks.md): spawns an embedded Redis, an API, a worker and the
+# direct baseline on free ports. BENCH_ARGS adds or overrides options, e.g. --clients 2000.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(VENV)/bin/spool bench --spawn $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .spool .mypy_cache .ruff_cache .pytest_cache *.egg-info

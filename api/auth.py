@@ -23,7 +23,8 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def _tenant(request: Request, state: State) -> str:
+async def _tenant(request: Request, state: State) -> str:
+    # async (as the dependencies below): a plain `def` dependency costs a thread hop
     settings = state.settings
     if settings.open_access:
         return OPEN_TENANT
@@ -39,7 +40,7 @@ def _tenant(request: Request, state: State) -> str:
 Tenant = Annotated[str, Depends(_tenant)]
 
 
-def _stream_tenant(
+async def _stream_tenant(
     request: Request,
     state: State,
     session_id: str,
@@ -47,7 +48,7 @@ def _stream_tenant(
 ) -> str:
     """A key as for every route, or else a stream token minted for this very session."""
     if token is None or state.settings.open_access or _presented_key(request) is not None:
-        return _tenant(request, state)
+        return await _tenant(request, state)
     tenant = tokens.verify(state.settings, token, session_id)
     if tenant is None:
         raise ApiError(

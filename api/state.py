@@ -1,5 +1,6 @@
 """The API process's resources, owned by the FastAPI lifespan and handed to routes."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
@@ -18,10 +19,15 @@ from shared.streams import StreamWriter
 Role = Literal["all", "jobs", "events"]
 
 
+def api_client_name(pid: int | None = None) -> str:
+    """The name of an API process's Redis connections in `CLIENT LIST`."""
+    return f"spool-api-{os.getpid() if pid is None else pid}"
+
+
 class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clients = RedisClients(settings)
+        self.clients = RedisClients(settings, api_client_name())
         self.store = JobStore(self.clients.main, settings.retention_s)
         self.writer = StreamWriter(
             self.clients.streams, settings.retention_s, settings.stream_maxlen
@@ -50,7 +56,8 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
     return lifespan
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
     state = request.state.spool
     assert isinstance(state, AppState)
     return state

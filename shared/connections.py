@@ -17,11 +17,16 @@ def awaited(result: Awaitable[T] | T) -> Awaitable[T]:
     return cast(Awaitable[T], result)
 
 
-def open_redis(url: str, max_connections: int) -> Redis:
-    """A client whose pool never holds more than `max_connections` (callers wait for one)."""
+def open_redis(url: str, max_connections: int, client_name: str | None = None) -> Redis:
+    """A client whose pool never holds more than `max_connections` (callers wait for one).
+
+    `client_name` names every connection (`CLIENT SETNAME`), so that `CLIENT LIST` shows
+    which process holds which connections.
+    """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        client_name=client_name,
         timeout=10,
         socket_connect_timeout=2,
         health_check_interval=30,
@@ -42,12 +47,13 @@ def arq_pool(redis: Redis) -> ArqRedis:
 class RedisClients:
     """The main Redis (jobs, sessions, queue) and the stream Redis (may be the same client)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.main = open_redis(settings.redis_url, settings.redis_max_connections)
+    def __init__(self, settings: Settings, client_name: str | None = None) -> None:
+        limit = settings.redis_max_connections
+        self.main = open_redis(settings.redis_url, limit, client_name)
         self.streams = (
             self.main
             if settings.streams_url == settings.redis_url
-            else open_redis(settings.streams_url, settings.redis_max_connections)
+            else open_redis(settings.streams_url, limit, client_name)
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,142 @@
+"""SSE clients of the benchmark, run by the thousand in load-generator processes.
+
+A client sends one request, reads the event stream and keeps only numbers: when it
+started, when the first `text.delta` arrived, the relay delay of every event (arrival
+time minus the `ts` the worker stamped), and the `ts` of its job's start and end.
+A generator process runs a group of clients on one event loop and sends the results
+back over a pipe; its live counters (connected, events, done) are shared memory that
+the parent's progress bar reads.
+"""
+
+import asyncio
+import contextlib
+import resource
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from shared.bench.wire import Frame, SseConnection
+
+TERMINAL = frozenset((b"job.completed", b"job.failed", b"job.cancelled"))
+CONNECTED, EVENTS, DONE, FAILED = range(4)  # slots of a generator's shared counters
+
+
+class Spec(msgspec.Struct, array_like=True):
+    """One client: its request, and how many terminal events end it (0: the server does)."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    stop_after: int = 0
+
+
+class Result(msgspec.Struct, array_like=True):
+    started: float = 0.0  # time.time() before the request was sent
+    first_delta: float = 0.0  # arrival of the first text.delta (0: none)
+    events: int = 0
+    deltas: int = 0
+    relay_ms: list[float] = []  # arrival - ts, per text.delta
+    append_ms: list[float] = []  # Redis's XADD time (the entry id's ms) - ts: worker → Redis
+    deliver_ms: list[float] = []  # arrival - the entry id's ms: Redis → API → client
+    job_started_ts: int = 0  # the `ts` of job.started
+    first_delta_ts: int = 0
+    last_delta_ts: int = 0
+    terminal_ts: int = 0
+    error: str = ""
+
+
+class _Data(msgspec.Struct):
+    ts: int = 0
+
+
+_decode = msgspec.json.Decoder(_Data).decode
+
+
+def _record(result: Result, frame: Frame) -> None:
+    event, data, received = frame.event, frame.data, frame.received
+    result.events += 1
+    if event == b"text.delta":
+        ts = _decode(data).ts
+        written = int(frame.id.partition(b"-")[0] or 0)
+        if written:
+            result.append_ms.append(written - ts)
+            result.deliver_ms.append(received * 1000 - written)
+        if not result.first_delta:
+            result.first_delta = received
+            result.first_delta_ts = ts
+        result.deltas += 1
+        result.last_delta_ts = ts
+        result.relay_ms.append(received * 1000 - ts)
+    elif event == b"job.started":
+        result.job_started_ts = _decode(data).ts
+    elif event in TERMINAL:
+        result.terminal_ts = _decode(data).ts
+
+
+async def run_client(
+    host: str, port: int, spec: Spec, counters: Any, opening: asyncio.Semaphore
+) -> Result:
+    result = Result(started=time.time())
+    terminals = 0
+    try:
+        async with opening:
+            conn = await SseConnection.open(host, port, spec.path, spec.method, spec.body)
+        counters[CONNECTED] += 1
+        try:
+            async for frame in conn.frames():
+                counters[EVENTS] += 1
+                _record(result, frame)
+                if frame.event in TERMINAL:
+                    terminals += 1
+                    if terminals == spec.stop_after:
+                        break
+        finally:
+            conn.close()
+            counters[CONNECTED] -= 1
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        counters[FAILED] += 1
+    counters[DONE] += 1
+    return result
+
+
+async def run_group(
+    host: str, port: int, specs: list[Spec], counters: Any, open_limit: int, hold_limit: int
+) -> list[Result]:
+    """Run `specs` at once (at most `open_limit` connecting, `hold_limit` open at a time)."""
+    opening = asyncio.Semaphore(open_limit)
+    holding = asyncio.Semaphore(hold_limit)
+
+    async def one(spec: Spec) -> Result:
+        async with holding:
+            return await run_client(host, port, spec, counters, opening)
+
+    return await asyncio.gather(*(one(s) for s in specs))
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard one (each client is a socket)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
+def generator_main(
+    host: str,
+    port: int,
+    specs: bytes,
+    counters: Any,
+    out: Connection,
+    open_limit: int,
+    hold_limit: int,
+) -> None:
+    """Entry point of a load-generator process: run the clients, send back the results."""
+    raise_fd_limit()
+    decoded = msgspec.msgpack.decode(specs, type=list[Spec])
+    results = asyncio.run(run_group(host, port, decoded, counters, open_limit, hold_limit))
+    out.send_bytes(msgspec.msgpack.encode(results))
+    out.close()

@@ -1,0 +1,234 @@
+"""The benchmark's phases, each returning its figures as a JSON-ready dict.
+
+- `p1`: submit → first `text.delta` at the client, through Spool (`POST /v1/stream`)
+  and through the direct baseline (`POST /stream`), same load, same run.
+- `streams`: many concurrent generations, each followed by one client: relay delay
+  (worker stamp → client arrival), events/s, worker concurrency and CPU.
+- `fanout`: many SSE clients on few sessions held by one API process: Redis
+  connections, RSS per client, then a generation per session fanned out to all.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from shared.bench import stats
+from shared.bench.clients import Result, Spec
+from shared.bench.generators import Live, run_generators
+from shared.bench.stack import Stack, cpu_seconds, rss
+
+Figures = dict[str, Any]
+Progress = Callable[[str, Live], None]
+
+
+class Options(msgspec.Struct, kw_only=True):
+    p1_jobs: int = 200
+    p1_concurrency: int = 10
+    streams: int = 1000
+    stream_tokens: int = 100
+    tokens_per_second: float = 50.0
+    fanout_clients: int = 10_000
+    fanout_sessions: int = 100
+    fanout_tokens: int = 20
+    fanout_tokens_per_second: float = 10.0
+    processes: int = 2
+
+
+WORDS = ("stream", "durable", "resume", "event", "token", "worker", "queue", "session")
+
+
+def passage(tokens: int) -> str:
+    return " ".join(WORDS[i % len(WORDS)] for i in range(tokens)) + "."
+
+
+def job_body(tokens: int, tps: float, ttft_ms: int = 0, **extra: Any) -> dict[str, Any]:
+    params = {"text": passage(tokens), "ttft_ms": ttft_ms, "tokens_per_second": tps}
+    return {"input": "bench", "model": "simulated", "parameters": params, **extra}
+
+
+class Sampler:
+    """Probes of the processes under test, taken on every progress tick."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.max_api_redis_connections = 0
+        self.max_redis_clients = 0
+        self.max_api_rss = 0
+        self._last = 0.0
+
+    def __call__(self, live: Live) -> None:
+        if time.monotonic() - self._last < 0.5:
+            return
+        self._last = time.monotonic()
+        self.max_api_redis_connections = max(
+            self.max_api_redis_connections, self.stack.api_redis_connections() or 0
+        )
+        self.max_redis_clients = max(self.max_redis_clients, self.stack.redis_clients())
+        self.max_api_rss = max(self.max_api_rss, rss(self.stack.api_pid) or 0)
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
+
+
+def p1(stack: Stack, opts: Options, progress: Progress) -> Figures:
+    body = _encode(job_body(10, 1000.0))
+    out: Figures = {"jobs": opts.p1_jobs, "concurrency": opts.p1_concurrency}
+    targets = {"baseline": (stack.baseline_url, "/stream"), "spool": (stack.api_url, "/v1/stream")}
+    for name, (url, path) in targets.items():
+        warm = [Spec("POST", path, body) for _ in range(min(10, opts.p1_jobs))]
+        run_generators(url, warm, processes=1, hold_limit=opts.p1_concurrency)
+        specs = [Spec("POST", path, body) for _ in range(opts.p1_jobs)]
+        results, _ = run_generators(
+            url,
+            specs,
+            processes=1,
+            hold_limit=opts.p1_concurrency,
+            on_tick=_labelled(progress, f"P1 {name}"),
+        )
+        out[name] = stats.summary(stats.first_delta_ms(results))
+        out[name]["errors"] = len(stats.errors(results))
+        out[f"_{name}_samples"] = stats.first_delta_ms(results)
+    out["overhead_ms"] = {
+        q: _diff(out["spool"][q], out["baseline"][q]) for q in ("p50", "p90", "p99")
+    }
+    return out
+
+
+def _labelled(progress: Progress, label: str) -> Callable[[Live], None]:
+    return lambda live: progress(label, live)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
+    body = _encode(job_body(opts.stream_tokens, opts.tokens_per_second))
+    specs = [Spec("POST", "/v1/stream", body) for _ in range(opts.streams)]
+    sampler = Sampler(stack)
+    cpu0, wall0 = cpu_seconds(stack.worker_pid), time.monotonic()
+    api_cpu0 = cpu_seconds(stack.api_pid)
+
+    def tick(live: Live) -> None:
+        progress("streams", live)
+        sampler(live)
+
+    results, elapsed = run_generators(
+        stack.api_url, specs, processes=opts.processes, open_limit=128, on_tick=tick
+    )
+    cpu1, wall = cpu_seconds(stack.worker_pid), time.monotonic() - wall0
+    api_cpu = _percent(api_cpu0, cpu_seconds(stack.api_pid), wall)
+    events = sum(r.events for r in results)
+    return {
+        "streams": opts.streams,
+        "tokens_per_stream": opts.stream_tokens,
+        "tokens_per_second": opts.tokens_per_second,
+        "relay_ms": stats.summary(stats.relay_ms(results)),
+        "relay_split": stats.relay_parts(results),
+        "first_delta_ms": stats.summary(stats.first_delta_ms(results)),
+        "pace_tokens_per_s": stats.summary(stats.pace_tokens_per_s(results)),
+        "events": events,
+        "events_per_s": round(events / elapsed, 1),
+        "worker_concurrency_reached": stats.max_overlap(results),
+        "worker_cpu_percent": _percent(cpu0, cpu1, wall),
+        "api_cpu_percent": api_cpu,
+        "api_redis_connections_max": sampler.max_api_redis_connections,
+        "redis_clients_max": sampler.max_redis_clients,
+        "errors": _errors(results),
+        "_relay_samples": stats.relay_ms(results),
+    }
+
+
+def _percent(cpu0: float | None, cpu1: float | None, wall: float) -> float | None:
+    return None if cpu0 is None or cpu1 is None else round((cpu1 - cpu0) / wall * 100, 1)
+
+
+def _errors(results: list[Result]) -> Figures:
+    found = stats.errors(results)
+    return {"count": len(found), "first": found[:3]}
+
+
+def _create_sessions(stack: Stack, count: int, run: str) -> list[str]:
+    """Sessions with one short finished job each, so that clients may follow them."""
+    sessions = [f"bench-{run}-{i}" for i in range(count)]
+    with httpx.Client(base_url=stack.api_url, timeout=30) as http:
+        jobs = [
+            http.post("/v1/jobs", json=job_body(3, 1000.0, session_id=s)).json()["job_id"]
+            for s in sessions
+        ]
+        deadline = time.monotonic() + 120
+        for job in jobs:
+            while http.get(f"/v1/jobs/{job}").json()["status"] != "completed":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the fan-out sessions' first jobs did not complete")
+                time.sleep(0.05)
+    return sessions
+
+
+def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
+    sessions = _create_sessions(stack, opts.fanout_sessions, uuid.uuid4().hex[:8])
+    specs = [
+        Spec("GET", f"/v1/sessions/{sessions[i % len(sessions)]}/events", stop_after=2)
+        for i in range(opts.fanout_clients)
+    ]
+    body = job_body(opts.fanout_tokens, opts.fanout_tokens_per_second)
+    sampler = Sampler(stack)
+    held: Figures = {"rss_before": rss(stack.api_pid), "cpu0": cpu_seconds(stack.api_pid)}
+
+    def tick(live: Live) -> None:
+        progress("fan-out", live)
+        sampler(live)
+        if "clients_held" not in held and live.connected + live.failed >= live.total:
+            _on_all_connected(stack, live, held, sessions, body)
+
+    results, elapsed = run_generators(
+        stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
+    )
+    rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
+    api_cpu = _percent(held["cpu0"], cpu_seconds(stack.api_pid), elapsed)
+    generating = sum(r.events for r in results) - held.get("events_held", 0)
+    return {
+        "clients": opts.fanout_clients,
+        "sessions": opts.fanout_sessions,
+        "clients_held": held.get("clients_held"),
+        "api_redis_connections_held": held.get("api_redis_connections"),
+        "api_redis_connections_max": sampler.max_api_redis_connections,
+        "redis_clients_max": sampler.max_redis_clients,
+        "api_rss_before_mb": _mb(held["rss_before"]),
+        "api_rss_held_mb": _mb(held.get("rss_held")),
+        "api_rss_max_mb": _mb(sampler.max_api_rss),
+        "rss_per_client_kb": round(rss_delta / 1024 / max(1, held.get("clients_held") or 1), 2),
+        "tokens_per_session": opts.fanout_tokens,
+        "tokens_per_second": opts.fanout_tokens_per_second,
+        "events_delivered_while_generating": generating,
+        "events_per_s": round(generating / max(0.001, elapsed - held.get("t_held", 0)), 1),
+        "api_cpu_percent": api_cpu,
+        "relay_ms": stats.summary(stats.relay_ms(results)),
+        "relay_split": stats.relay_parts(results),
+        "errors": _errors(results),
+        "_relay_samples": stats.relay_ms(results),
+    }
+
+
+def _on_all_connected(
+    stack: Stack, live: Live, held: Figures, sessions: list[str], body: dict[str, Any]
+) -> None:
+    """Every client is connected: measure what holding them costs, then start generating."""
+    held["clients_held"] = live.connected
+    held["t_held"] = time.monotonic() - live.started
+    held["events_held"] = live.events
+    held["rss_held"] = rss(stack.api_pid)
+    held["api_redis_connections"] = stack.api_redis_connections()
+    with httpx.Client(base_url=stack.api_url, timeout=30) as http:
+        for session in sessions:
+            http.post("/v1/jobs", json={**body, "session_id": session}).raise_for_status()
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)

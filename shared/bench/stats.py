@@ -1,0 +1,73 @@
+"""Numbers from client results: percentiles, overlap, rates."""
+
+import math
+from collections.abc import Sequence
+
+from shared.bench.clients import Result
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The `q`-th percentile (nearest rank) of `values`, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    def rounded(q: float) -> float | None:
+        value = percentile(values, q)
+        return None if value is None else round(value, 3)
+
+    return {
+        "n": len(values),
+        "p50": rounded(50),
+        "p90": rounded(90),
+        "p99": rounded(99),
+        "max": rounded(100),
+    }
+
+
+def first_delta_ms(results: Sequence[Result]) -> list[float]:
+    return [(r.first_delta - r.started) * 1000 for r in results if r.first_delta]
+
+
+def relay_ms(results: Sequence[Result]) -> list[float]:
+    return [x for r in results for x in r.relay_ms]
+
+
+def relay_parts(results: Sequence[Result]) -> dict[str, dict[str, float | int | None]]:
+    """The relay split at Redis (whose clock stamps the entry id): worker → Redis, and
+    Redis → API → client. Both halves have the 1 ms granularity of the stamps."""
+    return {
+        "worker_to_redis_ms": summary([x for r in results for x in r.append_ms]),
+        "redis_to_client_ms": summary([x for r in results for x in r.deliver_ms]),
+    }
+
+
+def max_overlap(results: Sequence[Result]) -> int:
+    """Most jobs running at once, from the worker's own `job.started` and terminal stamps."""
+    marks: list[tuple[int, int]] = []
+    for r in results:
+        if r.job_started_ts and r.terminal_ts:
+            marks += [(r.job_started_ts, 1), (r.terminal_ts, -1)]
+    running = peak = 0
+    for _, step in sorted(marks, key=lambda m: (m[0], m[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def pace_tokens_per_s(results: Sequence[Result]) -> list[float]:
+    """Each generation's delivered pace: deltas per second between its first and last."""
+    out = []
+    for r in results:
+        span = r.last_delta_ts - r.first_delta_ts
+        if r.deltas > 1 and span > 0:
+            out.append((r.deltas - 1) / (span / 1000))
+    return out
+
+
+def errors(results: Sequence[Result]) -> list[str]:
+    return [r.error for r in results if r.error]
