@@ -246,6 +246,9 @@ def _run_client(run: Any) -> int:
 @click.option("--worker-pid", type=int, default=None, help="to report the worker's CPU")
 @click.option("--phase", "phases", multiple=True, type=click.Choice(["p1", "streams", "fanout"]))
 @click.option("--p1-jobs", default=200, show_default=True)
+@click.option(
+    "--p1-concurrency", default=1, show_default=True, help="P1 jobs in flight (1: pure latency)"
+)
 @click.option("--streams", default=1000, show_default=True, help="concurrent generations")
 @click.option("--tokens", default=100, show_default=True, help="tokens per generation")
 @click.option("--tps", default=50.0, show_default=True, help="tokens per second")
@@ -262,6 +265,7 @@ def bench(**kw: Any) -> None:
 
     opts = run_bench.Options(
         p1_jobs=kw["p1_jobs"],
+        p1_concurrency=kw["p1_concurrency"],
         streams=kw["streams"],
         stream_tokens=kw["tokens"],
         tokens_per_second=kw["tps"],

@@ -100,14 +100,22 @@ class StreamWriter:
         self._retention_s = retention_s
         self._maxlen = maxlen
 
-    async def append(
-        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
-    ) -> list[bytes]:
-        """Append `batch` in order; returns the new stream ids (a resent batch returns `[]`).
+    async def append_many(self, appends: Sequence["Append"]) -> list[list[bytes] | SpoolError]:
+        """Several appends (of different jobs) in one pipeline: one round trip for all.
 
-        `attempt` ≥ 1 is a worker's attempt (older attempts are fenced off); 0 is the API
-        (no fence); `NOT_STARTED_ONLY` appends only if no worker attempt has begun.
+        Each append's outcome is its new ids, or its `StreamClosed`/`WorkerOwned`; a
+        connection error fails the whole call (resending is safe: appends are idempotent).
         """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for a in appends:
+                keys_, args = self._call(a.session_id, a.job_id, a.attempt, a.batch)
+                await awaited(self._script(keys=keys_, args=args, client=pipe))
+            results = await pipe.execute(raise_on_error=False)
+        return [_outcome(r) for r in results]
+
+    def _call(
+        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+    ) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
             job_id,
             attempt,
@@ -117,19 +125,53 @@ class StreamWriter:
         ]
         for out in batch:
             args += (out.type, out.seq, out.data)
+        return [keys.stream_key(session_id), keys.marks_key(session_id)], args
+
+    async def append(
+        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+    ) -> list[bytes]:
+        """Append `batch` in order; returns the new stream ids (a resent batch returns `[]`).
+
+        `attempt` ≥ 1 is a worker's attempt (older attempts are fenced off); 0 is the API
+        (no fence); `NOT_STARTED_ONLY` appends only if no worker attempt has begun.
+        """
+        keys_, args = self._call(session_id, job_id, attempt, batch)
         try:
-            ids: list[bytes] = await awaited(
-                self._script(
-                    keys=[keys.stream_key(session_id), keys.marks_key(session_id)], args=args
-                )
-            )
+            ids: list[bytes] = await awaited(self._script(keys=keys_, args=args))
         except ResponseError as exc:
-            if str(exc).startswith("SPOOL_CLOSED"):
-                raise StreamClosed(str(exc).removeprefix("SPOOL_CLOSED ")) from exc
-            if str(exc).startswith("SPOOL_STARTED"):
-                raise WorkerOwned(str(exc).removeprefix("SPOOL_STARTED ")) from exc
-            raise
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         return ids
+
+
+class Append(msgspec.Struct):
+    session_id: str
+    job_id: str
+    attempt: int
+    batch: Sequence[Outgoing]
+
+
+def _refusal(exc: ResponseError) -> SpoolError | None:
+    """The script's own refusals, as typed errors; None for any other Redis error."""
+    text = str(exc)
+    if text.startswith("SPOOL_CLOSED"):
+        return StreamClosed(text.removeprefix("SPOOL_CLOSED "))
+    if text.startswith("SPOOL_STARTED"):
+        return WorkerOwned(text.removeprefix("SPOOL_STARTED "))
+    return None
+
+
+def _outcome(result: Any) -> list[bytes] | SpoolError:
+    if isinstance(result, ResponseError):
+        refusal = _refusal(result)
+        if refusal is None:
+            raise result
+        return refusal
+    if isinstance(result, Exception):
+        raise result
+    return list(result)
 
 
 async def job_marks(redis: Redis, session_id: str, job_id: str) -> JobMarks:

@@ -13,6 +13,7 @@ from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.store import JobStore
 from shared.streams import StreamWriter
+from worker.batcher import Batcher
 from worker.lifecycle import Running, heartbeat, listen
 
 _CTX_KEY = "spool"
@@ -24,6 +25,7 @@ class WorkerState:
         self.clients = clients
         self.store = JobStore(clients.main, settings.retention_s)
         self.writer = StreamWriter(clients.streams, settings.retention_s, settings.stream_maxlen)
+        self.batcher = Batcher(self.writer)
         self.sessions = SessionQueue(clients.main, settings.retention_s)
         self.arq: ArqRedis = arq_pool(clients.main)
         self.queue = JobQueue(clients.main)
@@ -45,6 +47,7 @@ class WorkerState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.batcher.aclose()
         await self.clients.aclose()
 
     @staticmethod

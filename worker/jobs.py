@@ -63,7 +63,7 @@ async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
         marks = await job_marks(state.clients.streams, rec.session_id, job_id)
         if marks.terminal_id is None:
             pub = Publisher(
-                state.writer,
+                state.batcher,
                 rec.session_id,
                 job_id,
                 attempt,

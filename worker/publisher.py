@@ -1,9 +1,8 @@
-"""Publishing one job attempt's events: stamp, encode once, append in pipelined batches.
+"""Publishing one job attempt's events: stamp, encode once, hand to the process's batcher.
 
-`emit` never waits for Redis while the buffer has room: a background flusher sends
-whatever accumulated while the previous append was in flight as one Lua call, so
-batches grow with load and an idle stream pays one round trip per event. Appends are
-idempotent by `seq` (the script skips seqs it already has), so a batch whose reply was
+`emit` never waits for Redis while the buffer has room; the worker's `Batcher` sends the
+pending events of every job in one pipelined round (see `worker/batcher.py`). Appends are
+idempotent by `seq` (the script skips seqs it already has), so a round whose reply was
 lost to a dropped connection is simply sent again.
 
 Optionally (`coalesce_s` > 0) consecutive text or thinking deltas of one step are merged
@@ -13,34 +12,26 @@ order is kept.
 """
 
 import asyncio
-import logging
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.events import Event, TextDelta, ThinkingDelta, encoder, event_type
 from shared.ids import now_ms
-from shared.streams import Outgoing, StreamClosed, StreamWriter
-
-log = logging.getLogger(__name__)
-
-MAX_BATCH = 256
+from shared.streams import Append, Outgoing
+from worker.batcher import Batcher
 
 
 class Publisher:
     def __init__(
         self,
-        writer: StreamWriter,
+        batcher: Batcher,
         session_id: str,
         job_id: str,
         attempt: int,
         first_seq: int,
         *,
         max_buffer: int = 10_000,
-        retry_for_s: float = 60.0,
         coalesce_s: float = 0.0,
     ) -> None:
-        self._writer = writer
+        self._batcher = batcher
         self._session_id = session_id
         self._job_id = job_id
         self._attempt = attempt
@@ -52,12 +43,9 @@ class Publisher:
         self._coalesce_s = coalesce_s
         self._held: TextDelta | ThinkingDelta | None = None
         self._held_timer: asyncio.TimerHandle | None = None
-        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._retry_for_s = retry_for_s
         self._error: BaseException | None = None
-        self._task = asyncio.create_task(self._run(), name=f"publisher:{job_id}")
 
     async def emit(self, event: Event) -> None:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
@@ -66,11 +54,26 @@ class Publisher:
         while len(self._pending) >= self._max_buffer:  # Redis is slow or away: back-pressure
             self._room.clear()
             await self._room.wait()
+            if self._error is not None:
+                raise self._error
         if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
             self._hold(event)
             return
         self._release()
         self._push(event)
+
+    async def flush(self) -> None:
+        """Wait until everything emitted so far is in Redis."""
+        self._release()
+        await self._idle.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def aclose(self) -> None:
+        """Flush what was emitted (the batcher keeps running for the other jobs)."""
+        await self.flush()
+
+    # -- coalescing ----------------------------------------------------------------
 
     def _hold(self, delta: TextDelta | ThinkingDelta) -> None:
         held = self._held
@@ -98,54 +101,24 @@ class Publisher:
         self._seq += 1
         self._pending.append(Outgoing(event_type(event), event.seq, encoder.encode(event)))
         self._idle.clear()
-        self._wake.set()
+        self._batcher.ready(self)
 
-    async def flush(self) -> None:
-        """Wait until everything emitted so far is in Redis."""
-        self._release()
-        await self._idle.wait()
-        if self._error is not None:
-            raise self._error
+    # -- the batcher's side (worker.batcher.Source) ------------------------------------
 
-    async def aclose(self) -> None:
-        """Flush, then stop the flusher."""
-        try:
-            await self.flush()
-        finally:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def take(self, limit: int) -> Append | None:
+        if self._error is not None or not self._pending:
+            return None
+        return Append(self._session_id, self._job_id, self._attempt, self._pending[:limit])
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch = self._pending[:MAX_BATCH]
-                try:
-                    await self._append(batch)
-                except BaseException as exc:
-                    self._error = exc
-                    self._idle.set()
-                    raise
-                del self._pending[: len(batch)]
-                self._room.set()
+    def written(self, count: int) -> None:
+        del self._pending[:count]
+        self._room.set()
+        if self._pending:
+            self._batcher.ready(self)
+        else:
             self._idle.set()
 
-    async def _append(self, batch: list[Outgoing]) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._retry_for_s
-        delay = 0.05
-        while True:
-            try:
-                await self._writer.append(self._session_id, self._job_id, self._attempt, batch)
-                return
-            except StreamClosed:
-                raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning(
-                    "append for %s failed (%s); retrying in %.2fs", self._job_id, exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+    def failed(self, error: BaseException) -> None:
+        self._error = error
+        self._room.set()
+        self._idle.set()

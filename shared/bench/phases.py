@@ -28,7 +28,7 @@ Progress = Callable[[str, Live], None]
 
 class Options(msgspec.Struct, kw_only=True):
     p1_jobs: int = 200
-    p1_concurrency: int = 10
+    p1_concurrency: int = 1
     streams: int = 1000
     stream_tokens: int = 100
     tokens_per_second: float = 50.0

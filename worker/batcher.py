@@ -1,0 +1,93 @@
+"""One flusher for every job of a worker process.
+
+Each round takes every publisher's pending events (up to `MAX_BATCH` per job) and sends
+them as one pipeline, a script call per job: 1,000 streams cost one round trip per round,
+not 1,000 round trips competing for the pool. While a round is in flight, new events
+accumulate for the next, so rounds grow with load and an idle process pays one round
+trip per event. A connection error retries the round with backoff (appends are
+idempotent by seq); a job whose append is refused (its stream closed) fails alone.
+"""
+
+import asyncio
+import logging
+from typing import Protocol
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.errors import SpoolError
+from shared.streams import Append, StreamWriter
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # events of one job per round
+
+
+class Source(Protocol):
+    """A publisher, as the batcher sees it."""
+
+    def take(self, limit: int) -> Append | None: ...
+
+    def written(self, count: int) -> None: ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+
+class Batcher:
+    def __init__(self, writer: StreamWriter, *, retry_for_s: float = 60.0) -> None:
+        self._writer = writer
+        self._retry_for_s = retry_for_s
+        self._ready: dict[Source, None] = {}  # insertion-ordered set
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def ready(self, source: Source) -> None:
+        """`source` has events to send."""
+        self._ready[source] = None
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="stream-batcher")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._ready:
+                sources = list(self._ready)
+                self._ready.clear()
+                await self._round(sources)
+
+    async def _round(self, sources: list[Source]) -> None:
+        taken = [(s, a) for s in sources if (a := s.take(MAX_BATCH)) is not None]
+        if not taken:
+            return
+        try:
+            outcomes = await self._send([a for _, a in taken])
+        except Exception as exc:  # Redis stayed away past the retry window
+            for source, _ in taken:
+                source.failed(exc)
+            return
+        for (source, append), outcome in zip(taken, outcomes, strict=True):
+            if isinstance(outcome, SpoolError):
+                source.failed(outcome)
+            else:
+                source.written(len(append.batch))
+
+    async def _send(self, appends: list[Append]) -> list[list[bytes] | SpoolError]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_for_s
+        delay = 0.05
+        while True:
+            try:
+                return await self._writer.append_many(appends)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("stream appends failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
