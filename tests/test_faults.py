@@ -230,3 +230,24 @@ async def test_after_the_last_attempt_a_lost_job_fails_with_worker_lost(
     assert failed["error"]["code"] == "worker_lost"
     job = (await http.get(f"/v1/jobs/{accepted['job_id']}")).json()
     assert (job["status"], job["error"]["code"]) == ("failed", "worker_lost")
+
+
+async def test_a_worker_runs_as_many_jobs_at_once_as_its_concurrency(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    """All of `--concurrency` slots fill, even while earlier jobs still sit in arq's queue."""
+    workers.append(Worker(env, log_dir, "--concurrency", "8").start())
+    first = [await submit(http, parameters={**SLOW, "text": "a " * 60}) for _ in range(4)]
+    await asyncio.gather(*(wait_started(http, a) for a in first))
+    rest = [await submit(http, parameters={**SLOW, "text": "a " * 60}) for _ in range(4)]
+    runs = await asyncio.gather(*(follow(http, a["events_url"]) for a in first + rest))
+    started = [next(e.json["ts"] for e in run if e.event == "job.started") for run in runs]
+    finished = [run[-1].json["ts"] for run in runs]
+    assert max(started) < min(finished), "the last four started before any job ended"
+
+
+async def wait_started(http: httpx.AsyncClient, accepted: dict[str, str]) -> None:
+    async with http.stream("GET", accepted["events_url"]) as response:
+        async for frame in frames(response):
+            if frame.event == "job.started":
+                return

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from arq import Worker
+from arq.utils import timestamp_ms
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -13,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared import keys, serializer
 from shared.connections import RedisClients
 from shared.settings import Settings
+from worker.claim import Claimer
 from worker.context import WorkerState
 from worker.jobs import run_job
 
@@ -23,9 +25,10 @@ class SpoolWorker(Worker):
     """arq's Worker, polling on wake-up messages (not only on a timer) and kept alive through
     Redis outages (arq's own loop would exit)."""
 
-    def __init__(self, *args: Any, wake: asyncio.Event, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, wake: asyncio.Event, claimer: Claimer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
+        self.claimer = claimer
 
     async def main(self) -> None:
         """arq's `Worker.main` with its fixed sleep between polls replaced by a wake-up wait."""
@@ -41,6 +44,24 @@ class SpoolWorker(Worker):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_delay_s):
                     await self.wake.wait()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's `start_jobs`, claiming every free slot's job in one round trip."""
+        free = self.max_jobs - self.job_counter
+        ids = [j.decode() for j in job_ids]  # the first ones may be running: claim skips them
+        in_progress_ms = int(self.in_progress_timeout_s * 1000)
+        for job_id, score in await self.claimer.claim(
+            self.queue_name, ids, free, timestamp_ms(), in_progress_ms
+        ):
+            await self.sem.acquire()  # never waits: at most `free` jobs were claimed
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wake.set()  # a slot is free: look at the queue now, not at the next poll
 
     async def _poll_iteration(self) -> None:
         try:
@@ -65,6 +86,7 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
 
     return SpoolWorker(
         wake=state.wake,
+        claimer=Claimer(clients.main),
         functions=[
             func(
                 run_job,
