@@ -1,12 +1,14 @@
 """The per-process fan-out hub: many SSE clients, few Redis connections.
 
 Design (notify-then-range):
-- Every append publishes the new last id on the session's notify channel. The hub
-  holds ONE pub/sub connection for the whole process and subscribes to the channels
-  of the sessions its clients follow.
+- Every append publishes its new entries on the session's notify channel, with the id
+  the stream ended at before them. The hub holds ONE pub/sub connection for the whole
+  process and subscribes to the channels of the sessions its clients follow.
 - Each followed session is a `Topic` with a bounded ring buffer of its newest
-  entries. A notification makes the hub read what is new with one `XRANGE` on the
-  shared, bounded connection pool, however many clients follow the session.
+  entries. A notification whose "before" id is where the buffer ends is appended as it
+  is (no Redis read); otherwise (a missed notification, start-up, a recreated stream)
+  the hub reads what is new with one `XRANGE` on the shared, bounded connection pool,
+  however many clients follow the session.
 - A client keeps only a cursor. It reads from the buffer when the buffer covers its
   cursor, and from Redis (`XRANGE`) otherwise: a new client catching up, or a slow
   one that fell behind the buffer. Nothing queues per client, so a slow client costs
@@ -21,11 +23,13 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from shared import keys
 from shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
+from shared.streams import decode_notice
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +214,38 @@ class Hub:
     def _on_message(self, message: dict[str, object]) -> None:
         channel = message.get("channel")
         topic = self._by_channel.get(channel) if isinstance(channel, bytes) else None
-        if topic is not None and message.get("type") in ("message", "subscribe"):
+        if topic is None:
+            return
+        data = message.get("data")
+        if (
+            message.get("type") == "message"
+            and isinstance(data, bytes)
+            and self._apply(topic, data)
+        ):
+            return
+        if message.get("type") in ("message", "subscribe"):
             self._mark(topic)
+
+    @staticmethod
+    def _apply(topic: Topic, notice: bytes) -> bool:
+        """Append a notice's entries when they directly follow the buffer; else False."""
+        if topic.base is None or topic.dirty or (topic.syncing and not topic.syncing.done()):
+            return False
+        try:
+            prev, job_id, rows = decode_notice(notice)
+        except msgspec.DecodeError:
+            return False
+        if parse_stream_id(prev) != topic.last:
+            return False  # a notice was missed (or the stream was recreated): read Redis
+        job = job_id.encode()
+        entries = []
+        for raw_id, kind, data in rows:
+            raw = raw_id.encode()
+            sid = parse_stream_id(raw)
+            assert sid is not None
+            entries.append((sid, raw, {b"t": kind.encode(), b"j": job, b"d": data.encode()}))
+        topic.extend(entries)
+        return True
 
 
 class Follower:

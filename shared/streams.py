@@ -1,10 +1,12 @@
 """Appending to a session's Redis Stream, atomically with the job's marks.
 
-One Lua script per batch: `XADD` every event not yet written (by `seq`, so a resent
-batch is a no-op) (fields `t` type, `j` job id, `d` the exact
-JSON the client receives), record the job's queued/terminal ids and last seq, refuse
-writes after the job's terminal event or from an attempt older than the newest one,
-refresh the retention TTL, and publish the last id on the session's notify channel.
+One Lua script per batch: `XADD` every event not yet written (fields `t` type, `j` job
+id, `d` the exact JSON the client receives; by `seq`, so a resent batch is a no-op),
+record the job's queued/terminal ids and last seq, refuse writes after the job's
+terminal event or from an attempt older than the newest one, refresh the retention TTL,
+and publish the new entries on the session's notify channel together with the id the
+stream ended at before them: a fan-out that holds everything up to that id appends them
+without reading the stream.
 """
 
 from collections.abc import Sequence
@@ -12,7 +14,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from shared import keys
 from shared.connections import awaited
@@ -42,6 +44,8 @@ if attempt > 0 then
   redis.call('HSET', marks, job .. ':a', attempt)
 end
 local ids = {{}}
+local prev = redis.call('HGET', marks, '_last') or '0-0'
+local note = {{prev, job}}
 for i = 6, #ARGV, 3 do
   local t, seq, d = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   if seq > last then
@@ -52,15 +56,18 @@ for i = 6, #ARGV, 3 do
       id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
     end
     ids[#ids + 1] = id
+    note[#note + 1] = id
+    note[#note + 1] = t
+    note[#note + 1] = d
     last = seq
     if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
     if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
   end
 end
-redis.call('HSET', marks, job .. ':s', last)
+redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
 redis.call('EXPIRE', stream, ttl)
 redis.call('EXPIRE', marks, ttl)
-redis.call('PUBLISH', channel, ids[#ids])
+redis.call('PUBLISH', channel, cmsgpack.pack(note))
 return ids
 """
 
@@ -82,6 +89,17 @@ class Outgoing(msgspec.Struct, array_like=True):
     type: str
     seq: int
     data: bytes
+
+
+def decode_notice(data: bytes) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """What an append published: `(the stream's last id before it, the job id,
+    [(id, type, data), ...])`."""
+    flat = _notice_decoder.decode(data)
+    rest = flat[2:]
+    return flat[0], flat[1], [(rest[i], rest[i + 1], rest[i + 2]) for i in range(0, len(rest), 3)]
+
+
+_notice_decoder = msgspec.msgpack.Decoder(list[str])
 
 
 class JobMarks(msgspec.Struct):
@@ -106,12 +124,21 @@ class StreamWriter:
         Each append's outcome is its new ids, or its `StreamClosed`/`WorkerOwned`; a
         connection error fails the whole call (resending is safe: appends are idempotent).
         """
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for a in appends:
-                keys_, args = self._call(a.session_id, a.job_id, a.attempt, a.batch)
-                await awaited(self._script(keys=keys_, args=args, client=pipe))
-            results = await pipe.execute(raise_on_error=False)
+        calls = [self._call(a.session_id, a.job_id, a.attempt, a.batch) for a in appends]
+        results = await self._evalsha_all(calls)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
+            await self._redis.script_load(APPEND_LUA)
+            results = await self._evalsha_all(calls)  # idempotent: written seqs are skipped
         return [_outcome(r) for r in results]
+
+    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        # EVALSHA directly: a script object in a pipeline makes redis-py send SCRIPT EXISTS
+        # first, one more round trip per call
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys_, args in calls:
+                pipe.evalsha(self._script.sha, len(keys_), *keys_, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     def _call(
         self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from shared import keys
 from shared.connections import open_redis
-from shared.streams import Outgoing, StreamClosed, StreamWriter, job_marks
+from shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
 
 
 @pytest.fixture
@@ -73,13 +73,27 @@ async def test_an_older_attempt_is_fenced_off(redis: Redis) -> None:
     assert await redis.xlen(keys.stream_key("s4")) == 2
 
 
-async def test_each_append_publishes_the_last_id(redis: Redis) -> None:
+async def test_each_append_publishes_its_entries_after_the_previous_last_id(
+    redis: Redis,
+) -> None:
     writer = StreamWriter(redis, retention_s=60)
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.notify_channel("s5"))
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
-    ids = await writer.append("s5", "j1", 1, [out("text.delta", 1), out("text.delta", 2)])
-    message = await pubsub.get_message(timeout=5)
-    assert message is not None
-    assert message["data"] == ids[-1]
+    first = await writer.append("s5", "j1", 1, [out("text.delta", 1)])
+    ids = await writer.append("s5", "j1", 1, [out("text.delta", 2), out("job.completed", 3)])
+    notices = []
+    for _ in range(2):
+        message = await pubsub.get_message(timeout=5)
+        assert message is not None
+        notices.append(decode_notice(message["data"]))
+    assert notices[0] == ("0-0", "j1", [(first[0].decode(), "text.delta", '{"seq":1}')])
+    prev, job, rows = notices[1]
+    assert (prev, job) == (first[0].decode(), "j1")
+    assert rows == [
+        (ids[0].decode(), "text.delta", '{"seq":2}'),
+        (ids[1].decode(), "job.completed", '{"seq":3}'),
+    ]
+    rows_in_redis = await redis.xrange(keys.stream_key("s5"))
+    assert [r[1][b"d"] for r in rows_in_redis] == [b'{"seq":1}', b'{"seq":2}', b'{"seq":3}']
     await pubsub.aclose()

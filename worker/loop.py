@@ -42,6 +42,8 @@ from worker.publisher import Publisher
 from worker.tools import Tool, build_registry
 from worker.tools.runner import run_tools
 
+IDLE_GRANULARITY_S = 1.0
+
 
 class StepOutput:
     """What one model call produced so far."""
@@ -173,20 +175,28 @@ class AgentRun:
         )
 
     async def _stream(self, provider: Provider, request: ModelRequest, out: StepOutput) -> None:
-        """One model call, bounded by the first-token and idle-between-events timeouts."""
-        timeout, what = self.settings.provider_first_token_timeout_s, "first token"
-        async with contextlib.aclosing(provider.stream(request)) as events:
-            while True:
-                try:
-                    async with asyncio.timeout(timeout):
-                        event = await anext(events)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError as exc:
-                    message = f"no {what} from the provider within {timeout:g}s"
-                    raise ProviderError("provider_timeout", message) from exc
-                timeout, what = self.settings.provider_idle_timeout_s, "event"
-                await self._handle(request.step, event, out)
+        """One model call, bounded by the first-token and idle-between-events timeouts.
+
+        One timeout per call, moved forward as events arrive (at most once a second, which
+        keeps the idle bound within a second and costs nothing per event)."""
+        settings, loop = self.settings, asyncio.get_running_loop()
+        timeout, what = settings.provider_first_token_timeout_s, "first token"
+        moved = loop.time()
+        try:
+            async with asyncio.timeout(timeout) as guard:
+                async with contextlib.aclosing(provider.stream(request)) as events:
+                    async for event in events:
+                        now = loop.time()
+                        if what != "event" or now - moved >= IDLE_GRANULARITY_S:
+                            timeout, what, moved = settings.provider_idle_timeout_s, "event", now
+                            guard.reschedule(now + timeout)
+                        await self._handle(request.step, event, out)
+                        if loop.time() - now >= IDLE_GRANULARITY_S:  # we were slow, not it
+                            moved = loop.time()
+                            guard.reschedule(moved + timeout)
+        except TimeoutError as exc:
+            message = f"no {what} from the provider within {timeout:g}s"
+            raise ProviderError("provider_timeout", message) from exc
 
     async def _handle(self, step: int, event: ProviderEvent, out: StepOutput) -> None:
         match event:
