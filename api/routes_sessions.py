@@ -31,7 +31,7 @@ class SessionView(msgspec.Struct):
 
 async def owned_session(state: AppState, session_id: str, tenant: str) -> int:
     """The session's creation time (ms); 404 if it does not exist or is another tenant's."""
-    info = await state.store.session(session_id)
+    info = await state.session_owner(session_id)
     if info is None or info.tenant != tenant:
         raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
     return info.created_at_ms

@@ -13,6 +13,7 @@ from shared.connections import RedisClients
 from shared.queue import JobQueue
 from shared.sessions import SessionQueue
 from shared.settings import Settings
+from shared.singleflight import SingleFlight
 from shared.store import JobStore
 from shared.streams import StreamWriter
 
@@ -35,6 +36,7 @@ class AppState:
         self.queue = JobQueue(self.clients.main)
         self.sessions = SessionQueue(self.clients.main, settings.retention_s)
         self.idempotency = Idempotency(self.clients.main)
+        self.session_owner = SingleFlight(self.store.session)
         self.hub = Hub(self.clients.streams)
 
     async def aclose(self) -> None:

@@ -95,3 +95,26 @@ async def test_simulated_pace_follows_tokens_per_second() -> None:
     chunks = [e async for e in SimulatedProvider().stream(request) if isinstance(e, TextChunk)]
     assert len(chunks) == 4
     assert loop.time() - start >= 3 * 5 / 200  # three 25 ms gaps between four chunks
+
+
+async def test_single_flight_shares_concurrent_calls_and_caches_nothing() -> None:
+    from shared.singleflight import SingleFlight
+
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def lookup(key: str) -> str:
+        calls.append(key)
+        await gate.wait()
+        return key.upper()
+
+    flight = SingleFlight(lookup)
+    waiting = [asyncio.create_task(flight("a")) for _ in range(50)]
+    other = asyncio.create_task(flight("b"))
+    await asyncio.sleep(0)  # let every caller reach the flight
+    gate.set()
+    assert await asyncio.gather(*waiting) == ["A"] * 50
+    assert await other == "B"
+    assert sorted(calls) == ["a", "b"]
+    assert await flight("a") == "A"
+    assert calls.count("a") == 2, "a call after the first returned is a new call"
