@@ -1,5 +1,6 @@
 """The Python client against the real stack: forced drops, exact reconstruction, errors."""
 
+import asyncio
 import random
 import signal
 from pathlib import Path
@@ -175,3 +176,27 @@ def test_sync_client_runs_and_follows(stack: Api, session_id: str) -> None:
         assert events[0].type == "job.queued"
         assert events[-1].type == "job.completed"
         assert events[-1].id == result.last_event_id
+
+
+async def test_cancel_from_the_client_ends_the_collected_result_as_cancelled(stack: Api) -> None:
+    async with SpoolClient(stack.url) as client:
+        params = {"text": "word " * 300, "tokens_per_second": 40, "ttft_ms": 0}
+        accepted = await client.submit("x", parameters=params)
+        streaming = asyncio.Event()
+
+        def on_event(event: StreamEvent) -> None:
+            if event.type == "text.delta":
+                streaming.set()
+
+        async def cancel_when_streaming() -> dict[str, object]:
+            await streaming.wait()
+            return await client.cancel(accepted.job_id)
+
+        reply, result = await asyncio.gather(
+            cancel_when_streaming(),
+            client.collect(accepted.session_id, accepted.job_id, on_event=on_event),
+        )
+    assert reply == {"job_id": accepted.job_id, "status": "cancelling"}
+    assert result.status == "cancelled"
+    assert 0 < len(result.text.split()) < 300
+    assert result.usage.output_tokens == len(result.text.split())
