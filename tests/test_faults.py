@@ -101,18 +101,26 @@ def check_reconstruction(events: list[Frame], expected_text: str) -> None:
     assert text == events[-1].json["output_text"] == expected_text
 
 
-async def test_sigkilled_worker_job_runs_again_elsewhere(
+async def kill_mid_stream(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
-) -> None:
+) -> tuple[dict[str, str], list[Frame]]:
+    """A job streams on one worker; a second worker starts; the first is SIGKILLed. The
+    job's events, read over one connection from before the kill to the terminal event."""
     doomed = Worker(env, log_dir).start()
     workers.append(doomed)
     accepted = await submit(http, parameters=SLOW)
     seen: asyncio.Queue[Frame] = asyncio.Queue()
     reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
-    await wait_events(seen, "text.delta", 10)
+    await wait_events(seen, "text.delta", 5)
     workers.append(Worker(env, log_dir).start())
     doomed.signal(signal.SIGKILL)
-    events = await asyncio.wait_for(reader, 60)
+    return accepted, await asyncio.wait_for(reader, 60)
+
+
+async def test_sigkilled_worker_job_runs_again_elsewhere(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    accepted, events = await kill_mid_stream(http, env, log_dir, workers)
     retry = next(e for e in events if e.event == "job.retrying")
     assert retry.json["attempt"] == 2
     assert retry.json["reason"] == "worker_lost"
@@ -216,15 +224,7 @@ async def test_after_the_last_attempt_a_lost_job_fails_with_worker_lost(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> None:
     one_try = {**env, "SPOOL_MAX_TRIES": "1"}
-    doomed = Worker(one_try, log_dir).start()
-    workers.append(doomed)
-    accepted = await submit(http, parameters=SLOW)
-    seen: asyncio.Queue[Frame] = asyncio.Queue()
-    reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
-    await wait_events(seen, "text.delta", 3)
-    workers.append(Worker(one_try, log_dir).start())
-    doomed.signal(signal.SIGKILL)
-    events = await asyncio.wait_for(reader, 60)
+    accepted, events = await kill_mid_stream(http, one_try, log_dir, workers)
     assert [e.event for e in events[-2:]] == ["job.retrying", "job.failed"]
     failed = events[-1].json
     assert failed["error"]["code"] == "worker_lost"
