@@ -64,12 +64,21 @@ async def test_cancel_stops_a_running_job_with_partial_output_and_usage(
 
 
 async def test_cancel_latency_over_concurrent_jobs(http: httpx.AsyncClient) -> None:
-    """Measured, printed, not asserted: the target is p99 ≤ 100 ms."""
-    jobs = [await submit(http, session_id=f"lat-{i}", parameters=SLOW) for i in range(10)]
-    results = await asyncio.gather(*(cancel_midway(http, a) for a in jobs))
-    latencies = sorted(r[1] * 1000 for r in results)
-    assert all(r[0][-1].event == "job.cancelled" for r in results)
-    print(f"cancel latency ms: p50 {latencies[4]:.1f}, max {latencies[-1]:.1f} (n=10)")
+    """Measured and printed (`pytest -s -k cancel_latency`), not asserted: the target is
+    p99 ≤ 100 ms from the cancel request to `job.cancelled` at the client."""
+    latencies: list[float] = []
+    for round_ in range(10):
+        jobs = [
+            await submit(http, session_id=f"lat-{round_}-{i}", parameters=SLOW) for i in range(10)
+        ]
+        results = await asyncio.gather(*(cancel_midway(http, a) for a in jobs))
+        assert all(r[0][-1].event == "job.cancelled" for r in results)
+        latencies += [r[1] * 1000 for r in results]
+    latencies.sort()
+    p50, p90, p99 = latencies[49], latencies[89], latencies[98]
+    print(
+        f"cancel → job.cancelled ms, n=100, 10 in flight: p50 {p50:.1f} p90 {p90:.1f} p99 {p99:.1f}"
+    )
 
 
 async def test_cancelling_a_queued_job_ends_it_without_running_it(
