@@ -34,16 +34,25 @@ from shared.streams import decode_notice
 log = logging.getLogger(__name__)
 
 Fields = dict[bytes, bytes]
-Entry = tuple[StreamId, bytes, Fields]  # parsed id, raw id, fields
+
+
+class Entry:
+    """One stream entry as followers need it: its id, job and type, and its SSE frame,
+    built once when the entry reaches the hub however many clients it is sent to."""
+
+    __slots__ = ("frame", "job", "kind", "sid")
+
+    def __init__(self, raw_id: bytes, kind: bytes, job: bytes, data: bytes) -> None:
+        sid = parse_stream_id(raw_id)
+        assert sid is not None
+        self.sid: StreamId = sid
+        self.kind = kind
+        self.job = job
+        self.frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, kind, data)
 
 
 def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
-    out = []
-    for raw, fields in rows:
-        sid = parse_stream_id(raw)
-        assert sid is not None
-        out.append((sid, raw, fields))
-    return out
+    return [Entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
 
 
 class Topic:
@@ -68,7 +77,7 @@ class Topic:
         """Buffered entries with ids greater than `cursor` (oldest first, at most `limit`)."""
         found: list[Entry] = []
         for entry in reversed(self.buffer):
-            if entry[0] <= cursor:
+            if entry.sid <= cursor:
                 break
             found.append(entry)
         found.reverse()
@@ -77,10 +86,10 @@ class Topic:
     def extend(self, entries: list[Entry]) -> None:
         for entry in entries:
             if len(self.buffer) == self.buffer.maxlen:
-                self.base = self.buffer[0][0]
+                self.base = self.buffer[0].sid
             self.buffer.append(entry)
         if entries:
-            self.last = entries[-1][0]
+            self.last = entries[-1].sid
             self.notify()
 
     def notify(self) -> None:
@@ -186,7 +195,7 @@ class Hub:
             try:
                 if topic.base is None:
                     tail = await self.redis.xrevrange(topic.key, "+", "-", count=1)
-                    topic.base = topic.last = _entries(tail)[0][0] if tail else ZERO
+                    topic.base = topic.last = _entries(tail)[0].sid if tail else ZERO
                     topic.notify()
                 while True:
                     entries = await self.read(topic.key, topic.last, self.batch)
@@ -238,13 +247,7 @@ class Hub:
         if parse_stream_id(prev) != topic.last:
             return False  # a notice was missed (or the stream was recreated): read Redis
         job = job_id.encode()
-        entries = []
-        for raw_id, kind, data in rows:
-            raw = raw_id.encode()
-            sid = parse_stream_id(raw)
-            assert sid is not None
-            entries.append((sid, raw, {b"t": kind.encode(), b"j": job, b"d": data.encode()}))
-        topic.extend(entries)
+        topic.extend([Entry(i.encode(), k.encode(), job, d.encode()) for i, k, d in rows])
         return True
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 
 from api.errors import ApiError
-from api.hub import Entry, Hub
+from api.hub import Hub
 from api.state import AppState
 from shared import keys
 from shared.events import TERMINAL_TYPES, SessionGap, encoder
@@ -98,11 +98,6 @@ def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Res
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def frame(entry: Entry) -> bytes:
-    _, raw_id, fields = entry
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, fields[b"t"], fields[b"d"])
-
-
 async def frames(
     hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
 ) -> AsyncIterator[bytes]:
@@ -126,12 +121,11 @@ async def frames(
                 continue
             out = []
             for entry in batch:
-                after = entry[0]
-                fields = entry[2]
-                if only is not None and fields.get(b"j") != only:
+                after = entry.sid
+                if only is not None and entry.job != only:
                     continue
-                out.append(frame(entry))
-                if only is not None and fields.get(b"t") in _TERMINAL:
+                out.append(entry.frame)
+                if only is not None and entry.kind in _TERMINAL:
                     yield b"".join(out)
                     return
             if out:

@@ -10,7 +10,6 @@ from fastapi import Depends, FastAPI, Request
 from api.hub import Hub
 from api.idempotency import Idempotency
 from shared.connections import RedisClients
-from shared.queue import JobQueue
 from shared.sessions import SessionQueue
 from shared.settings import Settings
 from shared.singleflight import SingleFlight
@@ -33,7 +32,6 @@ class AppState:
         self.writer = StreamWriter(
             self.clients.streams, settings.retention_s, settings.stream_maxlen
         )
-        self.queue = JobQueue(self.clients.main)
         self.sessions = SessionQueue(self.clients.main, settings.retention_s)
         self.idempotency = Idempotency(self.clients.main)
         self.session_owner = SingleFlight(self.store.session)

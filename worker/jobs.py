@@ -83,9 +83,9 @@ async def _attempt(attempt: "Attempt") -> None:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(attempt.hand_back(), FLUSH_ON_CANCEL_S)
         raise
-    finally:
+    finally:  # on the normal path everything is flushed already; this bounds error paths
         with contextlib.suppress(Exception, asyncio.CancelledError):
-            await attempt.pub.aclose()
+            await asyncio.wait_for(attempt.pub.flush(), FLUSH_ON_CANCEL_S)
 
 
 async def start_next(state: WorkerState, session_id: str, finished_job_id: str) -> None:

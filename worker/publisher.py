@@ -69,10 +69,6 @@ class Publisher:
         if self._error is not None:
             raise self._error
 
-    async def aclose(self) -> None:
-        """Flush what was emitted (the batcher keeps running for the other jobs)."""
-        await self.flush()
-
     # -- coalescing ----------------------------------------------------------------
 
     def _hold(self, delta: TextDelta | ThinkingDelta) -> None:
