@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint format typecheck check bench clean browser-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Spool needs Python 3.11+"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,8 +35,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# mypy cannot follow setuptools' editable finder, so it reads the `spool` package through a
+# tree of symlinks that mirrors the package-dir mapping in pyproject.toml.
+TYPECHECK_DIRS := api worker shared cli
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy api worker shared
+	@mkdir -p .typecheck/spool
+	@for d in $(TYPECHECK_DIRS); do ln -sfn ../../$$d .typecheck/spool/$$d; done
+	MYPYPATH=.typecheck:clients/python $(VENV)/bin/mypy -p spool -p spool_client
 
 check: lint typecheck test
 
@@ -44,11 +49,11 @@ check: lint typecheck test
 # direct baseline on free ports. BENCH_ARGS adds or overrides options, e.g. --clients 2000.
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e clients/python -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(VENV)/bin/spool bench --spawn $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .spool .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .spool .typecheck .mypy_cache .ruff_cache .pytest_cache *.egg-info

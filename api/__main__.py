@@ -9,9 +9,9 @@ import click
 import uvicorn
 from fastapi import FastAPI
 
-from api.app import create_app
-from api.hub import Hub
-from shared.settings import Settings
+from spool.api.app import create_app
+from spool.api.hub import Hub
+from spool.shared.settings import Settings
 
 log = logging.getLogger("spool.api")
 

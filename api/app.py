@@ -2,10 +2,10 @@
 
 from fastapi import FastAPI
 
-from api import routes_jobs, routes_ops, routes_sessions
-from api.errors import install_error_handlers
-from api.state import Role, lifespan_for
-from shared.settings import Settings
+from spool.api import routes_jobs, routes_ops, routes_sessions
+from spool.api.errors import install_error_handlers
+from spool.api.state import Role, lifespan_for
+from spool.shared.settings import Settings
 
 
 def create_app(settings: Settings, role: Role = "all") -> FastAPI:

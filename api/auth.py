@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from api import tokens
-from api.errors import ApiError
-from api.state import State
+from spool.api import tokens
+from spool.api.errors import ApiError
+from spool.api.state import State
 
 OPEN_TENANT = "public"
 

@@ -9,12 +9,12 @@ attempt has begun; whichever side writes first, the job gets one terminal event.
 
 from datetime import UTC, datetime
 
-from api.state import AppState
-from shared import keys
-from shared.events import JobCancelled, Usage, encoder
-from shared.ids import now_ms
-from shared.jobs import JobRecord
-from shared.streams import NOT_STARTED_ONLY, Outgoing, StreamClosed, WorkerOwned, job_marks
+from spool.api.state import AppState
+from spool.shared import keys
+from spool.shared.ids import now_ms
+from spool.shared.jobs import JobRecord
+from spool.shared.streams import NOT_STARTED_ONLY, Outgoing, StreamClosed, WorkerOwned, job_marks
+from spool_client.events import JobCancelled, Usage, encoder
 
 
 async def request_cancel(state: AppState, job_id: str) -> None:

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from shared.errors import SpoolError
+from spool.shared.errors import SpoolError
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from shared import keys
-from shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
-from shared.streams import decode_notice
+from spool.shared import keys
+from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
+from spool.shared.streams import decode_notice
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import hashlib
 import msgspec
 from redis.asyncio import Redis
 
-from api.errors import ApiError
-from shared import keys
-from shared.connections import awaited
-from shared.jobs import JobRequest
+from spool.api.errors import ApiError
+from spool.shared import keys
+from spool.shared.connections import awaited
+from spool.shared.jobs import JobRequest
 
 TTL_S = 24 * 3600
 WAIT_FOR_FIRST_S = 5.0

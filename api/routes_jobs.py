@@ -6,14 +6,14 @@ import msgspec
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from api.auth import Tenant
-from api.cancel import request_cancel
-from api.errors import ApiError
-from api.idempotency import Accepted
-from api.sse import resolve_cursor, sse_response
-from api.state import AppState, State
-from api.submission import decode_request, submit_job
-from shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
+from spool.api.auth import Tenant
+from spool.api.cancel import request_cancel
+from spool.api.errors import ApiError
+from spool.api.idempotency import Accepted
+from spool.api.sse import resolve_cursor, sse_response
+from spool.api.state import AppState, State
+from spool.api.submission import decode_request, submit_job
+from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
 
 router = APIRouter()
 

@@ -5,9 +5,9 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from api.errors import error_response
-from api.routes_jobs import json_response
-from api.state import State
+from spool.api.errors import error_response
+from spool.api.routes_jobs import json_response
+from spool.api.state import State
 
 router = APIRouter()
 

@@ -8,15 +8,15 @@ import msgspec
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
-from api import tokens
-from api.auth import StreamTenant, Tenant
-from api.cancel import request_cancel
-from api.errors import ApiError
-from api.routes_jobs import json_response
-from api.sse import parse_cursor, resolve_cursor, sse_response
-from api.state import AppState, State
-from shared import keys
-from shared.jobs import FINISHED_STATUSES, JobView
+from spool.api import tokens
+from spool.api.auth import StreamTenant, Tenant
+from spool.api.cancel import request_cancel
+from spool.api.errors import ApiError
+from spool.api.routes_jobs import json_response
+from spool.api.sse import parse_cursor, resolve_cursor, sse_response
+from spool.api.state import AppState, State
+from spool.shared import keys
+from spool.shared.jobs import FINISHED_STATUSES, JobView
 
 router = APIRouter()
 events_router = APIRouter()

@@ -12,13 +12,13 @@ import msgspec
 from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 
-from api.errors import ApiError
-from api.hub import Hub
-from api.state import AppState
-from shared import keys
-from shared.events import TERMINAL_TYPES, SessionGap, encoder
-from shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
-from shared.streams import job_marks
+from spool.api.errors import ApiError
+from spool.api.hub import Hub
+from spool.api.state import AppState
+from spool.shared import keys
+from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
+from spool.shared.streams import job_marks
+from spool_client.events import TERMINAL_TYPES, SessionGap, encoder
 
 log = logging.getLogger(__name__)
 

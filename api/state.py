@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request
 
-from api.hub import Hub
-from api.idempotency import Idempotency
-from shared.connections import RedisClients
-from shared.sessions import SessionQueue
-from shared.settings import Settings
-from shared.singleflight import SingleFlight
-from shared.store import JobStore
-from shared.streams import StreamWriter
+from spool.api.hub import Hub
+from spool.api.idempotency import Idempotency
+from spool.shared.connections import RedisClients
+from spool.shared.sessions import SessionQueue
+from spool.shared.settings import Settings
+from spool.shared.singleflight import SingleFlight
+from spool.shared.store import JobStore
+from spool.shared.streams import StreamWriter
 
 Role = Literal["all", "jobs", "events"]
 

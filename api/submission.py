@@ -4,15 +4,15 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from api.cancel import request_cancel
-from api.errors import ApiError
-from api.idempotency import Accepted
-from api.state import AppState
-from shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
-from shared.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
-from shared.ids import new_job_id, new_session_id, now_ms
-from shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
-from shared.streams import Outgoing
+from spool.api.cancel import request_cancel
+from spool.api.errors import ApiError
+from spool.api.idempotency import Accepted
+from spool.api.state import AppState
+from spool.shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
+from spool.shared.ids import new_job_id, new_session_id, now_ms
+from spool.shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
+from spool.shared.streams import Outgoing
+from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
 DEFAULT_MAX_STEPS = 8
 

@@ -17,7 +17,7 @@ import time
 
 import msgspec
 
-from shared.settings import Settings
+from spool.shared.settings import Settings
 
 
 class TokenClaims(msgspec.Struct, forbid_unknown_fields=True):

@@ -28,8 +28,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.errors import SpoolError
-from shared.pricing import Price
+from spool.shared.errors import SpoolError
+from spool.shared.pricing import Price
 
 BUILTIN_PROVIDERS = frozenset({"simulated", "anthropic", "openai"})
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")]

@@ -6,8 +6,8 @@ from typing import TypeVar, cast
 from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from shared import keys, serializer
-from shared.settings import Settings
+from spool.shared import keys, serializer
+from spool.shared.settings import Settings
 
 T = TypeVar("T")
 

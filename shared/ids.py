@@ -1,13 +1,20 @@
-"""Identifiers: job and session ids, and Redis stream entry ids (`<ms>-<seq>`)."""
+"""Identifiers: job and session ids; stream entry ids are `spool_client.ids` (the wire format)."""
 
-import re
 import secrets
 import time
 
-StreamId = tuple[int, int]
+from spool_client.ids import ZERO, StreamId, format_stream_id, parse_stream_id
 
-_STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-ZERO: StreamId = (0, 0)
+__all__ = [
+    "ZERO",
+    "StreamId",
+    "before",
+    "format_stream_id",
+    "new_job_id",
+    "new_session_id",
+    "now_ms",
+    "parse_stream_id",
+]
 
 
 def new_job_id() -> str:
@@ -20,20 +27,6 @@ def new_session_id() -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def parse_stream_id(text: str | bytes) -> StreamId | None:
-    """`"1700000000000-3"` → `(1700000000000, 3)`; anything else → None."""
-    if isinstance(text, bytes):
-        text = text.decode("ascii", "replace")
-    match = _STREAM_ID.match(text)
-    if match is None:
-        return None
-    return int(match[1]), int(match[2])
-
-
-def format_stream_id(sid: StreamId) -> str:
-    return f"{sid[0]}-{sid[1]}"
 
 
 def before(sid: StreamId) -> StreamId:

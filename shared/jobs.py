@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from shared.events import Cost, ErrorInfo, Usage
+from spool_client.events import Cost, ErrorInfo, Usage
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 SessionId = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from shared.events import Cost
+from spool_client.events import Cost
 
 PER_MILLION = 1_000_000
 

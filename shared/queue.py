@@ -10,9 +10,9 @@ from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
-from shared import keys, serializer
-from shared.connections import awaited
-from shared.ids import now_ms
+from spool.shared import keys, serializer
+from spool.shared.connections import awaited
+from spool.shared.ids import now_ms
 
 JOB_FUNCTION = "run_job"
 EXPIRES_MS = 24 * 3600 * 1000  # arq's default: a job not started within a day is dropped

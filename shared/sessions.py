@@ -9,9 +9,9 @@ next attempt of the finished job, which advances again (idempotently).
 
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.connections import awaited
-from shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
+from spool.shared import keys
+from spool.shared.connections import awaited
+from spool.shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
 
 ADMIT_LUA = (
     ENQUEUE_FUNCTION

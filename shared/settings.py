@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from shared.errors import SpoolError
+from spool.shared.errors import SpoolError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.connections import awaited
-from shared.ids import now_ms
-from shared.jobs import JobRecord
+from spool.shared import keys
+from spool.shared.connections import awaited
+from spool.shared.ids import now_ms
+from spool.shared.jobs import JobRecord
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode

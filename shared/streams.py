@@ -16,10 +16,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from shared import keys
-from shared.connections import awaited
-from shared.errors import SpoolError
-from shared.events import TERMINAL_TYPES
+from spool.shared import keys
+from spool.shared.connections import awaited
+from spool.shared.errors import SpoolError
+from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 

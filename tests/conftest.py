@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from shared.embedded import EmbeddedRedis
+from spool.cli.embedded import EmbeddedRedis
 from tests.procs import Api, Worker, service_env
 
 STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250"}

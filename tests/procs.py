@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded import free_port
+from spool.cli.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,9 @@ class Api(Proc):
     ) -> None:
         self.port = port or free_port()
         super().__init__(
-            ["-m", "api", "--port", str(self.port), *extra], env, log_dir / f"api-{self.port}.log"
+            ["-m", "spool.api", "--port", str(self.port), *extra],
+            env,
+            log_dir / f"api-{self.port}.log",
         )
 
     @property
@@ -116,7 +118,9 @@ class Worker(Proc):
 
     def __init__(self, env: dict[str, str], log_dir: Path, *extra: str) -> None:
         Worker.count += 1
-        super().__init__(["-m", "worker", *extra], env, log_dir / f"worker-{Worker.count}.log")
+        super().__init__(
+            ["-m", "spool.worker", *extra], env, log_dir / f"worker-{Worker.count}.log"
+        )
 
     def start(self) -> "Worker":
         super().start()

@@ -9,7 +9,7 @@ are aborted, so the client sees the server vanish mid-response, wherever that fa
 import asyncio
 import contextlib
 
-from shared.embedded import free_port
+from spool.cli.embedded import free_port
 
 
 class CuttingProxy:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.client import (
+from spool_client import (
     ClientError,
     JobResult,
     SpoolClient,

@@ -1,7 +1,6 @@
 """Folding events into a `JobResult` is a pure function: retries void text, gaps surface."""
 
-from shared.client.result import Collector, StreamEvent
-from shared.events import (
+from spool_client.events import (
     AnyEvent,
     JobCompleted,
     JobRetrying,
@@ -13,6 +12,7 @@ from shared.events import (
     encoder,
     event_type,
 )
+from spool_client.result import Collector, StreamEvent
 
 
 def feed(events: list[AnyEvent]) -> Collector:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded import free_port, reachable
+from spool.cli.embedded import free_port, reachable
 from tests.procs import ROOT, wait_for
 
 

@@ -1,7 +1,7 @@
 """The fan-out at scale: many clients on one API process, few Redis connections, exact
 streams; slow clients that stop reading cost no memory and lose nothing.
 
-Clients are raw asyncio SSE connections (`shared.bench.wire`), cheap enough for
+Clients are raw asyncio SSE connections (`spool.cli.bench.wire`), cheap enough for
 thousands in the test process. Redis connections are counted by Redis itself
 (`CLIENT LIST`, by the name the API gives its pool: `spool-api-<pid>`).
 """
@@ -16,10 +16,10 @@ import psutil
 import pytest
 import redis.asyncio as aredis
 
-from api.state import api_client_name
-from shared import keys
-from shared.bench.clients import TERMINAL, raise_fd_limit
-from shared.bench.wire import Frame, SseConnection
+from spool.api.state import api_client_name
+from spool.cli.bench.clients import TERMINAL, raise_fd_limit
+from spool.cli.bench.wire import Frame, SseConnection
+from spool.shared import keys
 from tests.helpers import submit
 from tests.procs import Api
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from shared.embedded import EmbeddedRedis
+from spool.cli.embedded import EmbeddedRedis
 from tests.helpers import TERMINAL, submit
 from tests.procs import Api, Worker, service_env, wait_for
 from tests.sse import Frame, frames

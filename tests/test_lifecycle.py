@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from shared import keys
+from spool.shared import keys
 from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames

@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from shared import keys
-from shared.connections import open_redis
-from shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
+from spool.shared import keys
+from spool.shared.connections import open_redis
+from spool.shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api import tokens
-from shared.settings import Settings, parse_api_keys
+from spool.api import tokens
+from spool.shared.settings import Settings, parse_api_keys
 from tests.conftest import STACK_SETTINGS
 from tests.helpers import TERMINAL, read_stream
 from tests.procs import Api, service_env

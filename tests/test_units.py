@@ -5,13 +5,13 @@ import asyncio
 import msgspec
 import pytest
 
-from shared import serializer
-from shared.events import TextDelta, decoder, encoder, event_type
-from shared.ids import before, format_stream_id, parse_stream_id
-from shared.jobs import Message
-from shared.settings import Settings, SettingsError
-from worker.providers.base import ModelRequest, TextChunk, ThinkingChunk, UsageReport
-from worker.providers.simulated import SimulatedProvider, tokenize
+from spool.shared import serializer
+from spool.shared.ids import before, format_stream_id, parse_stream_id
+from spool.shared.jobs import Message
+from spool.shared.settings import Settings, SettingsError
+from spool.worker.providers.base import ModelRequest, TextChunk, ThinkingChunk, UsageReport
+from spool.worker.providers.simulated import SimulatedProvider, tokenize
+from spool_client.events import TextDelta, decoder, encoder, event_type
 
 
 def test_stream_ids() -> None:
@@ -98,7 +98,7 @@ async def test_simulated_pace_follows_tokens_per_second() -> None:
 
 
 async def test_single_flight_shares_concurrent_calls_and_caches_nothing() -> None:
-    from shared.singleflight import SingleFlight
+    from spool.shared.singleflight import SingleFlight
 
     calls: list[str] = []
     gate = asyncio.Event()

@@ -5,8 +5,8 @@ import logging
 
 import click
 
-from shared.settings import Settings
-from worker.main import serve
+from spool.shared.settings import Settings
+from spool.worker.main import serve
 
 
 @click.command()

@@ -18,10 +18,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from shared.ids import now_ms
-from shared.jobs import Message
-from worker.providers.base import ModelRequest, TextChunk
-from worker.providers.simulated import SimulatedProvider
+from spool.shared.ids import now_ms
+from spool.shared.jobs import Message
+from spool.worker.providers.base import ModelRequest, TextChunk
+from spool.worker.providers.simulated import SimulatedProvider
 
 
 class Body(msgspec.Struct):

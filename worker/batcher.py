@@ -15,8 +15,8 @@ from typing import Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.errors import SpoolError
-from shared.streams import Append, StreamWriter
+from spool.shared.errors import SpoolError
+from spool.shared.streams import Append, StreamWriter
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ atomically (a script runs alone), so arq workers and this one can share a queue.
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from shared.connections import awaited
+from spool.shared.connections import awaited
 
 CLAIM_LUA = f"""
 local queue, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])

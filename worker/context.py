@@ -7,14 +7,14 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from shared.connections import RedisClients, arq_pool
-from shared.queue import JobQueue
-from shared.sessions import SessionQueue
-from shared.settings import Settings
-from shared.store import JobStore
-from shared.streams import StreamWriter
-from worker.batcher import Batcher
-from worker.lifecycle import Running, heartbeat, listen
+from spool.shared.connections import RedisClients, arq_pool
+from spool.shared.queue import JobQueue
+from spool.shared.sessions import SessionQueue
+from spool.shared.settings import Settings
+from spool.shared.store import JobStore
+from spool.shared.streams import StreamWriter
+from spool.worker.batcher import Batcher
+from spool.worker.lifecycle import Running, heartbeat, listen
 
 _CTX_KEY = "spool"
 

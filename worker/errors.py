@@ -6,7 +6,7 @@ ToolError             a tool refused its input or failed; becomes a `tool.result
                       `is_error` (or `job.failed` `unknown_tool` for an unknown name)
 """
 
-from shared.errors import SpoolError
+from spool.shared.errors import SpoolError
 
 
 class ProviderError(SpoolError):

@@ -15,7 +15,17 @@ from arq import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.events import (
+from spool.shared.jobs import JobRecord, coalesce_ms
+from spool.shared.streams import StreamClosed, job_marks
+from spool.worker import memory
+from spool.worker.context import WorkerState
+from spool.worker.errors import ProviderError
+from spool.worker.lifecycle import renew_leases
+from spool.worker.loop import AgentRun
+from spool.worker.providers import resolve
+from spool.worker.providers.base import Provider
+from spool.worker.publisher import Publisher
+from spool_client.events import (
     ErrorInfo,
     FinishReason,
     JobCancelled,
@@ -25,16 +35,6 @@ from shared.events import (
     JobStarted,
     Usage,
 )
-from shared.jobs import JobRecord, coalesce_ms
-from shared.streams import StreamClosed, job_marks
-from worker import memory
-from worker.context import WorkerState
-from worker.errors import ProviderError
-from worker.lifecycle import renew_leases
-from worker.loop import AgentRun
-from worker.providers import resolve
-from worker.providers.base import Provider
-from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

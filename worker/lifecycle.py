@@ -22,7 +22,7 @@ import logging
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from shared import keys
+from spool.shared import keys
 
 log = logging.getLogger(__name__)
 

@@ -10,23 +10,13 @@ import asyncio
 import contextlib
 from typing import assert_never
 
-from shared.agents import AgentsFileError, load_agents
-from shared.events import (
-    Cost,
-    FinishReason,
-    StepFinished,
-    StepStarted,
-    TextDelta,
-    ThinkingDelta,
-    ToolCall,
-    Usage,
-)
-from shared.ids import now_ms
-from shared.jobs import JobSpec, Message, ThinkingPart, ToolCallPart, ToolResultPart
-from shared.pricing import TokenCounts, price_job
-from shared.settings import Settings
-from worker.errors import ProviderError, ToolError
-from worker.providers.base import (
+from spool.shared.agents import AgentsFileError, load_agents
+from spool.shared.ids import now_ms
+from spool.shared.jobs import JobSpec, Message, ThinkingPart, ToolCallPart, ToolResultPart
+from spool.shared.pricing import TokenCounts, price_job
+from spool.shared.settings import Settings
+from spool.worker.errors import ProviderError, ToolError
+from spool.worker.providers.base import (
     Finished,
     ModelRequest,
     Provider,
@@ -38,9 +28,19 @@ from worker.providers.base import (
     ToolSpec,
     UsageReport,
 )
-from worker.publisher import Publisher
-from worker.tools import Tool, build_registry
-from worker.tools.runner import run_tools
+from spool.worker.publisher import Publisher
+from spool.worker.tools import Tool, build_registry
+from spool.worker.tools.runner import run_tools
+from spool_client.events import (
+    Cost,
+    FinishReason,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    Usage,
+)
 
 IDLE_GRANULARITY_S = 1.0
 

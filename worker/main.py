@@ -11,12 +11,12 @@ from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared import keys, serializer
-from shared.connections import RedisClients
-from shared.settings import Settings
-from worker.claim import Claimer
-from worker.context import WorkerState
-from worker.jobs import run_job
+from spool.shared import keys, serializer
+from spool.shared.connections import RedisClients
+from spool.shared.settings import Settings
+from spool.worker.claim import Claimer
+from spool.worker.context import WorkerState
+from spool.worker.jobs import run_job
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ Bounded by `SPOOL_HISTORY_MAX_JOBS` and `SPOOL_HISTORY_MAX_BYTES`; expires with 
 import msgspec
 from redis.asyncio import Redis
 
-from shared.connections import awaited
-from shared.jobs import JobSpec, Message
-from shared.keys import history_key
-from shared.settings import Settings
+from spool.shared.connections import awaited
+from spool.shared.jobs import JobSpec, Message
+from spool.shared.keys import history_key
+from spool.shared.settings import Settings
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[Message])

@@ -13,10 +13,10 @@ order is kept.
 
 import asyncio
 
-from shared.events import Event, TextDelta, ThinkingDelta, encoder, event_type
-from shared.ids import now_ms
-from shared.streams import Append, Outgoing
-from worker.batcher import Batcher
+from spool.shared.ids import now_ms
+from spool.shared.streams import Append, Outgoing
+from spool.worker.batcher import Batcher
+from spool_client.events import Event, TextDelta, ThinkingDelta, encoder, event_type
 
 
 class Publisher:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from shared.embedded import free_port
+from spool.cli.embedded import free_port
 from tests.procs import wait_for
 
 

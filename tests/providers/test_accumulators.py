@@ -8,13 +8,11 @@ from anthropic.types import RawMessageStreamEvent
 from openai.types.chat import ChatCompletionChunk
 from pydantic import TypeAdapter
 
-from shared.pricing import TokenCounts, price_job
-from tests.fakes import anthropic_sse as a
-from tests.fakes import openai_sse as o
-from worker.errors import ProviderError
-from worker.memory import keep_from
-from worker.providers.anthropic_wire import MessageSnapshot
-from worker.providers.base import (
+from spool.shared.pricing import TokenCounts, price_job
+from spool.worker.errors import ProviderError
+from spool.worker.memory import keep_from
+from spool.worker.providers.anthropic_wire import MessageSnapshot
+from spool.worker.providers.base import (
     Finished,
     ProviderEvent,
     TextChunk,
@@ -23,8 +21,10 @@ from worker.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from worker.providers.failures import _from_status
-from worker.providers.openai_wire import CompletionSnapshot
+from spool.worker.providers.failures import _from_status
+from spool.worker.providers.openai_wire import CompletionSnapshot
+from tests.fakes import anthropic_sse as a
+from tests.fakes import openai_sse as o
 
 _anthropic = TypeAdapter[RawMessageStreamEvent](RawMessageStreamEvent)
 

@@ -6,10 +6,10 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from worker.errors import ToolError
-from worker.tools import build_registry
-from worker.tools.calculator import CalculatorError, evaluate, format_decimal
-from worker.tools.registry import Tool
+from spool.worker.errors import ToolError
+from spool.worker.tools import build_registry
+from spool.worker.tools.calculator import CalculatorError, evaluate, format_decimal
+from spool.worker.tools.registry import Tool
 
 
 @pytest.mark.parametrize(

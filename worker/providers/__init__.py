@@ -2,13 +2,13 @@
 
 import os
 
-from shared.agents import AgentsFileError, load_agents
-from shared.settings import Settings
-from worker.errors import ProviderError, UnsupportedModel
-from worker.providers.anthropic import AnthropicProvider
-from worker.providers.base import Provider
-from worker.providers.openai import OpenAIProvider
-from worker.providers.simulated import SimulatedProvider
+from spool.shared.agents import AgentsFileError, load_agents
+from spool.shared.settings import Settings
+from spool.worker.errors import ProviderError, UnsupportedModel
+from spool.worker.providers.anthropic import AnthropicProvider
+from spool.worker.providers.base import Provider
+from spool.worker.providers.openai import OpenAIProvider
+from spool.worker.providers.simulated import SimulatedProvider
 
 KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 

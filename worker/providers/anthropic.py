@@ -6,10 +6,10 @@ from contextlib import aclosing
 
 import anthropic
 
-from shared.settings import Settings
-from worker.providers.anthropic_wire import MessageSnapshot, message_events, request_body
-from worker.providers.base import ModelRequest, ProviderEvent, replay
-from worker.providers.failures import SDK_ERRORS, classify
+from spool.shared.settings import Settings
+from spool.worker.providers.anthropic_wire import MessageSnapshot, message_events, request_body
+from spool.worker.providers.base import ModelRequest, ProviderEvent, replay
+from spool.worker.providers.failures import SDK_ERRORS, classify
 
 
 def sdk_timeout(settings: Settings) -> anthropic.Timeout:

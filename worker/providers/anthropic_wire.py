@@ -14,10 +14,9 @@ from anthropic.types import Message as AnthropicMessage
 from anthropic.types import MessageDeltaUsage, RawMessageStreamEvent
 from anthropic.types import Usage as AnthropicUsage
 
-from shared.events import FinishReason
-from shared.jobs import Message
-from worker.errors import ProviderError
-from worker.providers.base import (
+from spool.shared.jobs import Message
+from spool.worker.errors import ProviderError
+from spool.worker.providers.base import (
     Finished,
     ModelRequest,
     ProviderEvent,
@@ -28,6 +27,7 @@ from worker.providers.base import (
     UsageReport,
     usage_of,
 )
+from spool_client.events import FinishReason
 
 DEFAULT_MAX_TOKENS = 4096
 PASSED_PARAMETERS = ("temperature", "top_p", "top_k", "stop_sequences", "metadata")

@@ -9,8 +9,8 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from shared.events import FinishReason, Usage
-from shared.jobs import Message
+from spool.shared.jobs import Message
+from spool_client.events import FinishReason, Usage
 
 
 class ToolSpec(msgspec.Struct, kw_only=True):

@@ -17,7 +17,7 @@ import anthropic
 import httpx2
 import openai
 
-from worker.errors import ProviderError
+from spool.worker.errors import ProviderError
 
 TIMEOUTS = (anthropic.APITimeoutError, openai.APITimeoutError, httpx2.TimeoutException)
 CONNECTION = (anthropic.APIConnectionError, openai.APIConnectionError, httpx2.TransportError)

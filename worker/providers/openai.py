@@ -8,10 +8,10 @@ from contextlib import aclosing
 
 import openai
 
-from shared.settings import Settings
-from worker.providers.base import ModelRequest, ProviderEvent, replay
-from worker.providers.failures import SDK_ERRORS, classify
-from worker.providers.openai_wire import CompletionSnapshot, completion_events, request_body
+from spool.shared.settings import Settings
+from spool.worker.providers.base import ModelRequest, ProviderEvent, replay
+from spool.worker.providers.failures import SDK_ERRORS, classify
+from spool.worker.providers.openai_wire import CompletionSnapshot, completion_events, request_body
 
 
 class OpenAIProvider:

@@ -14,10 +14,9 @@ from typing import Any
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from shared.events import FinishReason
-from shared.jobs import Message
-from worker.errors import ProviderError
-from worker.providers.base import (
+from spool.shared.jobs import Message
+from spool.worker.errors import ProviderError
+from spool.worker.providers.base import (
     Finished,
     ModelRequest,
     ProviderEvent,
@@ -27,6 +26,7 @@ from worker.providers.base import (
     UsageReport,
     usage_of,
 )
+from spool_client.events import FinishReason
 
 PASSED_PARAMETERS = ("temperature", "top_p", "max_tokens", "stop", "seed", "reasoning_effort")
 FINISH_REASONS: dict[str, FinishReason] = {"tool_calls": "tool_calls", "length": "length"}

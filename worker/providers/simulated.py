@@ -11,10 +11,9 @@ from collections.abc import AsyncGenerator, Iterator
 
 import msgspec
 
-from shared.events import Usage
-from shared.jobs import Message, SimulatedParameters
-from worker.errors import ProviderError
-from worker.providers.base import (
+from spool.shared.jobs import Message, SimulatedParameters
+from spool.worker.errors import ProviderError
+from spool.worker.providers.base import (
     Finished,
     ModelRequest,
     ProviderEvent,
@@ -23,6 +22,7 @@ from worker.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
+from spool_client.events import Usage
 
 _TOKEN = re.compile(r"\s*\S+\s*|\s+")
 _WORDS = [

@@ -1,7 +1,7 @@
 """Tools the agent loop may run: the built-ins plus the user's `SPOOL_TOOLS_MODULE`."""
 
-from worker.tools.builtin import BUILTIN_TOOLS
-from worker.tools.registry import Tool, ToolRegistry
+from spool.worker.tools.builtin import BUILTIN_TOOLS
+from spool.worker.tools.registry import Tool, ToolRegistry
 
 __all__ = ["Tool", "ToolRegistry", "build_registry"]
 

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from worker.errors import ToolError
-from worker.tools.calculator import CalculatorError, evaluate, format_decimal
+from spool.worker.errors import ToolError
+from spool.worker.tools.calculator import CalculatorError, evaluate, format_decimal
 
 
 def calculator(

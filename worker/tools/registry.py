@@ -14,7 +14,7 @@ from typing import Any, get_type_hints
 
 import msgspec
 
-from worker.errors import ToolError
+from spool.worker.errors import ToolError
 
 ToolFunction = Callable[..., Any]
 

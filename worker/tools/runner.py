@@ -5,10 +5,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from shared.events import ToolResult
-from worker.errors import ToolError
-from worker.providers.base import ToolCallRequest
-from worker.tools.registry import Tool
+from spool.worker.errors import ToolError
+from spool.worker.providers.base import ToolCallRequest
+from spool.worker.tools.registry import Tool
+from spool_client.events import ToolResult
 
 log = logging.getLogger(__name__)
 

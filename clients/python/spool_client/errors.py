@@ -1,19 +1,22 @@
-"""The client's exceptions, all under `shared.errors.SpoolError`.
+"""The client's exceptions, all under `SpoolClientError`.
 
-ClientError          the service answered 4xx/5xx (status, code, message)
-StreamInterrupted    a stream could not be resumed; carries the partial result
-  StreamTimeout      no event within the first-event or idle timeout
+SpoolClientError
+├── ClientError          the service answered 4xx/5xx (status, code, message)
+└── StreamInterrupted    a stream could not be resumed; carries the partial result
+    └── StreamTimeout  no event within the first-event or idle timeout
 """
 
 from typing import TYPE_CHECKING
 
-from shared.errors import SpoolError
-
 if TYPE_CHECKING:
-    from shared.client.result import JobResult
+    from spool_client.result import JobResult
 
 
-class ClientError(SpoolError):
+class SpoolClientError(Exception):
+    """Root of every exception the client raises on purpose."""
+
+
+class ClientError(SpoolClientError):
     """The service answered with an error (`status`, `code`, `message`)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -23,7 +26,7 @@ class ClientError(SpoolError):
         self.message = message
 
 
-class StreamInterrupted(SpoolError):
+class StreamInterrupted(SpoolClientError):
     """Resuming is impossible (retry budget spent, session gone, timeout).
 
     `last_event_id` is the cursor to resume from later; `partial` is the result

@@ -16,10 +16,10 @@ import httpx
 import msgspec
 from httpx_sse import aconnect_sse
 
-from shared.client.errors import ClientError, StreamInterrupted, StreamTimeout
-from shared.client.result import Collector, JobResult, StreamEvent
-from shared.events import TERMINAL_TYPES
-from shared.ids import StreamId, parse_stream_id
+from spool_client.errors import ClientError, StreamInterrupted, StreamTimeout
+from spool_client.events import TERMINAL_TYPES
+from spool_client.ids import StreamId, parse_stream_id
+from spool_client.result import Collector, JobResult, StreamEvent
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 

@@ -20,10 +20,10 @@ import httpx
 import msgspec
 from rich.console import Console
 
-from shared.client import ClientError, SpoolClient, StreamInterrupted
-from shared.embedded import EmbeddedRedis, reachable
-from shared.render import Renderer
-from shared.settings import DEFAULT_REDIS_URL, default_model_for
+from spool.cli.embedded import EmbeddedRedis, reachable
+from spool.cli.render import Renderer
+from spool.shared.settings import DEFAULT_REDIS_URL, default_model_for
+from spool_client import ClientError, SpoolClient, StreamInterrupted
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -99,10 +99,12 @@ def dev(port: int, host: str, workers: int, data_dir: Path) -> None:
     click.echo(f"redis: {redis_url} ({where})", err=True)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port), "--host", host], env=env
+            [sys.executable, "-m", "spool.api", "--port", str(port), "--host", host], env=env
         )
     ]
-    procs += [subprocess.Popen([sys.executable, "-m", "worker"], env=env) for _ in range(workers)]
+    procs += [
+        subprocess.Popen([sys.executable, "-m", "spool.worker"], env=env) for _ in range(workers)
+    ]
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -261,7 +263,7 @@ def _run_client(run: Any) -> int:
 @click.option("--plot", default="bench.png", show_default=True, type=click.Path(path_type=Path))
 def bench(**kw: Any) -> None:
     """Load and latency benchmark against Spool and the direct baseline (docs/benchmarks.md)."""
-    from shared import bench as run_bench  # imported here: only `spool bench` needs it
+    from spool.cli import bench as run_bench  # imported here: only `spool bench` needs it
 
     opts = run_bench.Options(
         p1_jobs=kw["p1_jobs"],

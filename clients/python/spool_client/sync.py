@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
-from shared.client.aio import Accepted, SpoolClient
-from shared.client.result import JobResult, StreamEvent
+from spool_client.aio import Accepted, SpoolClient
+from spool_client.result import JobResult, StreamEvent
 
 T = TypeVar("T")
 

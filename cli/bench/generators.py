@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from shared.bench.clients import CONNECTED, DONE, EVENTS, FAILED, Result, Spec, generator_main
+from spool.cli.bench.clients import CONNECTED, DONE, EVENTS, FAILED, Result, Spec, generator_main
 
 Tick = Callable[["Live"], None]
 

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import redis
 
-from shared.embedded import EmbeddedRedis, free_port
+from spool.cli.embedded import EmbeddedRedis, free_port
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -90,9 +90,9 @@ class Stack:
         env.update(SPOOL_REDIS_URL=embedded.url, SPOOL_LOG_LEVEL="WARNING")
         api_port, base_port = free_port(), free_port()
         commands = {
-            "api": ["-m", "api", "--port", str(api_port)],
-            "worker": ["-m", "worker", "--concurrency", str(worker_concurrency)],
-            "baseline": ["-m", "worker.baseline", "--port", str(base_port)],
+            "api": ["-m", "spool.api", "--port", str(api_port)],
+            "worker": ["-m", "spool.worker", "--concurrency", str(worker_concurrency)],
+            "baseline": ["-m", "spool.worker.baseline", "--port", str(base_port)],
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
         for name, args in commands.items():

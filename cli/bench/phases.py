@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from shared.bench import stats
-from shared.bench.clients import Result, Spec
-from shared.bench.generators import Live, run_generators
-from shared.bench.stack import Stack, cpu_seconds, rss
+from spool.cli.bench import stats
+from spool.cli.bench.clients import Result, Spec
+from spool.cli.bench.generators import Live, run_generators
+from spool.cli.bench.stack import Stack, cpu_seconds, rss
 
 Figures = dict[str, Any]
 Progress = Callable[[str, Live], None]

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
-from shared.client import StreamEvent
+from spool_client import StreamEvent
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 _NOTES = {

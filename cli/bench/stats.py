@@ -3,7 +3,7 @@
 import math
 from collections.abc import Sequence
 
-from shared.bench.clients import Result
+from spool.cli.bench.clients import Result
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import (
+from spool_client.events import (
     AnyEvent,
     Cost,
     ErrorInfo,

@@ -11,11 +11,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from shared.bench import phases, report
-from shared.bench.clients import raise_fd_limit
-from shared.bench.generators import Live
-from shared.bench.phases import Options
-from shared.bench.stack import Stack
+from spool.cli.bench import phases, report
+from spool.cli.bench.clients import raise_fd_limit
+from spool.cli.bench.generators import Live
+from spool.cli.bench.phases import Options
+from spool.cli.bench.stack import Stack
 
 __all__ = ["Options", "Stack", "run"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from shared.bench.wire import Frame, SseConnection
+from spool.cli.bench.wire import Frame, SseConnection
 
 TERMINAL = frozenset((b"job.completed", b"job.failed", b"job.cancelled"))
 CONNECTED, EVENTS, DONE, FAILED = range(4)  # slots of a generator's shared counters
