@@ -23,53 +23,82 @@ from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-APPEND_LUA = f"""
-local stream, marks = KEYS[1], KEYS[2]
-local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-if attempt < 0 and redis.call('HEXISTS', marks, job .. ':a') == 1 then
-  return redis.error_reply('SPOOL_STARTED a worker runs the job')
-end
-local last = tonumber(redis.call('HGET', marks, job .. ':s') or '-1')
-if tonumber(ARGV[#ARGV - 1]) <= last then
-  return {{}}
-end
-if redis.call('HEXISTS', marks, job .. ':t') == 1 then
-  return redis.error_reply('SPOOL_CLOSED job already ended')
-end
-if attempt > 0 then
-  local owner = tonumber(redis.call('HGET', marks, job .. ':a') or '0')
-  if owner > attempt then
-    return redis.error_reply('SPOOL_CLOSED attempt ' .. owner .. ' owns the job')
+# append(stream, marks, job, attempt, ttl, maxlen, channel, from, to): the events in
+# ARGV[from..to] (triples: type, seq, data); returns the new ids, or a refusal as a string
+APPEND_FUNCTION = f"""
+local function append(stream, marks, job, attempt, ttl, maxlen, channel, from, to)
+  local m = redis.call('HMGET', marks, job .. ':s', job .. ':t', job .. ':a', '_last')
+  if attempt < 0 and m[3] then
+    return 'SPOOL_STARTED a worker runs the job'
   end
-  redis.call('HSET', marks, job .. ':a', attempt)
-end
-local ids = {{}}
-local prev = redis.call('HGET', marks, '_last') or '0-0'
-local note = {{prev, job}}
-for i = 6, #ARGV, 3 do
-  local t, seq, d = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if seq > last then
-    local id
-    if maxlen ~= '0' then
-      id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
-    else
-      id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
+  local last = tonumber(m[1] or '-1')
+  if tonumber(ARGV[to - 1]) <= last then
+    return {{}}
+  end
+  if m[2] then
+    return 'SPOOL_CLOSED job already ended'
+  end
+  if attempt > 0 then
+    local owner = tonumber(m[3] or '0')
+    if owner > attempt then
+      return 'SPOOL_CLOSED attempt ' .. owner .. ' owns the job'
     end
-    ids[#ids + 1] = id
-    note[#note + 1] = id
-    note[#note + 1] = t
-    note[#note + 1] = d
-    last = seq
-    if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
-    if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
+    if owner ~= attempt then redis.call('HSET', marks, job .. ':a', attempt) end
   end
+  local ids = {{}}
+  local note = {{m[4] or '0-0', job}}
+  for i = from, to, 3 do
+    local t, seq, d = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+    if seq > last then
+      local id
+      if maxlen ~= '0' then
+        id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
+      else
+        id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
+      end
+      ids[#ids + 1] = id
+      note[#note + 1] = id
+      note[#note + 1] = t
+      note[#note + 1] = d
+      last = seq
+      if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
+      if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
+    end
+  end
+  redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
+  redis.call('EXPIRE', stream, ttl)
+  redis.call('EXPIRE', marks, ttl)
+  redis.call('PUBLISH', channel, cmsgpack.pack(note))
+  return ids
 end
-redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
-redis.call('EXPIRE', stream, ttl)
-redis.call('EXPIRE', marks, ttl)
-redis.call('PUBLISH', channel, cmsgpack.pack(note))
-return ids
 """
+
+# one append: KEYS stream, marks; ARGV job, attempt, ttl, maxlen, channel, then triples
+APPEND_LUA = (
+    APPEND_FUNCTION
+    + """
+local r = append(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+if type(r) == 'string' then return redis.error_reply(r) end
+return r
+"""
+)
+
+# many appends in one call: KEYS stream, marks per append; ARGV ttl, maxlen, then per
+# append: job, attempt, channel, n, and n triples. Returns per append: ids or a refusal.
+APPEND_MANY_LUA = (
+    APPEND_FUNCTION
+    + """
+local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 3
+for k = 1, #KEYS, 2 do
+  local job, attempt, channel = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local n = tonumber(ARGV[a + 3])
+  out[#out + 1] = append(KEYS[k], KEYS[k + 1], job, attempt, ttl, maxlen, channel,
+    a + 4, a + 3 + 3 * n)
+  a = a + 4 + 3 * n
+end
+return out
+"""
+)
 
 
 class StreamClosed(SpoolError):
@@ -115,29 +144,35 @@ class StreamWriter:
     def __init__(self, redis: Redis, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
         self._script = redis.register_script(APPEND_LUA)
+        self._many_sha = redis.register_script(APPEND_MANY_LUA).sha
         self._retention_s = retention_s
         self._maxlen = maxlen
 
     async def append_many(self, appends: Sequence["Append"]) -> list[list[bytes] | SpoolError]:
-        """Several appends (of different jobs) in one pipeline: one round trip for all.
+        """Several appends (of different jobs) in one script call: one round trip, one
+        script invocation for all.
 
         Each append's outcome is its new ids, or its `StreamClosed`/`WorkerOwned`; a
         connection error fails the whole call (resending is safe: appends are idempotent).
         """
-        calls = [self._call(a.session_id, a.job_id, a.attempt, a.batch) for a in appends]
-        results = await self._evalsha_all(calls)
-        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
-            await self._redis.script_load(APPEND_LUA)
-            results = await self._evalsha_all(calls)  # idempotent: written seqs are skipped
+        keys_: list[str] = []
+        args: list[Any] = [self._retention_s, self._maxlen]
+        for a in appends:
+            keys_ += (keys.stream_key(a.session_id), keys.marks_key(a.session_id))
+            args += (a.job_id, a.attempt, keys.notify_channel(a.session_id), len(a.batch))
+            for out in a.batch:
+                args += (out.type, out.seq, out.data)
+        try:
+            results = await self._evalsha_many(keys_, args)
+        except NoScriptError:  # Redis restarted or flushed
+            await self._redis.script_load(APPEND_MANY_LUA)
+            results = await self._evalsha_many(keys_, args)  # idempotent: written seqs skipped
         return [_outcome(r) for r in results]
 
-    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        # EVALSHA directly: a script object in a pipeline makes redis-py send SCRIPT EXISTS
-        # first, one more round trip per call
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys_, args in calls:
-                pipe.evalsha(self._script.sha, len(keys_), *keys_, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+    async def _evalsha_many(self, keys_: list[str], args: list[Any]) -> list[Any]:
+        # EVALSHA directly: redis-py's script object would send SCRIPT EXISTS first
+        reply = self._redis.evalsha(self._many_sha, len(keys_), *keys_, *args)
+        results: list[Any] = await reply  # type: ignore[misc]  # redis-py types it as str
         return results
 
     def _call(
@@ -191,13 +226,12 @@ def _refusal(exc: ResponseError) -> SpoolError | None:
 
 
 def _outcome(result: Any) -> list[bytes] | SpoolError:
-    if isinstance(result, ResponseError):
-        refusal = _refusal(result)
+    """One append's part of an `APPEND_MANY_LUA` reply: its ids, or its refusal."""
+    if isinstance(result, bytes):
+        refusal = _refusal(ResponseError(result.decode()))
         if refusal is None:
-            raise result
+            raise ResponseError(result.decode())
         return refusal
-    if isinstance(result, Exception):
-        raise result
     return list(result)
 
 

@@ -7,7 +7,14 @@ from redis.asyncio import Redis
 
 from spool.shared import keys
 from spool.shared.connections import open_redis
-from spool.shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
+from spool.shared.streams import (
+    Append,
+    Outgoing,
+    StreamClosed,
+    StreamWriter,
+    decode_notice,
+    job_marks,
+)
 
 
 @pytest.fixture
@@ -97,3 +104,36 @@ async def test_each_append_publishes_its_entries_after_the_previous_last_id(
     rows_in_redis = await redis.xrange(keys.stream_key("s5"))
     assert [r[1][b"d"] for r in rows_in_redis] == [b'{"seq":1}', b'{"seq":2}', b'{"seq":3}']
     await pubsub.aclose()
+
+
+async def test_many_appends_in_one_call_each_get_their_own_outcome(redis: Redis) -> None:
+    writer = StreamWriter(redis, retention_s=60)
+    await writer.append("m2", "j2", 1, [out("job.completed", 1)])
+    appends = [
+        Append("m1", "j1", 1, [out("text.delta", 1), out("text.delta", 2)]),
+        Append("m2", "j2", 1, [out("text.delta", 2)]),  # already ended: refused alone
+        Append("m1", "j3", 1, [out("text.delta", 1)]),  # another job of the same session
+    ]
+    first, refused, third = await writer.append_many(appends)
+    assert isinstance(refused, StreamClosed)
+    assert isinstance(first, list)
+    assert isinstance(third, list)
+    rows = await redis.xrange(keys.stream_key("m1"))
+    assert [r[0] for r in rows] == [*first, *third]
+    assert [(r[1][b"j"], r[1][b"d"]) for r in rows] == [
+        (b"j1", b'{"seq":1}'),
+        (b"j1", b'{"seq":2}'),
+        (b"j3", b'{"seq":1}'),
+    ]
+    assert await writer.append_many(appends[:1]) == [[]], "a resent round writes nothing"
+    assert (await job_marks(redis, "m1", "j1")).last_seq == 2
+    assert await redis.xlen(keys.stream_key("m2")) == 1
+
+
+async def test_many_appends_reload_the_script_after_a_flush(redis: Redis) -> None:
+    writer = StreamWriter(redis, retention_s=60)
+    await redis.script_flush()
+    [ids] = await writer.append_many([Append("m3", "j1", 1, [out("text.delta", 1)])])
+    assert isinstance(ids, list)
+    assert len(ids) == 1
+    assert await redis.xlen(keys.stream_key("m3")) == 1
