@@ -1,9 +1,18 @@
 """Publishing one job attempt's events: stamp, encode once, hand to the process's batcher.
 
 `emit` never waits for Redis while the buffer has room; the worker's `Batcher` sends the
-pending events of every job in one pipelined round (see `worker/batcher.py`). Appends are
+pending events of every job in one round (see `worker/batcher.py`). Appends are
 idempotent by `seq` (the script skips seqs it already has), so a round whose reply was
 lost to a dropped connection is simply sent again.
+
+Adaptive coalescing (always on): a text or thinking delta that arrives while the
+previous event of the job is still waiting for the next round (the stream is behind:
+rounds are at least `Batcher.MIN_ROUND_S` apart and take longer under load) is merged
+into it instead of becoming an event of its own. An idle stream never merges, so it
+adds no latency; an overloaded one sends fewer, larger events. The merged event keeps
+its seq (seqs stay dense) and the `ts` of its first delta; its text is the
+concatenation, so the deltas still add up to `output_text`. Events are encoded when a
+round takes them, after the last merge.
 
 Optionally (`coalesce_s` > 0) consecutive text or thinking deltas of one step are merged
 for up to that long into one event: fewer, larger events for clients and Redis, at the
@@ -36,7 +45,9 @@ class Publisher:
         self._job_id = job_id
         self._attempt = attempt
         self._seq = first_seq
-        self._pending: list[Outgoing] = []
+        self._pending: list[Event] = []  # stamped, not yet written
+        self._taken = 0  # how many of `_pending` the round in flight carries
+        self.merged = 0  # deltas merged into the event before them (adaptive coalescing)
         self._max_buffer = max_buffer
         self._room = asyncio.Event()
         self._room.set()
@@ -91,23 +102,40 @@ class Publisher:
             self._push(held)
 
     def _push(self, event: Event) -> None:
+        if isinstance(event, TextDelta | ThinkingDelta) and self._merge(event):
+            return
         event.job_id = self._job_id
         event.seq = self._seq
         event.ts = now_ms()
         self._seq += 1
-        self._pending.append(Outgoing(event_type(event), event.seq, encoder.encode(event)))
+        self._pending.append(event)
         self._idle.clear()
         self._batcher.ready(self)
+
+    def _merge(self, delta: TextDelta | ThinkingDelta) -> bool:
+        """Merge `delta` into the last event if that is a waiting delta of the same kind."""
+        if len(self._pending) <= self._taken:
+            return False
+        last = self._pending[-1]
+        if not isinstance(last, type(delta)) or last.step != delta.step:
+            return False
+        last.delta += delta.delta
+        self.merged += 1
+        return True
 
     # -- the batcher's side (worker.batcher.Source) ------------------------------------
 
     def take(self, limit: int) -> Append | None:
         if self._error is not None or not self._pending:
             return None
-        return Append(self._session_id, self._job_id, self._attempt, self._pending[:limit])
+        batch = self._pending[:limit]
+        self._taken = len(batch)
+        encoded = [Outgoing(event_type(e), e.seq, encoder.encode(e)) for e in batch]
+        return Append(self._session_id, self._job_id, self._attempt, encoded)
 
     def written(self, count: int) -> None:
         del self._pending[:count]
+        self._taken = 0
         self._room.set()
         if self._pending:
             self._batcher.ready(self)
@@ -116,5 +144,6 @@ class Publisher:
 
     def failed(self, error: BaseException) -> None:
         self._error = error
+        self._taken = 0
         self._room.set()
         self._idle.set()

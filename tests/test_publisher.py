@@ -1,0 +1,70 @@
+"""The worker's publisher and batcher against a real Redis: adaptive coalescing.
+
+Deltas that wait for the next append round merge into the delta before them; nothing
+else merges, seqs stay dense and the text is the same. `emit` does not yield while the
+buffer has room, so events emitted back to back all wait for the first round.
+"""
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from spool.shared import keys
+from spool.shared.connections import open_redis
+from spool.shared.streams import StreamWriter
+from spool.worker.batcher import Batcher
+from spool.worker.publisher import Publisher
+from spool_client.events import StepFinished, StepStarted, TextDelta, ThinkingDelta, Usage
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = open_redis(redis_url, 4)
+    yield client
+    await client.aclose()
+
+
+async def stored(redis: Redis, session_id: str) -> list[dict[str, object]]:
+    rows = await redis.xrange(keys.stream_key(session_id))
+    return [msgspec.json.decode(r[1][b"d"]) for r in rows]
+
+
+async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
+    batcher = Batcher(StreamWriter(redis, retention_s=60))
+    pub = Publisher(batcher, "p1", "j1", 1, first_seq=1)
+    await pub.emit(StepStarted(step=0))
+    for word in ("Hello ", "durable ", "world"):
+        await pub.emit(TextDelta(step=0, delta=word))
+    await pub.emit(ThinkingDelta(step=0, delta="hm"))  # another kind: its own event
+    await pub.emit(TextDelta(step=0, delta="!"))
+    await pub.emit(StepFinished(step=0, finish_reason="stop", usage=Usage()))
+    await pub.emit(TextDelta(step=1, delta="next"))  # after another event: its own
+    await pub.flush()
+    await batcher.aclose()
+
+    events = await stored(redis, "p1")
+    assert [(e["type"], e.get("delta")) for e in events] == [
+        ("step.started", None),
+        ("text.delta", "Hello durable world"),
+        ("thinking.delta", "hm"),
+        ("text.delta", "!"),
+        ("step.finished", None),
+        ("text.delta", "next"),
+    ]
+    assert [e["seq"] for e in events] == list(range(1, 7))
+    assert pub.merged == 2
+
+
+async def test_a_delta_already_written_is_never_merged_into(redis: Redis) -> None:
+    batcher = Batcher(StreamWriter(redis, retention_s=60))
+    pub = Publisher(batcher, "p2", "j1", 1, first_seq=1)
+    await pub.emit(TextDelta(step=0, delta="one "))
+    await pub.flush()  # written: the next delta is an event of its own
+    await pub.emit(TextDelta(step=0, delta="two"))
+    await pub.flush()
+    await batcher.aclose()
+    events = await stored(redis, "p2")
+    assert [(e["seq"], e["delta"]) for e in events] == [(1, "one "), (2, "two")]
+    assert pub.merged == 0
