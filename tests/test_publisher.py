@@ -1,8 +1,9 @@
 """The worker's publisher and batcher against a real Redis: adaptive coalescing.
 
-Deltas that wait for the next append round merge into the delta before them; nothing
-else merges, seqs stay dense and the text is the same. `emit` does not yield while the
-buffer has room, so events emitted back to back all wait for the first round.
+Deltas that arrive while the delta before them has waited `behind_s` for an append
+round merge into it; nothing else merges, seqs stay dense and the text is the same.
+`emit` does not yield while the buffer has room, so events emitted back to back all
+wait for the first round.
 """
 
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ async def stored(redis: Redis, session_id: str) -> list[dict[str, object]]:
 
 async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
     batcher = Batcher(StreamWriter(redis, retention_s=60))
-    pub = Publisher(batcher, "p1", "j1", 1, first_seq=1)
+    pub = Publisher(batcher, "p1", "j1", 1, first_seq=1, behind_s=0)
     await pub.emit(StepStarted(step=0))
     for word in ("Hello ", "durable ", "world"):
         await pub.emit(TextDelta(step=0, delta=word))
@@ -59,7 +60,7 @@ async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
 
 async def test_a_delta_already_written_is_never_merged_into(redis: Redis) -> None:
     batcher = Batcher(StreamWriter(redis, retention_s=60))
-    pub = Publisher(batcher, "p2", "j1", 1, first_seq=1)
+    pub = Publisher(batcher, "p2", "j1", 1, first_seq=1, behind_s=0)
     await pub.emit(TextDelta(step=0, delta="one "))
     await pub.flush()  # written: the next delta is an event of its own
     await pub.emit(TextDelta(step=0, delta="two"))
@@ -67,4 +68,16 @@ async def test_a_delta_already_written_is_never_merged_into(redis: Redis) -> Non
     await batcher.aclose()
     events = await stored(redis, "p2")
     assert [(e["seq"], e["delta"]) for e in events] == [(1, "one "), (2, "two")]
+    assert pub.merged == 0
+
+
+async def test_a_stream_that_is_not_behind_keeps_its_chunks(redis: Redis) -> None:
+    batcher = Batcher(StreamWriter(redis, retention_s=60))
+    pub = Publisher(batcher, "p3", "j1", 1, first_seq=1, behind_s=60)
+    for word in ("Hel", "lo"):  # waiting, but for far less than behind_s
+        await pub.emit(TextDelta(step=0, delta=word))
+    await pub.flush()
+    await batcher.aclose()
+    events = await stored(redis, "p3")
+    assert [e["delta"] for e in events] == ["Hel", "lo"]
     assert pub.merged == 0

@@ -69,6 +69,7 @@ async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
                 attempt,
                 first_seq=(marks.last_seq or 0) + 1,
                 coalesce_s=coalesce_ms(rec.spec.parameters, state.settings.coalesce_ms) / 1000,
+                behind_s=state.settings.behind_ms / 1000,
             )
             await _attempt(Attempt(state, rec, attempt, pub, cancel))
     await start_next(state, rec.session_id, job_id)

@@ -5,11 +5,12 @@ pending events of every job in one round (see `worker/batcher.py`). Appends are
 idempotent by `seq` (the script skips seqs it already has), so a round whose reply was
 lost to a dropped connection is simply sent again.
 
-Adaptive coalescing (always on): a text or thinking delta that arrives while the
-previous event of the job is still waiting for the next round (the stream is behind:
-rounds are at least `Batcher.MIN_ROUND_S` apart and take longer under load) is merged
-into it instead of becoming an event of its own. An idle stream never merges, so it
-adds no latency; an overloaded one sends fewer, larger events. The merged event keeps
+Adaptive coalescing (`behind_s`, on by default): a text or thinking delta that arrives
+while the job's previous delta has been waiting for an append round for `behind_s` or
+longer (the stream is behind: rounds take longer under load) is merged into it instead
+of becoming an event of its own. A stream that keeps up never merges, so it adds no
+latency and keeps the provider's chunking; an overloaded one sends fewer, larger events
+instead of falling further behind. The merged event keeps
 its seq (seqs stay dense) and the `ts` of its first delta; its text is the
 concatenation, so the deltas still add up to `output_text`. Events are encoded when a
 round takes them, after the last merge.
@@ -39,6 +40,7 @@ class Publisher:
         *,
         max_buffer: int = 10_000,
         coalesce_s: float = 0.0,
+        behind_s: float = -1.0,
     ) -> None:
         self._batcher = batcher
         self._session_id = session_id
@@ -47,6 +49,7 @@ class Publisher:
         self._seq = first_seq
         self._pending: list[Event] = []  # stamped, not yet written
         self._taken = 0  # how many of `_pending` the round in flight carries
+        self._behind_ms = behind_s * 1000  # negative: never merge
         self.merged = 0  # deltas merged into the event before them (adaptive coalescing)
         self._max_buffer = max_buffer
         self._room = asyncio.Event()
@@ -113,11 +116,14 @@ class Publisher:
         self._batcher.ready(self)
 
     def _merge(self, delta: TextDelta | ThinkingDelta) -> bool:
-        """Merge `delta` into the last event if that is a waiting delta of the same kind."""
-        if len(self._pending) <= self._taken:
+        """Merge `delta` into the last event if that is a delta of the same kind that has
+        waited for a round for `behind_s` or longer."""
+        if self._behind_ms < 0 or len(self._pending) <= self._taken:
             return False
         last = self._pending[-1]
         if not isinstance(last, type(delta)) or last.step != delta.step:
+            return False
+        if now_ms() - last.ts < self._behind_ms:
             return False
         last.delta += delta.delta
         self.merged += 1
