@@ -9,10 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import msgspec
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from spool.api.errors import ApiError
+from spool.api.event_stream import EventStreamResponse
 from spool.api.hub import Hub
 from spool.api.state import AppState
 from spool.shared import keys
@@ -95,7 +96,7 @@ def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Res
     stream = frames(
         state.hub, session_id, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms
     )
-    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStreamResponse(stream, headers=SSE_HEADERS)
 
 
 async def frames(
