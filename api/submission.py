@@ -10,7 +10,14 @@ from spool.api.idempotency import Accepted
 from spool.api.state import AppState
 from spool.shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
 from spool.shared.ids import new_job_id, new_session_id, now_ms
-from spool.shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
+from spool.shared.jobs import (
+    JobRecord,
+    JobRequest,
+    JobSpec,
+    SimulatedParameters,
+    behind_ms,
+    coalesce_ms,
+)
 from spool.shared.streams import Outgoing
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
@@ -39,6 +46,7 @@ def validate_model(
         raise ApiError(422, "unknown_model", f"Say which model: {provider}:<model>.")
     try:
         coalesce_ms(parameters, 0)
+        behind_ms(parameters, 0)
     except ValueError as exc:
         raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
     if provider == "simulated":

@@ -105,6 +105,15 @@ def coalesce_ms(parameters: dict[str, Any], default: float) -> float:
     return float(value)
 
 
+def behind_ms(parameters: dict[str, Any], default: float) -> float:
+    """How long a delta waits for its append before the next ones merge into it (adaptive
+    coalescing): `parameters.behind_ms`, else the default; negative: never."""
+    value = parameters.get("behind_ms", default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("behind_ms must be a number of milliseconds")
+    return float(value)
+
+
 class JobSpec(msgspec.Struct, kw_only=True):
     """What a worker runs: the request with every default resolved by the API."""
 

@@ -15,7 +15,7 @@ from arq import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from spool.shared.jobs import JobRecord, coalesce_ms
+from spool.shared.jobs import JobRecord, behind_ms, coalesce_ms
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory
 from spool.worker.context import WorkerState
@@ -69,7 +69,7 @@ async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
                 attempt,
                 first_seq=(marks.last_seq or 0) + 1,
                 coalesce_s=coalesce_ms(rec.spec.parameters, state.settings.coalesce_ms) / 1000,
-                behind_s=state.settings.behind_ms / 1000,
+                behind_s=behind_ms(rec.spec.parameters, state.settings.behind_ms) / 1000,
             )
             await _attempt(Attempt(state, rec, attempt, pub, cancel))
     await start_next(state, rec.session_id, job_id)
