@@ -115,17 +115,15 @@ async def test_many_appends_in_one_call_each_get_their_own_outcome(redis: Redis)
         Append("m1", "j3", 1, [out("text.delta", 1)]),  # another job of the same session
     ]
     first, refused, third = await writer.append_many(appends)
+    assert (first, third) == (2, 1)
     assert isinstance(refused, StreamClosed)
-    assert isinstance(first, list)
-    assert isinstance(third, list)
     rows = await redis.xrange(keys.stream_key("m1"))
-    assert [r[0] for r in rows] == [*first, *third]
     assert [(r[1][b"j"], r[1][b"d"]) for r in rows] == [
         (b"j1", b'{"seq":1}'),
         (b"j1", b'{"seq":2}'),
         (b"j3", b'{"seq":1}'),
     ]
-    assert await writer.append_many(appends[:1]) == [[]], "a resent round writes nothing"
+    assert await writer.append_many(appends[:1]) == [0], "a resent round writes nothing"
     assert (await job_marks(redis, "m1", "j1")).last_seq == 2
     assert await redis.xlen(keys.stream_key("m2")) == 1
 
@@ -133,7 +131,5 @@ async def test_many_appends_in_one_call_each_get_their_own_outcome(redis: Redis)
 async def test_many_appends_reload_the_script_after_a_flush(redis: Redis) -> None:
     writer = StreamWriter(redis, retention_s=60)
     await redis.script_flush()
-    [ids] = await writer.append_many([Append("m3", "j1", 1, [out("text.delta", 1)])])
-    assert isinstance(ids, list)
-    assert len(ids) == 1
+    assert await writer.append_many([Append("m3", "j1", 1, [out("text.delta", 1)])]) == [1]
     assert await redis.xlen(keys.stream_key("m3")) == 1

@@ -99,7 +99,7 @@ class Batcher:
             else:
                 source.written(len(append.batch))
 
-    async def _send(self, appends: list[Append]) -> list[list[bytes] | SpoolError]:
+    async def _send(self, appends: list[Append]) -> list[int | SpoolError]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_for_s
         delay = 0.05
