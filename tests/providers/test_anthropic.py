@@ -83,11 +83,19 @@ async def test_calculator_round_trip_sums_usage_and_costs(
     (call,) = of(events, "tool.call")
     assert call["arguments"] == {"expression": "2+2"}
     assert call["call_id"] == "toolu_01"
+    # the arguments stream as the model writes them, before the complete call
+    deltas = of(events, "tool.call.delta")
+    assert [d["arguments_delta"] for d in deltas] == ['{"expres', 'sion": "2', '+2"}']
+    assert {(d["call_id"], d["name"], d["step"]) for d in deltas} == {("toolu_01", "calculator", 0)}
+    kinds = [e.event for e in events]
+    assert kinds.index("tool.call") > max(i for i, k in enumerate(kinds) if k == "tool.call.delta")
     (result,) = of(events, "tool.result")
     assert result["output"] == "4"
     assert result["is_error"] is False
     assert [s["finish_reason"] for s in of(events, "step.finished")] == ["tool_calls", "stop"]
+    assert [s["stop_reason"] for s in of(events, "step.finished")] == ["tool_use", "end_turn"]
     done = events[-1].json
+    assert done["stop_reason"] == "end_turn"
     assert done["output_text"] == "Let me compute.2 + 2 = 4"
     # input counts cached tokens: (100 + 1000) + 150; output 20 + 10
     assert done["usage"] == {"input_tokens": 1250, "output_tokens": 30, "total_tokens": 1280}
