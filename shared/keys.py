@@ -53,3 +53,19 @@ def job_key(job_id: str) -> str:
 
 def idempotency_key(tenant: str, key: str) -> str:
     return f"{PREFIX}:idem:{tenant}:{key}"
+
+
+def tools_key() -> str:
+    """Hash: tool name → until when (ms) a live worker serves it (workers refresh it)."""
+    return f"{PREFIX}:tools"
+
+
+def approvals_due_key() -> str:
+    """Sorted set: parked jobs' continuations (`<job id>~<n>`) by when they must run at the
+    latest (their approvals' expiry); workers sweep it, so expiry needs no client."""
+    return f"{PREFIX}:approvals:due"
+
+
+def decision_field(continuation: int, call_id: str) -> str:
+    """The job record's field holding the decision on `call_id` of its n-th parking."""
+    return f"decision:{continuation}:{call_id}"

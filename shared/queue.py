@@ -45,19 +45,32 @@ class JobQueue:
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(ENQUEUE_LUA)
 
-    async def enqueue(self, job_id: str) -> bool:
-        """Queue `run_job(job_id)`; False if that job is already queued (or has a result)."""
-        keys_, args = enqueue_keys(job_id), enqueue_args(job_id)
+    async def enqueue(self, job_id: str, arq_id: str | None = None) -> bool:
+        """Queue `run_job(job_id)` as arq job `arq_id` (default: the job id; a parked job's
+        continuation has its own); False if that arq job is already queued."""
+        arq_id = arq_id or job_id
+        keys_, args = enqueue_keys(arq_id), enqueue_args(job_id, arq_id)
         added: int = await awaited(self._script(keys=keys_, args=args))
         return bool(added)
 
 
-def enqueue_keys(job_id: str) -> list[str]:
-    return [job_key_prefix + job_id, result_key_prefix + job_id, keys.QUEUE_NAME]
+def enqueue_keys(arq_id: str) -> list[str]:
+    return [job_key_prefix + arq_id, result_key_prefix + arq_id, keys.QUEUE_NAME]
 
 
-def enqueue_args(job_id: str) -> list[bytes | int | str]:
-    """arq's job payload (msgspec, not pickle), its expiry, its score (now) and the id."""
+def enqueue_args(job_id: str, arq_id: str | None = None) -> list[bytes | int | str]:
+    """arq's job payload (msgspec, not pickle), its expiry, its score (now) and the arq id."""
     now = now_ms()
     payload = serialize_job(JOB_FUNCTION, (job_id,), {}, None, now, serializer=serializer.serialize)
-    return [payload, EXPIRES_MS, now, job_id]
+    return [payload, EXPIRES_MS, now, arq_id or job_id]
+
+
+def continuation_id(job_id: str, continuation: int) -> str:
+    """The arq job id of a parked job's n-th continuation (`job-…~n`)."""
+    return f"{job_id}~{continuation}"
+
+
+def parse_arq_id(arq_id: str) -> tuple[str, int]:
+    """`(job id, continuation)`: 0 for the job's own arq job."""
+    job_id, sep, n = arq_id.rpartition("~")
+    return (job_id, int(n)) if sep and n.isdigit() else (arq_id, 0)

@@ -1,0 +1,50 @@
+"""Background duties of a worker process beside running jobs: saying which tools it serves,
+and sweeping parked jobs whose approvals expired (so expiry needs no client)."""
+
+import asyncio
+import logging
+
+from spool.shared import toolnames
+from spool.shared.approvals import Approvals
+from spool.shared.ids import now_ms
+from spool.shared.queue import JobQueue, parse_arq_id
+from spool.shared.settings import Settings
+from spool.worker.tools import build_registry
+
+log = logging.getLogger(__name__)
+
+SWEEP_S = 1.0  # how often a worker looks for expired approvals
+
+
+def tool_names(settings: Settings) -> list[str]:
+    try:
+        return sorted(build_registry(settings.tools_module).tools)
+    except (ImportError, TypeError) as exc:  # the job that asks for a tool reports it
+        log.warning("cannot load tools: %s", exc)
+        return []
+
+
+async def publish_tools(approvals: Approvals, settings: Settings) -> None:
+    names = tool_names(settings)
+    while True:
+        try:
+            await toolnames.publish(
+                approvals.redis, names, toolnames.ttl_s(settings.tools_refresh_s)
+            )
+        except Exception as exc:
+            log.warning("publishing tool names failed: %s", exc)
+        await asyncio.sleep(settings.tools_refresh_s)
+
+
+async def sweep_approvals(approvals: Approvals, queue: JobQueue, every_s: float = SWEEP_S) -> None:
+    """Enqueue the continuation of every parked job whose approvals expired. Enqueueing is
+    idempotent and the continuation claims the job before running it, so workers sweeping
+    at the same time do no harm."""
+    while True:
+        try:
+            for arq_id in await approvals.due(now_ms()):
+                job_id, _ = parse_arq_id(arq_id)
+                await queue.enqueue(job_id, arq_id)
+        except Exception as exc:
+            log.warning("approval sweep failed: %s", exc)
+        await asyncio.sleep(every_s)
