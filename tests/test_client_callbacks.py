@@ -39,7 +39,7 @@ async def test_callbacks_see_every_delta_and_the_final_result(stack: Api) -> Non
     assert "".join(thoughts) == result.thinking == "let me think"
     assert len(texts) == result.chunks == 3
     assert completed == [result]
-    assert [e.type for e in events][0] == "job.queued"
+    assert events[0].type == "job.queued"
     assert events[-1].type == "job.completed"
     assert result.events == len(events)
 
