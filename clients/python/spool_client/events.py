@@ -78,8 +78,8 @@ class ToolCallDelta(StepEvent, tag="tool.call.delta"):
     """A piece of a tool call's arguments JSON text, as the model streams it."""
 
     call_id: str
-    name: str
-    arguments_delta: str
+    name: str = ""
+    arguments_delta: str = ""
 
 
 class ToolCall(StepEvent, tag="tool.call"):
@@ -89,21 +89,21 @@ class ToolCall(StepEvent, tag="tool.call"):
 
 
 class ToolApprovalRequested(StepEvent, tag="tool.approval_requested"):
-    """The call waits for a human decision until `expires_at` (ms since the epoch)."""
+    """The job waits for a human decision on this call (`expires_at`: ms since the epoch)."""
 
     call_id: str
     name: str
-    arguments: dict[str, Any]
-    expires_at: int
+    arguments: dict[str, Any] = {}
+    expires_at: int | None = None
 
 
 class ToolApprovalResolved(StepEvent, tag="tool.approval_resolved"):
-    """The decision; `arguments` are those the call runs with (edited, if they were)."""
+    """The decision; `arguments` are the call as it runs (edited, if the approver edited it)."""
 
     call_id: str
     approved: bool
     reason: str | None = None
-    arguments: dict[str, Any] = {}
+    arguments: dict[str, Any] | None = None
 
 
 class ToolResult(StepEvent, tag="tool.result"):
@@ -149,6 +149,10 @@ class JobCancelled(Event, tag="job.cancelled"):
     cost: Cost | None = None
 
 
+class SessionDeleted(Event, tag="session.deleted"):
+    """The session was deleted; the response ends after this event."""
+
+
 class SessionGap(Event, tag="session.gap"):
     requested: str
     first_available: str
@@ -170,6 +174,7 @@ AnyEvent = (
     | JobCompleted
     | JobFailed
     | JobCancelled
+    | SessionDeleted
     | SessionGap
 )
 
