@@ -11,6 +11,7 @@ import click
 
 from spool.cli.bench_command import bench
 from spool.cli.dev import dev
+from spool.cli.eval import eval_command
 from spool.cli.servers import api, worker
 from spool.cli.stream import submit, tail
 
@@ -20,5 +21,5 @@ def main() -> None:
     """Spool: durable, resumable LLM streaming."""
 
 
-for command in (api, worker, dev, submit, tail, bench):
+for command in (api, worker, dev, submit, tail, bench, eval_command):
     main.add_command(command)
