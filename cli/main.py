@@ -9,6 +9,7 @@ and `tail` are HTTP clients (cli/stream.py); `bench` is the load generator
 
 import click
 
+from spool.cli.approve import approve
 from spool.cli.bench_command import bench
 from spool.cli.dev import dev
 from spool.cli.eval import eval_command
@@ -21,5 +22,5 @@ def main() -> None:
     """Spool: durable, resumable LLM streaming."""
 
 
-for command in (api, worker, dev, submit, tail, bench, eval_command):
+for command in (api, worker, dev, submit, tail, bench, eval_command, approve):
     main.add_command(command)
