@@ -27,8 +27,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from spool.shared import keys
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
+from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import decode_notice
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,10 @@ def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
 class Topic:
     """One followed session: its buffer of newest entries and the clients waiting on it."""
 
-    def __init__(self, session_id: str, buffer_size: int) -> None:
-        self.session_id = session_id
-        self.key = keys.stream_key(session_id)
-        self.channel = keys.notify_channel(session_id).encode()
+    def __init__(self, session: SessionRef, keys: Keys, buffer_size: int) -> None:
+        self.session = session
+        self.key = keys.stream(session)
+        self.channel = keys.notify(session).encode()
         self.base: StreamId | None = None  # entries after `base` are buffered; None until synced
         self.last: StreamId = ZERO
         self.buffer: deque[Entry] = deque(maxlen=buffer_size)
@@ -98,11 +98,14 @@ class Topic:
 
 
 class Hub:
-    def __init__(self, redis: Redis, *, buffer_size: int = 512, batch: int = 256) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, buffer_size: int = 512, batch: int = 256
+    ) -> None:
         self.redis = redis
+        self.keys = keys
         self.buffer_size = buffer_size
         self.batch = batch
-        self.topics: dict[str, Topic] = {}
+        self.topics: dict[SessionRef, Topic] = {}
         self._by_channel: dict[bytes, Topic] = {}
         self._pubsub: PubSub = redis.pubsub()
         self._commands: deque[tuple[str, bytes]] = deque()
@@ -130,10 +133,10 @@ class Hub:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.asynccontextmanager
-    async def follow(self, session_id: str) -> AsyncIterator["Follower"]:
-        topic = self.topics.get(session_id)
+    async def follow(self, session: SessionRef) -> AsyncIterator["Follower"]:
+        topic = self.topics.get(session)
         if topic is None:
-            topic = self.topics[session_id] = Topic(session_id, self.buffer_size)
+            topic = self.topics[session] = Topic(session, self.keys, self.buffer_size)
             self._by_channel[topic.channel] = topic
             self._queue_command("subscribe", topic.channel)
         topic.followers += 1
@@ -152,7 +155,7 @@ class Hub:
 
     def _drop(self, topic: Topic) -> None:
         """Forget a topic nobody follows (synchronous: safe in a cancelled client's finally)."""
-        del self.topics[topic.session_id]
+        del self.topics[topic.session]
         del self._by_channel[topic.channel]
         if topic.syncing is not None:
             topic.syncing.cancel()
@@ -203,7 +206,7 @@ class Hub:
                     if len(entries) < self.batch:
                         break
             except Exception as exc:  # Redis away or erring: retry; followers can read Redis
-                log.warning("hub sync of %s failed: %s", topic.session_id, exc)
+                log.warning("hub sync of %s failed: %s", topic.session, exc)
                 topic.dirty = True
                 await asyncio.sleep(0.2)
 
@@ -211,7 +214,7 @@ class Hub:
         """Read notifications forever, reconnecting (and re-syncing every topic) on errors."""
         while True:
             try:
-                await self._pubsub.subscribe(keys.HUB_CHANNEL)
+                await self._pubsub.subscribe(self.keys.hub_channel)
                 async for message in self._pubsub.listen():
                     self._on_message(message)
             except asyncio.CancelledError:

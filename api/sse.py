@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 from spool.api.errors import ApiError
 from spool.api.hub import Hub
 from spool.api.state import AppState
-from spool.shared import keys
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
+from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
 from spool_client.events import TERMINAL_TYPES, SessionGap, encoder
 
@@ -49,18 +49,18 @@ def parse_cursor(header: str | None, query: str | None) -> StreamId | None:
 
 
 async def resolve_cursor(
-    state: AppState, session_id: str, job_id: str | None, start: StreamId | None
+    state: AppState, session: SessionRef, job_id: str | None, start: StreamId | None
 ) -> Cursor | None:
     """The cursor to stream from; None when the followed job already ended before `start`."""
-    cursor = await _cursor(state, session_id, job_id, start)
+    cursor = await _cursor(state, session, job_id, start)
     if cursor is not None and start is not None and start != ZERO:
-        await _check_gap(state, session_id, cursor)
+        await _check_gap(state, session, cursor)
     return cursor
 
 
-async def _check_gap(state: AppState, session_id: str, cursor: Cursor) -> None:
+async def _check_gap(state: AppState, session: SessionRef, cursor: Cursor) -> None:
     """A cursor older than the first retained event: the events in between are gone."""
-    first = await state.clients.streams.xrange(keys.stream_key(session_id), "-", "+", count=1)
+    first = await state.clients.streams.xrange(state.keys.stream(session), "-", "+", count=1)
     first_id = parse_stream_id(first[0][0]) if first else None
     if first_id is None or cursor.after >= before(first_id):
         return
@@ -74,13 +74,15 @@ async def _check_gap(state: AppState, session_id: str, cursor: Cursor) -> None:
 
 
 async def _cursor(
-    state: AppState, session_id: str, job_id: str | None, start: StreamId | None
+    state: AppState, session: SessionRef, job_id: str | None, start: StreamId | None
 ) -> Cursor | None:
     if job_id is None:
         return Cursor(after=start or ZERO)
-    marks = await job_marks(state.clients.streams, session_id, job_id)
+    marks = await job_marks(state.clients.streams, state.keys, session, job_id)
     if marks.queued_id is None:
-        raise ApiError(404, "job_not_found", f"No job {job_id!r} in session {session_id!r}.")
+        raise ApiError(
+            404, "job_not_found", f"No job {job_id!r} in session {session.session_id!r}."
+        )
     terminal = parse_stream_id(marks.terminal_id) if marks.terminal_id else None
     if start is not None and terminal is not None and start >= terminal:
         return None
@@ -89,28 +91,28 @@ async def _cursor(
     return Cursor(after=start if start is not None else before(queued), job_id=job_id.encode())
 
 
-def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Response:
+def sse_response(state: AppState, session: SessionRef, cursor: Cursor | None) -> Response:
     if cursor is None:
         return Response(status_code=204)
     stream = frames(
-        state.hub, session_id, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms
+        state.hub, session, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 async def frames(
-    hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
+    hub: Hub, session: SessionRef, cursor: Cursor, ping_s: float, retry_ms: int
 ) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % retry_ms
     if cursor.gap is not None:
         yield cursor.gap
     after, only = cursor.after, cursor.job_id
-    async with hub.follow(session_id) as follower:
+    async with hub.follow(session) as follower:
         while True:
             try:
                 batch = await follower.next_batch(after, ping_s)
             except RedisError as exc:  # Redis is away: hold the connection, retry shortly
-                log.warning("SSE read for %s failed: %s", session_id, exc)
+                log.warning("SSE read for %s failed: %s", session, exc)
                 yield b": redis unavailable, retrying\n\n"
                 await asyncio.sleep(REDIS_RETRY_S)
                 continue

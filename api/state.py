@@ -28,14 +28,15 @@ class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clients = RedisClients(settings, api_client_name())
-        self.store = JobStore(self.clients.main, settings.retention_s)
+        self.keys = keys = self.clients.keys
+        self.store = JobStore(self.clients.main, keys, settings.retention_s)
         self.writer = StreamWriter(
-            self.clients.streams, settings.retention_s, settings.stream_maxlen
+            self.clients.streams, keys, settings.retention_s, settings.stream_maxlen
         )
-        self.sessions = SessionQueue(self.clients.main, settings.retention_s)
-        self.idempotency = Idempotency(self.clients.main)
+        self.sessions = SessionQueue(self.clients.main, keys, settings.retention_s)
+        self.idempotency = Idempotency(self.clients.main, keys)
         self.session_owner = SingleFlight(self.store.session)
-        self.hub = Hub(self.clients.streams)
+        self.hub = Hub(self.clients.streams, keys)
 
     async def aclose(self) -> None:
         await self.hub.aclose()
