@@ -17,6 +17,7 @@ _NOTES = {
     "job.retrying": ("yellow", "[retrying: attempt {attempt}, {reason}; the answer restarts]"),
     "session.gap": ("yellow", "[gap: events after {requested} up to {first_available} are gone]"),
     "job.cancelled": ("yellow", "[cancelled]"),
+    "session.deleted": ("yellow", "[the session was deleted]"),
 }
 
 

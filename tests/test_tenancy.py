@@ -192,3 +192,20 @@ async def test_a_delete_mid_run_leaves_nothing_a_late_worker_or_another_tenant_c
     assert int(again.headers["Retry-After"]) > 0
     # ...and the other tenant's session of the same id never sees a byte of it.
     await assert_globex_sees_none_of_acme(globex, redis_client, session_id)
+
+
+async def test_a_follower_open_across_a_delete_ends_with_session_deleted(
+    tenants: dict[str, httpx.AsyncClient], redis_client: aredis.Redis, session_id: str
+) -> None:
+    acme, globex = tenants["acme"], tenants["globex"]
+    running = await submit(acme, session_id=session_id, parameters=SLOW_SECRET)
+    follower = asyncio.create_task(read_stream(acme, f"/v1/sessions/{session_id}/events"))
+    await deltas_seen(acme, running, 5)
+    assert (await acme.delete(f"/v1/sessions/{session_id}")).status_code == 204
+    status, events = await asyncio.wait_for(follower, 20)
+    assert status == 200
+    assert events[-1].event == "session.deleted"
+    assert events[-1].id is None  # not a position to resume from
+    assert {e.json["job_id"] for e in events[:-1]} == {running["job_id"]}
+    # The same id under the other tenant, written afterwards, is another session.
+    await assert_globex_sees_none_of_acme(globex, redis_client, session_id)

@@ -122,6 +122,10 @@ class SessionGap(Event, tag="session.gap"):
     first_available: str
 
 
+class SessionDeleted(Event, tag="session.deleted"):
+    """The session was deleted; the response ends after this event."""
+
+
 AnyEvent = (
     JobQueued
     | JobStarted
@@ -136,6 +140,7 @@ AnyEvent = (
     | JobFailed
     | JobCancelled
     | SessionGap
+    | SessionDeleted
 )
 
 TERMINAL_TYPES: frozenset[str] = frozenset({"job.completed", "job.failed", "job.cancelled"})
