@@ -157,10 +157,6 @@ class SessionGap(Event, tag="session.gap"):
     first_available: str
 
 
-class SessionDeleted(Event, tag="session.deleted"):
-    """The session was deleted; the response ends after this event."""
-
-
 AnyEvent = (
     JobQueued
     | JobStarted
@@ -179,7 +175,6 @@ AnyEvent = (
     | JobCancelled
     | SessionDeleted
     | SessionGap
-    | SessionDeleted
 )
 
 TERMINAL_TYPES: frozenset[str] = frozenset({"job.completed", "job.failed", "job.cancelled"})
