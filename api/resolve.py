@@ -17,6 +17,7 @@ from spool.shared.jobs import (
     SimulatedParameters,
     coalesce_ms,
 )
+from spool.shared.keys import Keys
 from spool.shared.settings import Settings
 from spool.shared.templates import PREVIOUS, TemplateError, check, placeholders, render
 
@@ -126,11 +127,11 @@ def approval_timeout(parameters: dict[str, Any], default: float) -> float:
     return float(value)
 
 
-async def check_tools(redis: Redis, names: set[str]) -> None:
+async def check_tools(redis: Redis, keys: Keys, names: set[str]) -> None:
     """422 for a tool no live worker serves (when workers have said what they serve)."""
     if not names:
         return
-    served = await toolnames.served(redis)
+    served = await toolnames.served(redis, keys)
     if served is None:
         return  # no worker has published: the worker that runs the job decides
     unknown = sorted(names - served)

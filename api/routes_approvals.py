@@ -65,7 +65,7 @@ async def decide(
         case "decided" | "closed":
             raise ApiError(409, "already_decided", f"The call {call_id!r} is already decided.")
         case "ready":
-            await state.approvals.wake(job_id, continuation)
+            await state.approvals.wake(rec.session, job_id, continuation)
         case "recorded":
             pass
     return json_response(DecisionView(call_id, body.approved))

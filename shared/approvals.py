@@ -24,10 +24,10 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import awaited
 from spool.shared.ids import now_ms
 from spool.shared.jobs import Decision, JobRecord, LoopState
+from spool.shared.keys import Keys, SessionRef, decision_field
 from spool.shared.queue import JobQueue, continuation_id
 
 _ALL_DECIDED = """
@@ -120,23 +120,23 @@ def due_at(state: LoopState) -> int:
     return min((p.expires_at for p in state.pending), default=state.parked_at_ms)
 
 
-def _where(rec: JobRecord) -> tuple[list[str], str]:
-    """The record's hash key and the prefix of its fields (the layout of `shared.store`)."""
-    return [keys.job_key(rec.job_id)], ""
-
-
 class Approvals:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         """`redis`: where job records and arq's queue live (the main Redis)."""
         self.redis = redis
+        self.keys = keys
         self._decide = redis.register_script(DECIDE_LUA)
         self._park = redis.register_script(PARK_LUA)
         self._claim = redis.register_script(CLAIM_LUA)
-        self._queue = JobQueue(redis)
+        self._queue = JobQueue(redis, keys)
+
+    def _where(self, rec: JobRecord) -> tuple[list[str], str]:
+        """The record's hash key and the prefix of its fields (the layout of `shared.store`)."""
+        return [self.keys.records(rec.session)], f"{rec.job_id}."
 
     async def decide(self, rec: JobRecord, call_id: str, decision: Decision) -> tuple[Verdict, int]:
         """Record a decision; `ready` means it was the last one and the job may continue."""
-        keys_, f = _where(rec)
+        keys_, f = self._where(rec)
         reply: list[Any] = await awaited(
             self._decide(keys=keys_, args=[f, call_id, _encode(decision)])
         )
@@ -147,41 +147,41 @@ class Approvals:
         """Mark the job as waiting (its state is saved already) and schedule its expiry;
         True when every decision is in already (the caller enqueues the continuation)."""
         await self.schedule(rec.job_id, state)
-        keys_, f = _where(rec)
+        keys_, f = self._where(rec)
         return bool(await awaited(self._park(keys=keys_, args=[f, state.continuation])))
 
     async def claim(self, rec: JobRecord, continuation: int, now: int) -> int:
         """1: this continuation runs the job now; 0: stale; -1: not yet due; -2: still being
         parked (see CLAIM_LUA)."""
-        keys_, f = _where(rec)
+        keys_, f = self._where(rec)
         return int(await awaited(self._claim(keys=keys_, args=[f, continuation, now])))
 
     async def schedule(self, job_id: str, state: LoopState, at_ms: int | None = None) -> None:
         """Put the continuation on the due set: at the approvals' expiry, or at `at_ms`."""
         member = continuation_id(job_id, state.continuation)
         when = due_at(state) if at_ms is None else at_ms
-        await self.redis.zadd(keys.approvals_due_key(), {member: when})
+        await self.redis.zadd(self.keys.approvals_due(), {member: when})
 
-    async def wake(self, job_id: str, continuation: int) -> None:
+    async def wake(self, s: SessionRef, job_id: str, continuation: int) -> None:
         """Run the continuation now (due now, and enqueued)."""
         member = continuation_id(job_id, continuation)
-        await self.redis.zadd(keys.approvals_due_key(), {member: now_ms()})
-        await self._queue.enqueue(job_id, member)
+        await self.redis.zadd(self.keys.approvals_due(), {member: now_ms()})
+        await self._queue.enqueue(s, job_id, member)
 
     async def unschedule(self, job_id: str, continuation: int) -> None:
-        await self.redis.zrem(keys.approvals_due_key(), continuation_id(job_id, continuation))
+        await self.redis.zrem(self.keys.approvals_due(), continuation_id(job_id, continuation))
 
-    async def due(self, now_ms: int, limit: int = 100) -> list[str]:
+    async def due(self, now: int, limit: int = 100) -> list[str]:
         """Continuations whose time has come (arq ids)."""
         members: list[bytes] = await self.redis.zrangebyscore(
-            keys.approvals_due_key(), "-inf", now_ms, start=0, num=limit
+            self.keys.approvals_due(), "-inf", now, start=0, num=limit
         )
         return [m.decode() for m in members]
 
     async def decisions(self, rec: JobRecord, state: LoopState) -> dict[str, Decision]:
         """The decisions made on the parked calls (undecided ones are absent)."""
-        (key,), f = _where(rec)
-        fields = [f + keys.decision_field(state.continuation, p.call_id) for p in state.pending]
+        (key,), f = self._where(rec)
+        fields = [f + decision_field(state.continuation, p.call_id) for p in state.pending]
         if not fields:
             return {}
         raw = await awaited(self.redis.hmget(key, fields))

@@ -5,12 +5,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from spool.shared.keys import SessionRef
 from spool.shared.pricing import TokenCounts
 from spool_client.events import Cost, ErrorInfo, Usage
 
-SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# `\Z`, not `$`: `$` also matches before a trailing newline
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}\Z"
 SessionId = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
-ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(:.+)?$", max_length=200)]
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(:.+)?\Z", max_length=200)]
 Role = Literal["user", "assistant"]
 OnBusy = Literal["enqueue", "reject", "interrupt"]
 JobStatus = Literal["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"]
@@ -218,6 +220,10 @@ class JobSpec(msgspec.Struct, kw_only=True):
             return self.require_approval
         return tool in self.require_approval
 
+    @property
+    def session(self) -> SessionRef:
+        return SessionRef(self.tenant, self.session_id)
+
 
 class JobRecord(msgspec.Struct, kw_only=True):
     """The job's Redis hash, one JSON value per field (see `shared.store`)."""
@@ -245,6 +251,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     chain_done: list[ChainStepDone] = []  # finished chain steps, in order
     parked: LoopState | None = None  # the loop waiting for approvals (kept while it continues)
     resumed: int = 0  # the last parking a continuation took over (`shared.approvals`)
+    deadline_ms: int | None = None  # the whole-job deadline, moved on by time spent parked
 
     @property
     def waiting(self) -> bool:
@@ -258,7 +265,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
             and self.status in ("running", "awaiting_approval")
         )
 
-    deadline_ms: int | None = None  # the whole-job deadline, moved on by time spent parked
+    @property
+    def session(self) -> SessionRef:
+        return SessionRef(self.tenant, self.session_id)
 
 
 class JobView(msgspec.Struct, kw_only=True):

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from spool.shared.keys import Keys, SessionRef
 from tests.fakes.stack import of, other_db
 from tests.helpers import TERMINAL, submit
 from tests.procs import Api, Worker, service_env
@@ -149,6 +150,15 @@ async def test_waiting_job_frees_its_slot_and_decisions_are_checked(
             "expires_at": requested["expires_at"],
         }
     ]
+    # nothing of the waiting session expires (contract §3)
+    k, session = Keys(), SessionRef("acme", accepted["session_id"])
+    db = redis.Redis.from_url(env["SPOOL_REDIS_URL"])
+    try:
+        for key in (k.stream(session), k.marks(session), k.records(session), k.session(session)):
+            assert db.ttl(key) == -1, key  # exists, without a TTL
+        assert db.ttl(k.job_index(job_id)) == -1
+    finally:
+        db.close()
     # the only worker slot is free: another job runs to completion meanwhile
     other = await submit(http, parameters={**FAST, "text": "meanwhile"})
     other_events = await Follower(http, other).end()

@@ -9,9 +9,9 @@ import redis
 
 from spool.api.errors import ApiError
 from spool.api.resolve import apply_agent
-from spool.shared import keys
 from spool.shared.agents import Agent, AgentsFile
 from spool.shared.jobs import JobRequest
+from spool.shared.keys import Keys
 from spool.shared.templates import TemplateError, render
 from tests.fakes.stack import of
 from tests.helpers import follow_job, submit
@@ -106,7 +106,7 @@ async def test_bad_templates_chains_and_tools_are_422(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     try:  # the worker says which tools it serves (every 0.2 s here); the API checks them
-        wait_for(lambda: bool(client.exists(keys.tools_key())), 10, "the worker's tool names")
+        wait_for(lambda: bool(client.exists(Keys().tools())), 10, "the worker's tool names")
     finally:
         client.close()
     response = await http.post("/v1/jobs", json=body)

@@ -25,13 +25,16 @@ class WorkerState:
     def __init__(self, settings: Settings, clients: RedisClients) -> None:
         self.settings = settings
         self.clients = clients
-        self.store = JobStore(clients.main, settings.retention_s)
-        self.writer = StreamWriter(clients.streams, settings.retention_s, settings.stream_maxlen)
+        self.keys = keys = clients.keys
+        self.store = JobStore(clients.main, keys, settings.retention_s)
+        self.writer = StreamWriter(
+            clients.streams, keys, settings.retention_s, settings.stream_maxlen
+        )
         self.batcher = Batcher(self.writer)
-        self.sessions = SessionQueue(clients.main, settings.retention_s)
-        self.arq: ArqRedis = arq_pool(clients.main)
-        self.queue = JobQueue(clients.main)
-        self.approvals = Approvals(clients.main)
+        self.sessions = SessionQueue(clients.main, keys, settings.retention_s)
+        self.arq: ArqRedis = arq_pool(clients.main, keys)
+        self.queue = JobQueue(clients.main, keys)
+        self.approvals = Approvals(clients.main, keys)
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -43,9 +46,9 @@ class WorkerState:
             asyncio.create_task(
                 heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
             ),
-            asyncio.create_task(listen(self.clients.main, self.running, self.wake)),
-            asyncio.create_task(publish_tools(self.approvals, s)),
-            asyncio.create_task(sweep_approvals(self.approvals, self.queue)),
+            asyncio.create_task(listen(self.clients.main, self.keys, self.running, self.wake)),
+            asyncio.create_task(publish_tools(self.clients.main, self.keys, s)),
+            asyncio.create_task(sweep_approvals(self.approvals, self.store)),
         ]
 
     async def aclose(self) -> None:

@@ -61,5 +61,5 @@ async def _own_run(state: WorkerState, rec: JobRecord, job_try: int) -> Plan | N
     # this run parked the job and died before it was done parking: finish that
     log.info("job %s: finishing an interrupted parking", rec.job_id)
     if await state.approvals.park(rec, parked):
-        await state.approvals.wake(rec.job_id, parked.continuation)
+        await state.approvals.wake(rec.session, rec.job_id, parked.continuation)
     return None

@@ -1,10 +1,13 @@
 """The arq job function: one attempt at one job, from `job.started` to its terminal event.
 
 An attempt ends in exactly one of: `job.completed`, `job.failed` (provider error,
-`timeout`, `expired`, `worker_lost`), `job.cancelled` (a cancel request), a hand-back to
-arq (SIGTERM past the grace period: the next attempt starts over with `job.retrying`), or
-parking: tool calls wait for approval, the job's state is in its record and the worker
-lets it go; a continuation (its own arq job, `worker/continuation.py`) takes it up later.
+`timeout`, `expired`, `worker_lost`, `output_limit`, or `internal_error` for any
+unexpected exception, so that a bug never leaves a job `running` and its session wedged),
+`job.cancelled` (a cancel request), a hand-back to arq (SIGTERM past the grace period: the
+next attempt starts over with `job.retrying`), or parking: tool calls wait for approval,
+the job's state is in its record and the worker lets it go; a continuation (its own arq
+job, `worker/continuation.py`) takes it up later. Unless the job parked (or another run
+owns it), the session's next job is then started.
 """
 
 import asyncio
@@ -19,12 +22,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.ids import now_ms
 from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, coalesce_ms
+from spool.shared.keys import SessionRef
 from spool.shared.queue import parse_arq_id
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory
 from spool.worker.context import WorkerState
 from spool.worker.continuation import Plan, plan
-from spool.worker.errors import ProviderError
+from spool.worker.errors import OutputLimit, ProviderError
 from spool.worker.generation import Generation
 from spool.worker.lifecycle import renew_leases
 from spool.worker.parking import Parked
@@ -47,46 +51,67 @@ log = logging.getLogger(__name__)
 FLUSH_ON_CANCEL_S = 2.0
 
 
-async def run_job(ctx: dict[str, Any], job_id: str) -> None:
-    """arq entry point (enqueued by name as `run_job`)."""
+async def run_job(
+    ctx: dict[str, Any], job_id: str, tenant: str | None = None, session_id: str | None = None
+) -> None:
+    """arq entry point (enqueued by name as `run_job(job_id, tenant, session_id)`)."""
     state = WorkerState.of(ctx)
     arq_id = str(ctx.get("job_id") or job_id)
     try:
-        await _run(state, job_id, arq_id, int(ctx["job_try"]))
+        if tenant is not None and session_id is not None:
+            session: SessionRef | None = SessionRef(tenant, session_id)
+        else:  # enqueued by an older API, or by an approvals sweep: look the session up
+            session = await state.store.locate(job_id)
+        if session is None:
+            log.warning("job %s has no session (deleted or expired); skipping", job_id)
+            await state.approvals.unschedule(job_id, parse_arq_id(arq_id)[1])
+            return
+        await _run(state, session, job_id, arq_id, int(ctx["job_try"]))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
         raise Retry(defer=1) from exc
 
 
-async def _run(state: WorkerState, job_id: str, arq_id: str, job_try: int) -> None:
+async def _run(
+    state: WorkerState, session: SessionRef, job_id: str, arq_id: str, job_try: int
+) -> None:
     _, continuation = parse_arq_id(arq_id)
     with state.running.track(job_id, arq_id) as cancel:
         _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
             renew_leases(state.clients.main, [arq_id], state.settings.lease_s),
-            state.store.load(job_id),
+            state.store.load(session, job_id),
         )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
             await state.approvals.unschedule(job_id, continuation)
-            return
-        marks = await job_marks(state.clients.streams, rec.session_id, job_id)
-        if marks.terminal_id is None:
-            todo = await plan(state, rec, continuation, job_try)
-            if todo is None:
-                return  # parked, or another run owns the job: nothing ends here
-            pub = Publisher(
-                state.batcher,
-                rec.session_id,
-                job_id,
-                todo.attempt,
-                first_seq=(marks.last_seq or 0) + 1,
-                coalesce_s=coalesce_ms(rec.spec.parameters, state.settings.coalesce_ms) / 1000,
-            )
-            if await _attempt(Attempt(state, todo.rec, todo, pub, cancel)) == "parked":
-                return
-        elif continuation:
-            await state.approvals.unschedule(job_id, continuation)
-    await start_next(state, rec.session_id, job_id)
+        elif await _run_attempt(state, rec, continuation, job_try, cancel) == "parked":
+            return  # parked, or another run owns the job: the session's next job waits
+    await start_next(state, session, job_id)
+
+
+async def _run_attempt(
+    state: WorkerState, rec: JobRecord, continuation: int, job_try: int, cancel: asyncio.Event
+) -> str:
+    marks = await job_marks(state.clients.streams, state.keys, rec.session, rec.job_id)
+    if marks.terminal_id is not None:
+        await state.approvals.unschedule(rec.job_id, continuation)
+        return "ended"
+    todo = await plan(state, rec, continuation, job_try)
+    if todo is None:
+        return "parked"
+    settings = state.settings
+    pub = Publisher(
+        state.batcher,
+        rec.session,
+        rec.job_id,
+        todo.attempt,
+        first_seq=(marks.last_seq or 0) + 1,
+        coalesce_s=coalesce_ms(rec.spec.parameters, settings.coalesce_ms) / 1000,
+        max_events=settings.job_max_events,
+        max_bytes=settings.job_max_bytes,
+        max_event_bytes=settings.event_max_bytes,
+    )
+    return await _attempt(Attempt(state, todo.rec, todo, pub, cancel))
 
 
 async def _attempt(attempt: "Attempt") -> str:
@@ -95,6 +120,13 @@ async def _attempt(attempt: "Attempt") -> str:
     except StreamClosed as exc:
         log.info("job %s attempt %d stopped: %s", attempt.rec.job_id, attempt.attempt, exc)
         return "stopped"
+    except (RedisConnectionError, RedisTimeoutError):
+        raise  # arq runs the job again
+    except Exception:  # a bug: end the job rather than leave it (and its session) running
+        log.exception("job %s attempt %d failed unexpectedly", attempt.rec.job_id, attempt.attempt)
+        with contextlib.suppress(StreamClosed):
+            await attempt.fail_internal()
+        return "failed"
     except asyncio.CancelledError:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(attempt.hand_back(), FLUSH_ON_CANCEL_S)
@@ -104,15 +136,17 @@ async def _attempt(attempt: "Attempt") -> str:
             await asyncio.wait_for(attempt.pub.flush(), FLUSH_ON_CANCEL_S)
 
 
-async def start_next(state: WorkerState, session_id: str, finished_job_id: str) -> None:
-    """Advance the session's FIFO past finished jobs and enqueue the next one."""
-    head = await state.sessions.advance(session_id, finished_job_id)
+async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
+    """Advance the session's FIFO past finished jobs and enqueue the next one. When none is
+    left the session is idle: its keys (and its jobs' index entries) start their TTL."""
+    head = await state.sessions.advance(session, finished_job_id)
     while head is not None:
-        marks = await job_marks(state.clients.streams, session_id, head)
+        marks = await job_marks(state.clients.streams, state.keys, session, head)
         if marks.terminal_id is None:
-            await state.queue.enqueue(head)
+            await state.queue.enqueue(session, head)
             return
-        head = await state.sessions.advance(session_id, head)  # cancelled while waiting
+        head = await state.sessions.advance(session, head)  # cancelled while waiting
+    await state.store.keep_index(session, state.settings.retention_s)
 
 
 class Attempt:
@@ -131,6 +165,7 @@ class Attempt:
         self.pub = pub
         self.cancel = cancel
         self.started = datetime.now(UTC)
+        self.gen: Generation | None = None  # once generation starts: its partial output
 
     async def run(self) -> str:
         """The attempt's outcome: `completed`, `failed`, `cancelled` or `parked`."""
@@ -148,7 +183,7 @@ class Attempt:
         if self.attempt == 1 and parked is None and self._expired():
             message = f"waited in the queue over {settings.queue_max_wait_s:g}s"
             return await self._fail(ErrorInfo(code="expired", message=message), None)
-        gen = await self._generation()
+        gen = self.gen = await self._generation()
         if self.rec.cancel_requested:
             return await self._cancelled(gen)
         if parked is None:
@@ -156,7 +191,7 @@ class Attempt:
         deadline = await self._start()
         try:
             reason = await self._generate(gen, deadline)
-        except ProviderError as exc:
+        except (ProviderError, OutputLimit) as exc:
             return await self._fail(ErrorInfo(code=exc.code, message=exc.message), gen)
         except Parked as exc:
             return await self._park(exc.state)
@@ -165,7 +200,7 @@ class Attempt:
         return await self._complete(gen, reason)
 
     async def _generation(self) -> Generation:
-        history = await memory.load(self.state.clients.main, self.rec.spec)
+        history = await memory.load(self.state.clients.main, self.state.keys, self.rec.spec)
         parked = self.todo.parked
         gen = Generation(
             self.rec.spec,
@@ -198,14 +233,17 @@ class Attempt:
         self.started = self.rec.started_at or datetime.now(UTC)
         if self.rec.started_at is None:
             fields["started_at"] = self.started
-        await self.state.store.update(self.rec.job_id, **fields)
+        await self._update(**fields)
         return deadline
 
+    async def _update(self, **fields: Any) -> None:
+        await self.state.store.update(self.rec.session, self.rec.job_id, **fields)
+
     async def _save_steps(self, done: list[ChainStepDone]) -> None:
-        await self.state.store.update(self.rec.job_id, chain_done=done)
+        await self._update(chain_done=done)
 
     async def _save_parked(self, parked: LoopState) -> None:
-        await self.state.store.update(self.rec.job_id, parked=parked)
+        await self._update(parked=parked)
 
     async def _generate(self, gen: Generation, deadline_ms: int) -> FinishReason | None:
         """Run the job until it ends (its finish reason), a cancel arrives (None), it parks
@@ -241,7 +279,7 @@ class Attempt:
         every decision came in while it was parking."""
         await self.pub.flush()
         if await self.state.approvals.park(self.rec, parked):
-            await self.state.approvals.wake(self.rec.job_id, parked.continuation)
+            await self.state.approvals.wake(self.rec.session, self.rec.job_id, parked.continuation)
         return "parked"
 
     async def _complete(self, gen: Generation, reason: FinishReason) -> str:
@@ -251,7 +289,7 @@ class Attempt:
         ttft = None if first is None else first - created_ms
         duration = int((datetime.now(UTC) - self.started).total_seconds() * 1000)
         cost = gen.cost()
-        await memory.record(main, self.rec.session_id, gen.turns(), settings)
+        await memory.record(main, self.state.keys, self.rec.session, gen.turns(), settings)
         fields: dict[str, Any] = {
             "output_text": gen.output_text,
             "usage": gen.usage,
@@ -278,6 +316,11 @@ class Attempt:
         await self.pub.flush()
         return "failed"
 
+    async def fail_internal(self) -> None:
+        """End the job `internal_error` after an unexpected exception, keeping its output."""
+        message = "the worker failed unexpectedly; the job was ended"
+        await self._fail(ErrorInfo(code="internal_error", message=message), self.gen)
+
     async def _cancelled(self, gen: Generation) -> str:
         fields: dict[str, Any] = {
             "output_text": gen.output_text,
@@ -291,15 +334,14 @@ class Attempt:
 
     async def _finish(self, status: str, fields: dict[str, Any]) -> None:
         """Record the outcome before the terminal event, so a client reacting to it sees it."""
-        await self.pub.flush()
-        now = datetime.now(UTC)
-        await self.state.store.update(self.rec.job_id, status=status, finished_at=now, **fields)
-        await self.state.store.touch_session(self.rec.session_id)
+        with contextlib.suppress(Exception):  # the failing events are not what we are ending
+            await self.pub.flush()
+        await self._update(status=status, finished_at=datetime.now(UTC), **fields)
 
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""
         await self.pub.flush()
-        await self.state.store.update(self.rec.job_id, interrupted="worker_shutdown")
+        await self._update(interrupted="worker_shutdown")
 
     def _expired(self) -> bool:
         limit = self.state.settings.queue_max_wait_s
