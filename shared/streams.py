@@ -1,12 +1,16 @@
 """Appending to a session's Redis Stream, atomically with the job's marks.
 
-One Lua script per batch: `XADD` every event not yet written (fields `t` type, `j` job
+One Lua function per batch (`APPEND_FUNCTION`; a worker sends every job's batch of a
+round in one call, `APPEND_MANY_LUA`): `XADD` every event not yet written (fields `t` type, `j` job
 id, `d` the exact JSON the client receives; by `seq`, so a resent batch is a no-op),
 record the job's queued/terminal ids and last seq, refuse writes after the job's
-terminal event or from an attempt older than the newest one, refresh the retention TTL,
-and publish the new entries on the session's notify channel together with the id the
-stream ended at before them: a fan-out that holds everything up to that id appends them
-without reading the stream.
+terminal event, from an attempt older than the newest one, for a job this session never
+queued (its session was deleted or expired: a late worker cannot recreate the stream),
+or while the session's tombstone exists. The marks count the session's live jobs
+(`job.queued` without a terminal event): while any is live the stream and marks have no
+TTL; when the last one ends they get `SPOOL_RETENTION_S`. Then publish the new entries
+on the session's notify channel together with the id the stream ended at before them: a
+fan-out that holds everything up to that id appends them without reading the stream.
 """
 
 from collections.abc import Sequence
@@ -16,18 +20,22 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from spool.shared import keys
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
+from spool.shared.keys import Keys, SessionRef
 from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-# append(stream, marks, job, attempt, ttl, maxlen, channel, args, from, to): the events in
-# args[from..to] (triples: type, seq, data); returns the new ids, or a refusal as a string
+# append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to): the
+# events in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal
+# as a string
 APPEND_FUNCTION = f"""
-local function append(stream, marks, job, attempt, ttl, maxlen, channel, args, from, to)
-  local m = redis.call('HMGET', marks, job .. ':s', job .. ':t', job .. ':a', '_last')
+local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to)
+  if redis.call('EXISTS', tomb) == 1 then
+    return 'SPOOL_CLOSED the session was deleted'
+  end
+  local m = redis.call('HMGET', marks, job .. ':s', job .. ':t', job .. ':a', '_last', job .. ':q')
   if attempt < 0 and m[3] then
     return 'SPOOL_STARTED a worker runs the job'
   end
@@ -37,6 +45,9 @@ local function append(stream, marks, job, attempt, ttl, maxlen, channel, args, f
   end
   if m[2] then
     return 'SPOOL_CLOSED job already ended'
+  end
+  if args[from] ~= 'job.queued' and not m[5] then
+    return 'SPOOL_CLOSED the job is not in this session (deleted or expired)'
   end
   if attempt > 0 then
     local owner = tonumber(m[3] or '0')
@@ -61,42 +72,55 @@ local function append(stream, marks, job, attempt, ttl, maxlen, channel, args, f
       note[#note + 1] = t
       note[#note + 1] = d
       last = seq
-      if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
-      if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
+      if t == 'job.queued' then
+        redis.call('HSET', marks, job .. ':q', id)
+        redis.call('HINCRBY', marks, '_live', 1)
+      end
+      if {_TERMINAL} then
+        redis.call('HSET', marks, job .. ':t', id)
+        redis.call('HINCRBY', marks, '_live', -1)
+      end
     end
   end
+  redis.call('HSETNX', marks, '_born', ids[1])
   redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
-  redis.call('EXPIRE', stream, ttl)
-  redis.call('EXPIRE', marks, ttl)
+  if tonumber(redis.call('HGET', marks, '_live') or '0') > 0 then
+    redis.call('PERSIST', stream)
+    redis.call('PERSIST', marks)
+  else
+    redis.call('EXPIRE', stream, ttl)
+    redis.call('EXPIRE', marks, ttl)
+  end
   redis.call('PUBLISH', channel, cmsgpack.pack(note))
   return ids
 end
 """
 
-# one append: KEYS stream, marks; ARGV job, attempt, ttl, maxlen, channel, then triples
+# one append: KEYS stream, marks, tombstone; ARGV job, attempt, ttl, maxlen, channel, then
+# triples
 APPEND_LUA = (
     APPEND_FUNCTION
     + """
-local r = append(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5],
-  ARGV, 6, #ARGV)
+local r = append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
+  ARGV[5], ARGV, 6, #ARGV)
 if type(r) == 'string' then return redis.error_reply(r) end
 return r
 """
 )
 
-# many appends in one call: KEYS stream, marks per append; ARGV ttl, maxlen, and ONE
-# MessagePack array: per append job, attempt, channel, n, then n triples (one argument
-# instead of 4 + 3n: the client packs one value, not thousands). Returns per append the
-# number of entries it wrote, or its refusal.
+# many appends in one call: KEYS stream, marks, tombstone per append; ARGV ttl, maxlen,
+# and ONE MessagePack array: per append job, attempt, channel, n, then n triples (one
+# argument instead of 4 + 3n: the client packs one value, not thousands). Returns per
+# append the number of entries it wrote, or its refusal.
 APPEND_MANY_LUA = (
     APPEND_FUNCTION
     + """
 local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 1
 local args = cmsgpack.unpack(ARGV[3])
-for k = 1, #KEYS, 2 do
+for k = 1, #KEYS, 3 do
   local job, attempt, channel, n = args[a], args[a + 1], args[a + 2], args[a + 3]
-  local r = append(KEYS[k], KEYS[k + 1], job, attempt, ttl, maxlen, channel, args,
-    a + 4, a + 3 + 3 * n)
+  local r = append(KEYS[k], KEYS[k + 1], KEYS[k + 2], job, attempt, ttl, maxlen, channel,
+    args, a + 4, a + 3 + 3 * n)
   out[#out + 1] = type(r) == 'string' and r or #r
   a = a + 4 + 3 * n
 end
@@ -124,6 +148,9 @@ class Outgoing(msgspec.Struct, array_like=True):
     data: bytes
 
 
+DELETED_NOTICE = msgspec.msgpack.encode(["deleted"])  # on the notify channel: the session is gone
+
+
 def decode_notice(data: bytes) -> tuple[str, str, list[tuple[str, str, str]]]:
     """What an append published: `(the stream's last id before it, the job id,
     [(id, type, data), ...])`."""
@@ -145,8 +172,9 @@ class JobMarks(msgspec.Struct):
 class StreamWriter:
     """Appends batches of events to session streams on one Redis."""
 
-    def __init__(self, redis: Redis, retention_s: int, maxlen: int = 0) -> None:
+    def __init__(self, redis: Redis, keys: Keys, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
+        self.keys = keys
         self._script = redis.register_script(APPEND_LUA)
         self._many_sha = redis.register_script(APPEND_MANY_LUA).sha
         self._retention_s = retention_s
@@ -160,11 +188,12 @@ class StreamWriter:
         its `StreamClosed`/`WorkerOwned`; a connection error fails the whole call
         (resending is safe: appends are idempotent).
         """
+        k = self.keys
         keys_: list[str] = []
         flat: list[Any] = []
         for a in appends:
-            keys_ += (keys.stream_key(a.session_id), keys.marks_key(a.session_id))
-            flat += (a.job_id, a.attempt, keys.notify_channel(a.session_id), len(a.batch))
+            keys_ += (k.stream(a.session), k.marks(a.session), k.tombstone(a.session))
+            flat += (a.job_id, a.attempt, k.notify(a.session), len(a.batch))
             for out in a.batch:  # data as str: Redis's cmsgpack has no bin type
                 flat += (out.type, out.seq, out.data.decode())
         args = [self._retention_s, self._maxlen, _pack(flat)]
@@ -182,28 +211,23 @@ class StreamWriter:
         return results
 
     def _call(
-        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+        self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> tuple[list[str], list[Any]]:
-        args: list[Any] = [
-            job_id,
-            attempt,
-            self._retention_s,
-            self._maxlen,
-            keys.notify_channel(session_id),
-        ]
+        k = self.keys
+        args: list[Any] = [job_id, attempt, self._retention_s, self._maxlen, k.notify(session)]
         for out in batch:
             args += (out.type, out.seq, out.data)
-        return [keys.stream_key(session_id), keys.marks_key(session_id)], args
+        return [k.stream(session), k.marks(session), k.tombstone(session)], args
 
     async def append(
-        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+        self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> list[bytes]:
         """Append `batch` in order; returns the new stream ids (a resent batch returns `[]`).
 
         `attempt` ≥ 1 is a worker's attempt (older attempts are fenced off); 0 is the API
         (no fence); `NOT_STARTED_ONLY` appends only if no worker attempt has begun.
         """
-        keys_, args = self._call(session_id, job_id, attempt, batch)
+        keys_, args = self._call(session, job_id, attempt, batch)
         try:
             ids: list[bytes] = await awaited(self._script(keys=keys_, args=args))
         except ResponseError as exc:
@@ -215,7 +239,7 @@ class StreamWriter:
 
 
 class Append(msgspec.Struct):
-    session_id: str
+    session: SessionRef
     job_id: str
     attempt: int
     batch: Sequence[Outgoing]
@@ -244,10 +268,10 @@ def _outcome(result: Any) -> int | SpoolError:
     return int(result)
 
 
-async def job_marks(redis: Redis, session_id: str, job_id: str) -> JobMarks:
+async def job_marks(redis: Redis, keys: Keys, session: SessionRef, job_id: str) -> JobMarks:
     q, t, s, a = await awaited(
         redis.hmget(
-            keys.marks_key(session_id), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
+            keys.marks(session), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
         )
     )
     return JobMarks(

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import httpx
 import redis
 
-from spool.shared import keys
+from spool.api.auth import OPEN_TENANT
+from spool.shared.keys import Keys, SessionRef
 from tests.helpers import follow_job, submit
 
 DEADLINE_S = 20.0
@@ -21,7 +22,9 @@ DEADLINE_S = 20.0
 def subscribers(redis_url: str, session_id: str) -> int:
     client = redis.Redis.from_url(redis_url)
     try:
-        counts: list[tuple[bytes, int]] = client.pubsub_numsub(keys.notify_channel(session_id))  # type: ignore[assignment]
+        counts: list[tuple[bytes, int]] = client.pubsub_numsub(
+            Keys().notify(SessionRef(OPEN_TENANT, session_id))
+        )  # type: ignore[assignment]
         return int(counts[0][1])
     finally:
         client.close()

@@ -20,7 +20,8 @@ from tests.sse import Frame, frames
 
 FAULT_SETTINGS = {"lease_s": "2", "heartbeat_s": "0.3", "sse_ping_s": "0.5", "sse_retry_ms": "100"}
 TEXT = " ".join(f"w{i}" for i in range(120)) + " end"
-SLOW = {"text": TEXT, "tokens_per_second": 30, "ttft_ms": 0}
+# ~6 s: long enough to start a second worker (seconds on a loaded machine) mid-job
+SLOW = {"text": TEXT, "tokens_per_second": 20, "ttft_ms": 0}
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +105,17 @@ def check_reconstruction(events: list[Frame], expected_text: str) -> None:
 async def kill_mid_stream(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> tuple[dict[str, str], list[Frame]]:
-    """A job streams on one worker; a second worker starts; the first is SIGKILLed. The
-    job's events, read over one connection from before the kill to the terminal event."""
+    """A job streams on one worker, which is SIGKILLed; then a second worker starts (kill
+    first: starting a worker can take longer than the job on a loaded machine). The job's
+    events, read over one connection from before the kill to the terminal event."""
     doomed = Worker(env, log_dir).start()
     workers.append(doomed)
     accepted = await submit(http, parameters=SLOW)
     seen: asyncio.Queue[Frame] = asyncio.Queue()
     reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
     await wait_events(seen, "text.delta", 5)
-    workers.append(Worker(env, log_dir).start())
     doomed.signal(signal.SIGKILL)
+    workers.append(Worker(env, log_dir).start())
     return accepted, await asyncio.wait_for(reader, 60)
 
 

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import open_redis
-from spool.shared.streams import StreamWriter
+from spool.shared.keys import Keys, SessionRef
+from spool.shared.streams import Outgoing, StreamWriter
 from spool.worker.batcher import Batcher
 from spool.worker.publisher import Publisher
 from spool_client.events import StepFinished, StepStarted, TextDelta, ThinkingDelta, Usage
@@ -27,14 +27,24 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def stored(redis: Redis, session_id: str) -> list[dict[str, object]]:
-    rows = await redis.xrange(keys.stream_key(session_id))
-    return [msgspec.json.decode(r[1][b"d"]) for r in rows]
+KEYS = Keys("spooltest")
+
+
+async def queued(redis: Redis, name: str) -> tuple[Batcher, SessionRef]:
+    """A batcher, and a session whose job `j1` is queued (seq 0), as the API leaves it."""
+    writer, session = StreamWriter(redis, KEYS, retention_s=60), SessionRef("acme", name)
+    await writer.append(session, "j1", 0, [Outgoing("job.queued", 0, b"{}")])
+    return Batcher(writer), session
+
+
+async def stored(redis: Redis, session: SessionRef) -> list[dict[str, object]]:
+    rows = await redis.xrange(KEYS.stream(session))
+    return [msgspec.json.decode(r[1][b"d"]) for r in rows[1:]]  # after job.queued
 
 
 async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
-    batcher = Batcher(StreamWriter(redis, retention_s=60))
-    pub = Publisher(batcher, "p1", "j1", 1, first_seq=1, behind_s=0)
+    batcher, session = await queued(redis, "p1")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=0)
     await pub.emit(StepStarted(step=0))
     for word in ("Hello ", "durable ", "world"):
         await pub.emit(TextDelta(step=0, delta=word))
@@ -45,7 +55,7 @@ async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
     await pub.flush()
     await batcher.aclose()
 
-    events = await stored(redis, "p1")
+    events = await stored(redis, session)
     assert [(e["type"], e.get("delta")) for e in events] == [
         ("step.started", None),
         ("text.delta", "Hello durable world"),
@@ -59,25 +69,25 @@ async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
 
 
 async def test_a_delta_already_written_is_never_merged_into(redis: Redis) -> None:
-    batcher = Batcher(StreamWriter(redis, retention_s=60))
-    pub = Publisher(batcher, "p2", "j1", 1, first_seq=1, behind_s=0)
+    batcher, session = await queued(redis, "p2")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=0)
     await pub.emit(TextDelta(step=0, delta="one "))
     await pub.flush()  # written: the next delta is an event of its own
     await pub.emit(TextDelta(step=0, delta="two"))
     await pub.flush()
     await batcher.aclose()
-    events = await stored(redis, "p2")
+    events = await stored(redis, session)
     assert [(e["seq"], e["delta"]) for e in events] == [(1, "one "), (2, "two")]
     assert pub.merged == 0
 
 
 async def test_a_stream_that_is_not_behind_keeps_its_chunks(redis: Redis) -> None:
-    batcher = Batcher(StreamWriter(redis, retention_s=60))
-    pub = Publisher(batcher, "p3", "j1", 1, first_seq=1, behind_s=60)
+    batcher, session = await queued(redis, "p3")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=60)
     for word in ("Hel", "lo"):  # waiting, but for far less than behind_s
         await pub.emit(TextDelta(step=0, delta=word))
     await pub.flush()
     await batcher.aclose()
-    events = await stored(redis, "p3")
+    events = await stored(redis, session)
     assert [e["delta"] for e in events] == ["Hel", "lo"]
     assert pub.merged == 0

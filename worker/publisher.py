@@ -1,39 +1,57 @@
 """Publishing one job attempt's events: stamp, encode once, hand to the process's batcher.
 
 `emit` never waits for Redis while the buffer has room; the worker's `Batcher` sends the
-pending events of every job in one round (see `worker/batcher.py`). Appends are
+pending events of every job in one pipelined round (see `worker/batcher.py`). Appends are
 idempotent by `seq` (the script skips seqs it already has), so a round whose reply was
 lost to a dropped connection is simply sent again.
-
-Adaptive coalescing (`behind_s`, on by default): a text or thinking delta that arrives
-while the job's previous delta has been waiting for an append round for `behind_s` or
-longer (the stream is behind: rounds take longer under load) is merged into it instead
-of becoming an event of its own. A stream that keeps up never merges, so it adds no
-latency and keeps the provider's chunking; an overloaded one sends fewer, larger events
-instead of falling further behind. The merged event keeps
-its seq (seqs stay dense) and the `ts` of its first delta; its text is the
-concatenation, so the deltas still add up to `output_text`. Events are encoded when a
-round takes them, after the last merge.
 
 Optionally (`coalesce_s` > 0) consecutive text or thinking deltas of one step are merged
 for up to that long into one event: fewer, larger events for clients and Redis, at the
 price of that much added latency. Any other event releases the held delta first, so
 order is kept.
+
+Adaptive coalescing (`behind_s`, on by default in the worker): a text or thinking delta
+that arrives while the job's previous delta has been waiting for an append round for
+`behind_s` or longer (the stream is behind: rounds take longer under load) is merged into
+it instead of becoming an event of its own (re-encoded; never past the event size bound).
+A stream that keeps up never merges, so it adds no latency and keeps the provider's
+chunking; an overloaded one sends fewer, larger events instead of falling further behind.
+The merged event keeps its seq (seqs stay dense) and the `ts` of its first delta; its text
+is the concatenation, so the deltas still add up to `output_text`.
+
+Bounds (contract §4): a text or thinking delta larger than `max_event_bytes` is split
+into several deltas (their concatenation is unchanged), a tool result's output is cut
+to it; past `max_events` events or `max_bytes` bytes in one job, `emit` raises
+`OutputLimit` (the terminal event that follows is always let through).
 """
 
 import asyncio
 
 from spool.shared.ids import now_ms
+from spool.shared.keys import SessionRef
 from spool.shared.streams import Append, Outgoing
 from spool.worker.batcher import Batcher
-from spool_client.events import Event, TextDelta, ThinkingDelta, encoder, event_type
+from spool.worker.errors import OutputLimit
+from spool_client.events import (
+    TERMINAL_TYPES,
+    Event,
+    TextDelta,
+    ThinkingDelta,
+    ToolResult,
+    encoder,
+    event_type,
+)
+
+UNLIMITED = 1 << 62
+WORST_JSON_BYTES_PER_CHAR = 6  # `\u001f`: a control character escaped in JSON
+CUT_MARK = "\n[output cut: over the event size limit]"
 
 
 class Publisher:
     def __init__(
         self,
         batcher: Batcher,
-        session_id: str,
+        session: SessionRef,
         job_id: str,
         attempt: int,
         first_seq: int,
@@ -41,16 +59,16 @@ class Publisher:
         max_buffer: int = 10_000,
         coalesce_s: float = 0.0,
         behind_s: float = -1.0,
+        max_events: int = UNLIMITED,
+        max_bytes: int = UNLIMITED,
+        max_event_bytes: int = UNLIMITED,
     ) -> None:
         self._batcher = batcher
-        self._session_id = session_id
+        self._session = session
         self._job_id = job_id
         self._attempt = attempt
         self._seq = first_seq
-        self._pending: list[Event] = []  # stamped, not yet written
-        self._taken = 0  # how many of `_pending` the round in flight carries
-        self._behind_ms = behind_s * 1000  # negative: never merge
-        self.merged = 0  # deltas merged into the event before them (adaptive coalescing)
+        self._pending: list[Outgoing] = []
         self._max_buffer = max_buffer
         self._room = asyncio.Event()
         self._room.set()
@@ -60,6 +78,14 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._error: BaseException | None = None
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._max_event_bytes = max_event_bytes
+        self._bytes = 0
+        self._behind_ms = behind_s * 1000  # negative: never merge
+        self._taken = 0  # how many of `_pending` the round in flight carries
+        self._last_delta: TextDelta | ThinkingDelta | None = None  # `_pending[-1]`'s event
+        self.merged = 0  # deltas merged into the one before them (adaptive coalescing)
 
     async def emit(self, event: Event) -> None:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
@@ -70,11 +96,19 @@ class Publisher:
             await self._room.wait()
             if self._error is not None:
                 raise self._error
+        if event_type(event) not in TERMINAL_TYPES:
+            self._check_limits()
         if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
             self._hold(event)
             return
         self._release()
         self._push(event)
+
+    def _check_limits(self) -> None:
+        if self._seq >= self._max_events:
+            raise OutputLimit(f"the job emitted over {self._max_events} events")
+        if self._bytes >= self._max_bytes:
+            raise OutputLimit(f"the job emitted over {self._max_bytes} bytes")
 
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis."""
@@ -105,29 +139,57 @@ class Publisher:
             self._push(held)
 
     def _push(self, event: Event) -> None:
+        if isinstance(event, TextDelta | ThinkingDelta):
+            piece = self._piece()
+            if len(event.delta) > piece:
+                text = event.delta
+                for start in range(0, len(text), piece):
+                    self._push_one(type(event)(step=event.step, delta=text[start : start + piece]))
+                return
+        elif isinstance(event, ToolResult):
+            limit = self._piece()
+            if len(event.output) > limit:
+                event.output = event.output[:limit] + CUT_MARK
+        self._push_one(event)
+
+    def _push_one(self, event: Event) -> None:
         if isinstance(event, TextDelta | ThinkingDelta) and self._merge(event):
             return
         event.job_id = self._job_id
         event.seq = self._seq
         event.ts = now_ms()
         self._seq += 1
-        self._pending.append(event)
+        data = encoder.encode(event)
+        self._bytes += len(data)
+        self._pending.append(Outgoing(event_type(event), event.seq, data))
+        self._last_delta = event if isinstance(event, TextDelta | ThinkingDelta) else None
         self._idle.clear()
         self._batcher.ready(self)
 
     def _merge(self, delta: TextDelta | ThinkingDelta) -> bool:
-        """Merge `delta` into the last event if that is a delta of the same kind that has
-        waited for a round for `behind_s` or longer."""
-        if self._behind_ms < 0 or len(self._pending) <= self._taken:
-            return False
-        last = self._pending[-1]
-        if not isinstance(last, type(delta)) or last.step != delta.step:
-            return False
-        if now_ms() - last.ts < self._behind_ms:
+        """Merge `delta` into the last pending event if that is a delta of the same kind that
+        no round has taken yet and that has waited `behind_s` or longer."""
+        last = self._last_delta
+        if (
+            last is None
+            or self._behind_ms < 0
+            or len(self._pending) <= self._taken
+            or type(last) is not type(delta)
+            or last.step != delta.step
+            or len(last.delta) + len(delta.delta) > self._piece()
+            or now_ms() - last.ts < self._behind_ms
+        ):
             return False
         last.delta += delta.delta
+        data = encoder.encode(last)
+        self._bytes += len(data) - len(self._pending[-1].data)
+        self._pending[-1] = Outgoing(event_type(last), last.seq, data)
         self.merged += 1
         return True
+
+    def _piece(self) -> int:
+        """The most characters one delta may carry (see the event size bound)."""
+        return max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
 
     # -- the batcher's side (worker.batcher.Source) ------------------------------------
 
@@ -136,12 +198,13 @@ class Publisher:
             return None
         batch = self._pending[:limit]
         self._taken = len(batch)
-        encoded = [Outgoing(event_type(e), e.seq, encoder.encode(e)) for e in batch]
-        return Append(self._session_id, self._job_id, self._attempt, encoded)
+        return Append(self._session, self._job_id, self._attempt, batch)
 
     def written(self, count: int) -> None:
         del self._pending[:count]
         self._taken = 0
+        if not self._pending:
+            self._last_delta = None
         self._room.set()
         if self._pending:
             self._batcher.ready(self)

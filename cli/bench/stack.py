@@ -18,7 +18,7 @@ import psutil
 import redis
 
 from spool.cli.embedded import EmbeddedRedis, free_port
-from spool.shared import keys
+from spool.shared.keys import Keys
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -55,7 +55,7 @@ def wait_worker(redis_url: str, procs: list[subprocess.Popen[bytes]], timeout: f
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError("a process exited while waiting for the worker")
-            counts: list[tuple[bytes, int]] = client.pubsub_numsub(keys.WAKE_CHANNEL)  # type: ignore[assignment]
+            counts: list[tuple[bytes, int]] = client.pubsub_numsub(Keys().wake_channel)  # type: ignore[assignment]
             if counts and counts[0][1] > 0:
                 return
             time.sleep(0.05)

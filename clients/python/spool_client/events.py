@@ -55,29 +55,58 @@ class JobStarted(Event, tag="job.started"):
     worker: str
 
 
-class StepStarted(Event, tag="step.started"):
+class StepEvent(Event, kw_only=True):
+    """An event of one agent-loop step; `chain_step` (0-based) is set for a chain's steps."""
+
     step: int
+    chain_step: int | None = None
 
 
-class TextDelta(Event, tag="text.delta"):
-    step: int
+class StepStarted(StepEvent, tag="step.started"):
+    pass
+
+
+class TextDelta(StepEvent, tag="text.delta"):
     delta: str
 
 
-class ThinkingDelta(Event, tag="thinking.delta"):
-    step: int
+class ThinkingDelta(StepEvent, tag="thinking.delta"):
     delta: str
 
 
-class ToolCall(Event, tag="tool.call"):
-    step: int
+class ToolCallDelta(StepEvent, tag="tool.call.delta"):
+    """A piece of a tool call's arguments JSON text, as the model streams it."""
+
+    call_id: str
+    name: str = ""
+    arguments_delta: str = ""
+
+
+class ToolCall(StepEvent, tag="tool.call"):
     call_id: str
     name: str
     arguments: dict[str, Any]
 
 
-class ToolResult(Event, tag="tool.result"):
-    step: int
+class ToolApprovalRequested(StepEvent, tag="tool.approval_requested"):
+    """The job waits for a human decision on this call (`expires_at`: ms since the epoch)."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = {}
+    expires_at: int | None = None
+
+
+class ToolApprovalResolved(StepEvent, tag="tool.approval_resolved"):
+    """The decision; `arguments` are the call as it runs (edited, if the approver edited it)."""
+
+    call_id: str
+    approved: bool
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+
+
+class ToolResult(StepEvent, tag="tool.result"):
     call_id: str
     name: str
     output: str
@@ -85,10 +114,10 @@ class ToolResult(Event, tag="tool.result"):
     duration_ms: int = 0
 
 
-class StepFinished(Event, tag="step.finished"):
-    step: int
+class StepFinished(StepEvent, tag="step.finished"):
     finish_reason: FinishReason
     usage: Usage
+    stop_reason: str | None = None  # the provider's own word, e.g. `end_turn`, `max_tokens`
 
 
 class JobRetrying(Event, tag="job.retrying"):
@@ -104,17 +133,24 @@ class JobCompleted(Event, tag="job.completed"):
     ttft_ms: int | None = None
     duration_ms: int = 0
     warnings: list[str] = []
+    stop_reason: str | None = None  # the provider's raw stop reason of the last model call
 
 
 class JobFailed(Event, tag="job.failed"):
     error: ErrorInfo
     usage: Usage
     output_text: str = ""
+    cost: Cost | None = None
 
 
 class JobCancelled(Event, tag="job.cancelled"):
     output_text: str
     usage: Usage
+    cost: Cost | None = None
+
+
+class SessionDeleted(Event, tag="session.deleted"):
+    """The session was deleted; the response ends after this event."""
 
 
 class SessionGap(Event, tag="session.gap"):
@@ -128,13 +164,17 @@ AnyEvent = (
     | StepStarted
     | TextDelta
     | ThinkingDelta
+    | ToolCallDelta
     | ToolCall
+    | ToolApprovalRequested
+    | ToolApprovalResolved
     | ToolResult
     | StepFinished
     | JobRetrying
     | JobCompleted
     | JobFailed
     | JobCancelled
+    | SessionDeleted
     | SessionGap
 )
 
