@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from spool.api.auth import Tenant
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
+from spool.api.formats import SPOOL, Format, FormatName, parse_format
 from spool.api.idempotency import Accepted
 from spool.api.sse import resolve_cursor, sse_response
 from spool.api.state import AppState, State
@@ -71,12 +72,26 @@ async def create_job(
 
 @router.post("/v1/stream", openapi_extra=_BODY, tags=["jobs"])
 async def create_and_stream(
-    request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
+    request: Request,
+    state: State,
+    tenant: Tenant,
+    idempotency_key: IdempotencyKey = None,
+    format: FormatName = SPOOL,
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
+    fmt = parse_format(format)  # before anything is enqueued
     accepted = await accept(request, state, tenant, idempotency_key)
+    return await stream_accepted(state, accepted, fmt)
+
+
+async def stream_accepted(
+    state: AppState, accepted: Accepted, fmt: Format | None, headers: dict[str, str] | None = None
+) -> Response:
+    """The stream of a job just accepted, from its `job.queued`; the headers name the job and
+    its session, for a client that loses the stream and resumes it on the events route."""
     cursor = await resolve_cursor(state, accepted.session_id, accepted.job_id, None)
-    return sse_response(state, accepted.session_id, cursor)
+    ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
+    return sse_response(state, accepted.session_id, cursor, fmt, {**ids, **(headers or {})})
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:

@@ -12,7 +12,10 @@ import msgspec
 from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 
+from spool.api import sse_encoder
 from spool.api.errors import ApiError
+from spool.api.formats import Format
+from spool.api.formats.view import View
 from spool.api.hub import Hub
 from spool.api.state import AppState
 from spool.shared import keys
@@ -69,7 +72,7 @@ async def _check_gap(state: AppState, session_id: str, cursor: Cursor) -> None:
         first_available=format_stream_id(first_id),
         ts=now_ms(),
     )
-    cursor.gap = b"event: session.gap\ndata: %s\n\n" % encoder.encode(gap)
+    cursor.gap = sse_encoder.encode(encoder.encode(gap), event=b"session.gap")
     cursor.after = before(first_id)
 
 
@@ -89,42 +92,60 @@ async def _cursor(
     return Cursor(after=start if start is not None else before(queued), job_id=job_id.encode())
 
 
-def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Response:
+def sse_response(
+    state: AppState,
+    session_id: str,
+    cursor: Cursor | None,
+    fmt: Format | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The session's events from `cursor`, in Spool's own format or in `fmt` (§10)."""
+    headers = {**SSE_HEADERS, **(fmt.headers if fmt else {}), **(headers or {})}
     if cursor is None:
-        return Response(status_code=204)
+        return Response(status_code=204, headers=headers)
+    view = View(fmt, state.clients.streams, session_id) if fmt is not None else None
     stream = frames(
-        state.hub, session_id, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms
+        state.hub, session_id, cursor, state.settings.sse_ping_s, state.settings.sse_retry_ms, view
     )
-    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
 async def frames(
-    hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
+    hub: Hub,
+    session_id: str,
+    cursor: Cursor,
+    ping_s: float,
+    retry_ms: int,
+    view: View | None = None,
 ) -> AsyncIterator[bytes]:
-    yield b"retry: %d\n\n" % retry_ms
-    if cursor.gap is not None:
+    """Spool's frames are the hub's, built once per entry for every follower; a `view`
+    (another format) renders each entry for this response alone."""
+    yield sse_encoder.retry(retry_ms)
+    if cursor.gap is not None and view is None:  # other formats have no frame for a gap
         yield cursor.gap
     after, only = cursor.after, cursor.job_id
     async with hub.follow(session_id) as follower:
         while True:
             try:
                 batch = await follower.next_batch(after, ping_s)
+                if view is not None and batch:
+                    await view.prepare(e for e in batch if only is None or e.job == only)
             except RedisError as exc:  # Redis is away: hold the connection, retry shortly
                 log.warning("SSE read for %s failed: %s", session_id, exc)
-                yield b": redis unavailable, retrying\n\n"
+                yield sse_encoder.comment(b"redis unavailable, retrying")
                 await asyncio.sleep(REDIS_RETRY_S)
                 continue
             if batch is None:
                 return
             if not batch:
-                yield b": ping\n\n"
+                yield sse_encoder.comment(b"ping")
                 continue
             out = []
             for entry in batch:
                 after = entry.sid
                 if only is not None and entry.job != only:
                     continue
-                out.append(entry.frame)
+                out.append(entry.frame if view is None else view.render(entry))
                 if only is not None and entry.kind in _TERMINAL:
                     yield b"".join(out)
                     return
