@@ -48,6 +48,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Accepted:
     """Decode, validate and enqueue the body, once per `Idempotency-Key`."""
     req = decode_request(await read_body(request, state.settings.max_body_bytes))
+    return await accept_request(state, tenant, key, req)
+
+
+async def accept_request(
+    state: AppState, tenant: str, key: str | None, req: JobRequest
+) -> Accepted:
+    """Enqueue `req`, once per `Idempotency-Key` (every route that runs a job comes here)."""
     if key is None:
         return await submit_job(state, tenant, req)
     first = await state.idempotency.claim(tenant, key, req)

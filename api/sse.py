@@ -119,10 +119,13 @@ async def frames(
     view: View | None = None,
 ) -> AsyncIterator[bytes]:
     """Spool's frames are the hub's, built once per entry for every follower; a `view`
-    (another format) renders each entry for this response alone."""
-    yield sse_encoder.retry(retry_ms)
-    if cursor.gap is not None and view is None:  # other formats have no frame for a gap
-        yield cursor.gap
+    (another format) renders each entry for this response alone, and sends no `retry:`,
+    gap or ping message: those formats' readers take every message for a chunk."""
+    comment = sse_encoder.comment if view is None else sse_encoder.comment_line
+    if view is None:
+        yield sse_encoder.retry(retry_ms)
+        if cursor.gap is not None:
+            yield cursor.gap
     after, only = cursor.after, cursor.job_id
     async with hub.follow(session_id) as follower:
         while True:
@@ -132,13 +135,13 @@ async def frames(
                     await view.prepare(e for e in batch if only is None or e.job == only)
             except RedisError as exc:  # Redis is away: hold the connection, retry shortly
                 log.warning("SSE read for %s failed: %s", session_id, exc)
-                yield sse_encoder.comment(b"redis unavailable, retrying")
+                yield comment(b"redis unavailable, retrying")
                 await asyncio.sleep(REDIS_RETRY_S)
                 continue
             if batch is None:
                 return
             if not batch:
-                yield sse_encoder.comment(b"ping")
+                yield comment(b"ping")
                 continue
             out = []
             for entry in batch:

@@ -37,6 +37,13 @@ def comment(text: bytes) -> bytes:
     return b": %s\n\n" % text
 
 
+def comment_line(text: bytes) -> bytes:
+    """A comment line alone, with no blank line after it: it ends no message, so even a
+    reader that dispatches an empty message on a blank line after an `id:` (the `openai`
+    SDK's decoder does, then fails to parse it) sees nothing. The other formats' pings."""
+    return b": %s\n" % text
+
+
 def retry(ms: int) -> bytes:
     """The reconnection delay a browser's EventSource should use."""
     return b"retry: %d\n\n" % ms

@@ -102,3 +102,28 @@ async def test_an_unknown_format_is_refused_before_anything_runs(
         assert (await http.get(f"/v1/sessions/{session_id}")).status_code == 404
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "unknown_format"
+
+
+async def test_ui_chat_refuses_a_conversation_without_user_text(
+    http: httpx.AsyncClient, session_id: str
+) -> None:
+    body = {"id": session_id, "messages": [{"id": "m1", "role": "assistant", "parts": []}]}
+    response = await http.post("/v1/ui/chat", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "no_user_message"
+    bad_id = {**body, "id": "no spaces", "messages": [{"role": "user", "parts": []}]}
+    assert (await http.post("/v1/ui/chat", json=bad_id)).status_code == 422
+
+
+async def test_ui_chat_reconnect_is_204_without_an_unfinished_job(
+    http: httpx.AsyncClient, session_id: str
+) -> None:
+    assert (await http.get(f"/v1/ui/chat/{session_id}/stream")).status_code == 204
+    message = {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+    body = {"id": session_id, "messages": [message], "trigger": "submit-message"}
+    response, frames = await read_frames(
+        http, "POST", "/v1/ui/chat", json={**body, "model": "simulated", "parameters": FAST}
+    )
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert frames[-1].data == "[DONE]"
+    assert (await http.get(f"/v1/ui/chat/{session_id}/stream")).status_code == 204
