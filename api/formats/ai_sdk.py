@@ -9,7 +9,9 @@ One job is one assistant message, `start` carrying the job id as `messageId`. Th
 attempt is one AI SDK step (`start-step` ... `finish-step`): when a worker is lost and
 the job starts over (`job.retrying`), `reset-step` drops everything the void attempt
 showed, exactly as the contract voids that text. Tools run on the server, so their
-chunks say `providerExecuted` (the client must not run them itself).
+chunks say `providerExecuted` (the client must not run them itself). Approvals are not
+sent (the AI SDK would answer them with a new chat request; approve through Spool's
+approvals route), nor `session.*` events.
 """
 
 from typing import Any
@@ -30,6 +32,7 @@ from spool_client.events import (
     TextDelta,
     ThinkingDelta,
     ToolCall,
+    ToolCallDelta,
     ToolResult,
 )
 
@@ -91,6 +94,17 @@ class ReasoningEnd(PartStart, tag="reasoning-end"):
     pass
 
 
+class ToolInputStart(Chunk, tag="tool-input-start"):
+    tool_call_id: str
+    tool_name: str
+    provider_executed: bool = True
+
+
+class ToolInputDelta(Chunk, tag="tool-input-delta"):
+    tool_call_id: str
+    input_text_delta: str
+
+
 class ToolInputAvailable(Chunk, tag="tool-input-available"):
     tool_call_id: str
     tool_name: str
@@ -132,6 +146,7 @@ class AiSdk:
         self.text: str | None = None
         self.reasoning: str | None = None
         self.parts = 0
+        self.calls: set[str] = set()  # tool calls whose input streams (`tool-input-start` sent)
 
     def feed(self, event: AnyEvent) -> list[Frame]:
         match event:
@@ -141,6 +156,8 @@ class AiSdk:
                 return self._open(event.job_id)
             case TextDelta() | ThinkingDelta():
                 return self._delta(event) if event.delta else []
+            case ToolCallDelta():
+                return self._tool_delta(event)
             case ToolCall():
                 return [
                     *self._open(event.job_id),
@@ -188,6 +205,15 @@ class AiSdk:
             self.reasoning = self._part_id("reasoning")
             out.append(_f(ReasoningStart(self.reasoning)))
         out.append(_f(ReasoningDelta(self.reasoning, event.delta)))
+        return out
+
+    def _tool_delta(self, event: ToolCallDelta) -> list[Frame]:
+        out = [*self._open(event.job_id), *self._close_parts()]
+        if event.call_id not in self.calls:
+            self.calls.add(event.call_id)
+            out.append(_f(ToolInputStart(event.call_id, event.name or "tool")))
+        if event.arguments_delta:
+            out.append(_f(ToolInputDelta(event.call_id, event.arguments_delta)))
         return out
 
     def _part_id(self, kind: str) -> str:

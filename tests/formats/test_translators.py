@@ -24,11 +24,15 @@ from spool_client.events import (
     JobQueued,
     JobRetrying,
     JobStarted,
+    SessionDeleted,
     StepFinished,
     StepStarted,
     TextDelta,
     ThinkingDelta,
+    ToolApprovalRequested,
+    ToolApprovalResolved,
     ToolCall,
+    ToolCallDelta,
     ToolResult,
     Usage,
     encoder,
@@ -141,6 +145,34 @@ def test_ai_sdk_retry_resets_the_void_attempt_and_failure_is_an_error_chunk() ->
     assert chunks[10] == {"type": "error", "errorText": "boom"}
 
 
+def test_ai_sdk_streams_tool_input_and_skips_what_it_cannot_show() -> None:
+    events = job(
+        text("Let me add."),
+        ToolCallDelta(job_id=J, step=0, call_id="c1", name="calculator", arguments_delta='{"e":'),
+        ToolCallDelta(job_id=J, step=0, call_id="c1", arguments_delta='"1+1"}'),
+        ToolCall(job_id=J, step=0, call_id="c1", name="calculator", arguments={"e": "1+1"}),
+        ToolApprovalRequested(job_id=J, step=0, call_id="c1", name="calculator"),
+        ToolApprovalResolved(job_id=J, step=0, call_id="c1", approved=True),
+        SessionDeleted(),
+    )
+    chunks = datas(run(AiSdk(), events))
+    assert [c if isinstance(c, str) else c["type"] for c in chunks][4:10] == [
+        "text-end",
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-delta",
+        "tool-input-available",
+        "finish-step",
+    ]
+    assert chunks[5] == {
+        "type": "tool-input-start",
+        "toolCallId": "c1",
+        "toolName": "calculator",
+        "providerExecuted": True,
+    }
+    assert chunks[7] == {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": '"1+1"}'}
+
+
 def test_openai_chunks_role_content_finish_usage_done() -> None:
     chunks = datas(run(OpenAI(), job(ThinkingDelta(job_id=J, step=0, delta="hm"), text("Hi"))))
     assert all(c["id"] == f"chatcmpl-{J}" for c in chunks[:-1])
@@ -240,8 +272,8 @@ def test_every_format_resumes_exactly_from_any_event(name: str) -> None:
 
 
 def test_unknown_event_types_decode_to_nothing() -> None:
-    data = b'{"type":"tool.call.delta","job_id":"j","seq":3,"ts":1,"step":0}'
-    assert decode_event(b"tool.call.delta", data) is None
+    data = b'{"type":"tool.future","job_id":"j","seq":3,"ts":1,"step":0}'
+    assert decode_event(b"tool.future", data) is None
     assert decode_event(b"text.delta", b"{not json") is None
     known = decode_event(b"text.delta", encoder.encode(text("x")))
     assert isinstance(known, TextDelta)
