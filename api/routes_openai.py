@@ -106,7 +106,17 @@ def to_job(state: AppState, req: ChatCompletionRequest) -> JobRequest:
     )
 
 
-@router.post("/v1/chat/completions", tags=["formats"])
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "one `chat.completion`, or with `stream: true` `chat.completion.chunk`s",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    }
+}
+
+
+@router.post(
+    "/v1/chat/completions", tags=["formats"], response_class=Response, responses=_RESPONSES
+)
 async def chat_completions(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:

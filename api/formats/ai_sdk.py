@@ -172,6 +172,7 @@ class AiSdk:
             case StepFinished():
                 return self._close_parts()
             case JobRetrying():
+                self.calls.clear()  # `reset-step` drops the SDK's partial tool calls too
                 return self._close_parts() + ([_f(ResetStep())] if self.in_step else [])
             case JobCompleted() | JobFailed() | JobCancelled():
                 return self._end(event)

@@ -127,3 +127,13 @@ async def test_ui_chat_reconnect_is_204_without_an_unfinished_job(
     assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
     assert frames[-1].data == "[DONE]"
     assert (await http.get(f"/v1/ui/chat/{session_id}/stream")).status_code == 204
+
+
+async def test_the_openapi_document_lists_the_format_routes(http: httpx.AsyncClient) -> None:
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/ui/chat", "/v1/chat/completions", "/stream", "/api/v1/generate/stream"):
+        assert "text/event-stream" in paths[path]["post"]["responses"]["200"]["content"], path
+    reconnect = paths["/v1/ui/chat/{chat_id}/stream"]["get"]["responses"]
+    assert set(reconnect) >= {"200", "204"}
+    events = paths["/v1/sessions/{session_id}/events"]["get"]["parameters"]
+    assert "format" in [p["name"] for p in events]
