@@ -20,11 +20,12 @@ from spool.api.errors import ApiError
 from spool.api.formats import Format
 from spool.api.formats.base import decode_event
 from spool.api.formats.openai import OpenAI, completion
-from spool.api.idempotency import Accepted
+from spool.api.hub import SessionGone
 from spool.api.routes_jobs import IdempotencyKey, accept_request, json_response, stream_accepted
 from spool.api.state import AppState, State
 from spool.shared.ids import before, parse_stream_id
 from spool.shared.jobs import JobRequest
+from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
 from spool_client.events import TERMINAL_TYPES, JobCancelled, JobCompleted, JobFailed
 
@@ -128,13 +129,14 @@ async def chat_completions(
     if req.stream:
         usage = req.stream_options is not None and req.stream_options.include_usage
         fmt = Format("openai", functools.partial(OpenAI, include_usage=usage))
-        return await stream_accepted(state, accepted, fmt, ids)
-    terminal = await wait_for_end(state, accepted)
+        return await stream_accepted(state, tenant, accepted, fmt, ids)
+    session = SessionRef(tenant, accepted.session_id)
+    terminal = await wait_for_end(state, session, accepted.job_id)
     if isinstance(terminal, JobFailed):
         raise ApiError(
             502, terminal.error.code, terminal.error.message, {**ids, "x-should-retry": "false"}
         )
-    record = await state.store.load(accepted.job_id)
+    record = await state.store.load(session, accepted.job_id)
     created_ms = int(record.created_at.timestamp() * 1000) if record else terminal.ts
     model = record.model if record else req.model
     response = json_response(completion(terminal, created_ms, model))
@@ -143,17 +145,19 @@ async def chat_completions(
 
 
 async def wait_for_end(
-    state: AppState, accepted: Accepted
+    state: AppState, session: SessionRef, job_id: str
 ) -> JobCompleted | JobFailed | JobCancelled:
     """The job's terminal event, followed through the hub like any stream reader."""
-    session_id = accepted.session_id
-    marks = await job_marks(state.clients.streams, session_id, accepted.job_id)
+    marks = await job_marks(state.clients.streams, state.keys, session, job_id)
     queued = parse_stream_id(marks.queued_id) if marks.queued_id else None
     assert queued is not None  # the submission appended it before answering
-    after, job = before(queued), accepted.job_id.encode()
-    async with state.hub.follow(session_id) as follower:
+    after, job = before(queued), job_id.encode()
+    async with state.hub.follow(session) as follower:
         while True:
-            batch = await follower.next_batch(after, state.settings.sse_ping_s)
+            try:
+                batch = await follower.next_batch(after, state.settings.sse_ping_s)
+            except SessionGone as exc:
+                raise ApiError(410, "session_deleted", "The session was deleted.") from exc
             if batch is None:
                 raise ApiError(
                     503, "shutting_down", "The server is stopping; retry.", {"Retry-After": "1"}

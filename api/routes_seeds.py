@@ -45,7 +45,7 @@ async def grampus_stream(
         **agent_or_model(state, req.agent_id),
     )
     accepted = await accept_request(state, tenant, idempotency_key, job)
-    return await stream_accepted(state, accepted, FORMATS["grampus"])
+    return await stream_accepted(state, tenant, accepted, FORMATS["grampus"])
 
 
 class InputItem(msgspec.Struct, kw_only=True):
@@ -96,4 +96,4 @@ async def generate_stream(
         **agent_or_model(state, req.model_name),
     )
     accepted = await accept_request(state, tenant, idempotency_key, job)
-    return await stream_accepted(state, accepted, FORMATS["generate"])
+    return await stream_accepted(state, tenant, accepted, FORMATS["generate"])

@@ -20,6 +20,7 @@ from spool.api.routes_jobs import IdempotencyKey, accept_request, stream_accepte
 from spool.api.sse import SSE_HEADERS, resolve_cursor, sse_response
 from spool.api.state import AppState, State
 from spool.shared.jobs import FINISHED_STATUSES, JobRequest, OnBusy
+from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
 
 router = APIRouter()
@@ -96,7 +97,7 @@ async def ui_chat(
     """Run a job in session `id` and answer with its AI SDK UI message stream."""
     req = await decode_body(request, state, UIChatRequest)
     accepted = await accept_request(state, tenant, idempotency_key, to_job(req))
-    return await stream_accepted(state, accepted, AI_SDK)
+    return await stream_accepted(state, tenant, accepted, AI_SDK)
 
 
 @events_router.get(
@@ -107,25 +108,26 @@ async def ui_chat(
 )
 async def ui_chat_reconnect(chat_id: str, state: State, tenant: Tenant) -> Response:
     """The chat's unfinished job, replayed from its `start`; 204 when there is none."""
-    job_id = await unfinished_job(state, chat_id, tenant)
+    session = SessionRef(tenant, chat_id)
+    job_id = await unfinished_job(state, session)
     if job_id is None:
         return Response(status_code=204, headers=SSE_HEADERS)
-    cursor = await resolve_cursor(state, chat_id, job_id, None)
-    return sse_response(state, chat_id, cursor, AI_SDK, {"x-spool-job-id": job_id})
+    cursor = await resolve_cursor(state, session, job_id, None)
+    return sse_response(state, session, cursor, AI_SDK, {"x-spool-job-id": job_id})
 
 
-async def unfinished_job(state: AppState, session_id: str, tenant: str) -> str | None:
+async def unfinished_job(state: AppState, session: SessionRef) -> str | None:
     """The oldest job of the tenant's session that has not ended (None for a session that
     does not exist or is another tenant's: to this tenant, it has nothing running). The
     stream decides: a worker appends the terminal event before it updates the record, and
     a client that just read the end must get 204."""
-    info = await state.session_owner(session_id)
-    if info is None or info.tenant != tenant:
+    info = await state.session_owner(session)
+    if info is None or info.tenant != session.tenant:
         return None
-    for job in await state.store.load_many(await state.store.job_ids(session_id)):
+    for job in await state.store.load_many(session, await state.store.job_ids(session)):
         if job.status in FINISHED_STATUSES:
             continue
-        marks = await job_marks(state.clients.streams, session_id, job.job_id)
+        marks = await job_marks(state.clients.streams, state.keys, session, job.job_id)
         if marks.terminal_id is None:
             return job.job_id
     return None

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from spool.api.formats import Format
 from spool.api.formats.base import Translator, decode_event
 from spool.api.sse_encoder import encode
-from spool.shared import keys
 from spool.shared.ids import StreamId, format_stream_id
+from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import job_marks
 from spool_client.events import TERMINAL_TYPES
 
@@ -46,10 +46,11 @@ class StreamEntry(Protocol):
 
 
 class View:
-    def __init__(self, fmt: Format, redis: Redis, session_id: str) -> None:
+    def __init__(self, fmt: Format, redis: Redis, keys: Keys, session: SessionRef) -> None:
         self.format = fmt
         self.redis = redis
-        self.session_id = session_id
+        self.keys = keys
+        self.session = session
         self.jobs: dict[bytes, Translator] = {}
 
     async def prepare(self, batch: Iterable[StreamEntry]) -> None:
@@ -66,7 +67,7 @@ class View:
     async def prime(self, job: bytes, upto: StreamId) -> None:
         """Feed the job's events before `upto` to a new translator, dropping their frames."""
         translator = self.format.factory()
-        marks = await job_marks(self.redis, self.session_id, job.decode())
+        marks = await job_marks(self.redis, self.keys, self.session, job.decode())
         if marks.queued_id is not None:
             await self._replay(translator, job, marks.queued_id, upto)
         self.jobs[job] = translator  # only once complete: a Redis error primes again
@@ -74,7 +75,7 @@ class View:
     async def _replay(
         self, translator: Translator, job: bytes, queued_id: bytes, upto: StreamId
     ) -> None:
-        key = keys.stream_key(self.session_id)
+        key = self.keys.stream(self.session)
         low, high = queued_id, f"({format_stream_id(upto)}"
         while True:
             rows = await self.redis.xrange(key, low, high, count=PRIME_BATCH)
