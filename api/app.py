@@ -3,7 +3,9 @@
 from fastapi import FastAPI
 
 from spool.api import (
+    routes_approvals,
     routes_jobs,
+    routes_models,
     routes_openai,
     routes_ops,
     routes_seeds,
@@ -27,6 +29,8 @@ def create_app(settings: Settings, role: Role = "all") -> FastAPI:
     app.include_router(routes_ops.router)
     if role in ("all", "jobs"):
         app.include_router(routes_jobs.router)
+        app.include_router(routes_approvals.router)
+        app.include_router(routes_models.router)
         app.include_router(routes_sessions.router)
         app.include_router(routes_ui_chat.router)
         app.include_router(routes_openai.router)
