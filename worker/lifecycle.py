@@ -22,39 +22,53 @@ import logging
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 
 log = logging.getLogger(__name__)
 
 
 class Running:
-    """The jobs this process runs: job id → its cancel event."""
+    """The jobs this process runs: job id → its cancel event (and its tenant)."""
 
     def __init__(self) -> None:
         self.cancels: dict[str, asyncio.Event] = {}
+        self.tenants: dict[str, str] = {}
 
     @contextlib.contextmanager
-    def track(self, job_id: str):  # type: ignore[no-untyped-def]
+    def track(self, job_id: str, tenant: str):  # type: ignore[no-untyped-def]
         event = self.cancels[job_id] = asyncio.Event()
+        self.tenants[job_id] = tenant
         try:
             yield event
         finally:
             self.cancels.pop(job_id, None)
+            self.tenants.pop(job_id, None)
 
 
-async def renew_leases(redis: Redis, job_ids: list[str], lease_s: float) -> None:
-    if not job_ids:
+async def renew_leases(redis: Redis, keys: Keys, jobs: dict[str, str], lease_s: float) -> None:
+    """Renew arq's in-progress key and the tenant's running-set entry of each job."""
+    if not jobs:
         return
+    lease_ms = int(lease_s * 1000)
+    expiry = now_ms() + lease_ms
     async with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))  # never creates
+        for job_id, tenant in jobs.items():
+            pipe.pexpire(in_progress_key_prefix + job_id, lease_ms)  # never creates
+            pipe.zadd(keys.running(tenant), {job_id: expiry}, xx=True)
+            pipe.pexpire(keys.running(tenant), lease_ms)
         await pipe.execute()
 
 
-async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: float) -> None:
+async def heartbeat(
+    redis: Redis, keys: Keys, running: Running, member: str, every_s: float, lease_s: float
+) -> None:
+    """Renew the running jobs' leases, and this worker's entry in the fleet's capacity."""
     while True:
         try:
-            await renew_leases(redis, list(running.cancels), lease_s)
+            await renew_leases(redis, keys, dict(running.tenants), lease_s)
+            expiry = now_ms() + int(lease_s * 1000)
+            await redis.zadd(keys.workers, {member: expiry})
         except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
             log.warning("lease renewal failed: %s", exc)
         await asyncio.sleep(every_s)
