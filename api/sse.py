@@ -137,13 +137,6 @@ class SseResponse(StreamingResponse):
             self._slot.release(self._tenant)
 
 
-class QuietStalledCutoffs(logging.Filter):
-    """Drop uvicorn's error line for a response Spool cut off on purpose (a stalled client)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (stalled_cutoff.get() and "without completing response" in record.getMessage())
-
-
 def sse_response(state: AppState, session: SessionRef, cursor: Cursor | None) -> Response:
     if cursor is None:
         return Response(status_code=204)

@@ -1,5 +1,6 @@
 """Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue."""
 
+import contextlib
 from datetime import UTC, datetime
 
 import msgspec
@@ -10,24 +11,54 @@ from spool.api.idempotency import Accepted
 from spool.api.state import AppState
 from spool.shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
 from spool.shared.ids import new_job_id, new_session_id, now_ms
-from spool.shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
+from spool.shared.jobs import (
+    JobRecord,
+    JobRequest,
+    JobSpec,
+    ProviderParameters,
+    SimulatedParameters,
+    coalesce_ms,
+)
 from spool.shared.keys import TOMBSTONE_S, SessionRef
 from spool.shared.store import SessionDeleted
 from spool.shared.streams import Outgoing, StreamClosed
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
 DEFAULT_MAX_STEPS = 8
+MAX_NESTING = 32  # deeper JSON is refused (msgspec recurses; so would every later encode)
+ACTIVE_RETRY_S = 5
 
 _decoder = msgspec.json.Decoder(JobRequest)
 
 
 def decode_request(body: bytes) -> JobRequest:
     try:
-        return _decoder.decode(body)
+        req = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid_field", str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    if nesting(req.parameters) > MAX_NESTING or any(
+        nesting(c.arguments) > MAX_NESTING for m in req.messages() for c in m.tool_calls
+    ):
+        raise _too_deep()
+    return req
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400, "too_deeply_nested", f"The body nests objects or arrays deeper than {MAX_NESTING}."
+    )
+
+
+def nesting(value: object, limit: int = MAX_NESTING + 1) -> int:
+    """How deep lists and dicts nest in `value` (counted up to `limit`)."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((nesting(c, limit - 1) for c in children), default=0)
 
 
 def validate_model(
@@ -43,11 +74,11 @@ def validate_model(
         coalesce_ms(parameters, 0)
     except ValueError as exc:
         raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
-    if provider == "simulated":
-        try:
-            msgspec.convert(parameters, SimulatedParameters)
-        except msgspec.ValidationError as exc:
-            raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
+    schema = SimulatedParameters if provider == "simulated" else ProviderParameters
+    try:
+        msgspec.convert(parameters, schema)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
 
 
 def agents_of(state: AppState) -> AgentsFile:
@@ -89,6 +120,26 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     if req.on_busy == "reject" and await state.sessions.busy(session):
         raise _busy(session_id)  # the common case, before anything is written
     job_id = new_job_id()
+    if not await state.limits.admit(tenant, job_id):
+        limit = state.settings.tenant_max_active_jobs
+        raise ApiError(
+            429,
+            "too_many_active_jobs",
+            f"This tenant has {limit} jobs queued or running (SPOOL_TENANT_MAX_ACTIVE_JOBS).",
+            {"Retry-After": str(ACTIVE_RETRY_S)},
+        )
+    try:
+        return await _submit(state, session, job_id, req, model)
+    except BaseException:  # not queued (or not surely): it stops counting at once
+        with contextlib.suppress(Exception):
+            await state.limits.ended(tenant, job_id)
+        raise
+
+
+async def _submit(
+    state: AppState, session: SessionRef, job_id: str, req: JobRequest, model: str
+) -> Accepted:
+    session_id, tenant = session.session_id, session.tenant
     spec = JobSpec(
         job_id=job_id,
         session_id=session_id,
