@@ -44,6 +44,7 @@ class Keys:
         self.cancel_channel = f"{prefix}:cancel"  # job ids whose cancellation was asked
         self.wake_channel = f"{prefix}:wake"  # "a job was enqueued": idle workers poll at once
         self.workers = f"{prefix}:workers"  # zset: `<name>|<concurrency>` → lease expiry (ms)
+        self.tenants = f"{prefix}:tenants"  # zset: tenants with active jobs → staleness (ms)
 
     # -- one session: every key carries the session's hash tag -----------------------
 

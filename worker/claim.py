@@ -11,7 +11,8 @@ Fairness (`SPOOL_TENANT_MAX_RUNNING`): each claimed job is also entered in its t
 running set with a lease (`Keys.running`; the heartbeat renews it, the job's end removes
 it). A job whose tenant already runs its cap is left in the queue, and the slot goes to
 the next job of another tenant: one tenant cannot fill every worker slot. The default
-cap (0) is half the live capacity: the sum of the concurrency the workers registered.
+cap (0) is half the live capacity, the sum of the concurrency the workers registered,
+while two or more tenants have jobs; a tenant alone may use every slot.
 The tenant comes from the job index (`Keys.job_index`).
 """
 
@@ -24,8 +25,10 @@ from spool.shared.keys import Keys
 CLAIM_LUA = f"""
 local queue, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local lease, cap, workers = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local running_prefix, index_prefix = ARGV[7], ARGV[8]
-if cap <= 0 then
+local running_prefix, index_prefix, tenants = ARGV[7], ARGV[8], ARGV[9]
+if cap <= 0 and redis.call('ZCOUNT', tenants, now, '+inf') < 2 then
+  cap = 1e12  -- one busy tenant: no one to share with
+elseif cap <= 0 then
   local capacity = 0
   redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
   for _, w in ipairs(redis.call('ZRANGE', workers, 0, -1)) do
@@ -35,7 +38,7 @@ if cap <= 0 then
 end
 local counts = {{}}
 local claimed = {{}}
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   if #claimed >= 2 * limit then
     break
   end
@@ -87,6 +90,6 @@ class Claimer:
             return []
         k = self._keys
         args: list[str | int] = [now_ms, in_progress_ms, limit, self._lease_ms]
-        args += [self._max_running, k.workers, k.running(""), k.job_index("")]
+        args += [self._max_running, k.workers, k.running(""), k.job_index(""), k.tenants]
         flat: list[bytes] = await awaited(self._script(keys=[queue], args=[*args, *job_ids]))
         return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
