@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from spool.api import routes_jobs, routes_ops, routes_sessions
+from spool.api import routes_approvals, routes_jobs, routes_models, routes_ops, routes_sessions
 from spool.api.errors import install_error_handlers
 from spool.api.guard import Guard
 from spool.api.state import Role, lifespan_for
@@ -23,6 +23,8 @@ def create_app(settings: Settings, role: Role = "all", *, check_host: bool = Fal
     app.include_router(routes_ops.router)
     if role in ("all", "jobs"):
         app.include_router(routes_jobs.router)
+        app.include_router(routes_approvals.router)
+        app.include_router(routes_models.router)
         app.include_router(routes_sessions.router)
     if role in ("all", "events"):
         app.include_router(routes_sessions.events_router)

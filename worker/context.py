@@ -8,6 +8,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients, arq_pool
 from spool.shared.limits import TenantLimits, worker_member
 from spool.shared.queue import JobQueue
@@ -16,6 +17,7 @@ from spool.shared.settings import Settings
 from spool.shared.store import JobStore
 from spool.shared.streams import StreamWriter
 from spool.worker.batcher import Batcher
+from spool.worker.duties import publish_tools, sweep_approvals
 from spool.worker.lifecycle import Running, heartbeat, listen
 
 _CTX_KEY = "spool"
@@ -36,6 +38,7 @@ class WorkerState:
         self.queue = JobQueue(clients.main, keys)
         self.limits = TenantLimits(clients.main, keys, settings)
         self.concurrency = concurrency
+        self.approvals = Approvals(clients.main, keys)
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -55,6 +58,8 @@ class WorkerState:
                 )
             ),
             asyncio.create_task(listen(self.clients.main, self.keys, self.running, self.wake)),
+            asyncio.create_task(publish_tools(self.clients.main, self.keys, s)),
+            asyncio.create_task(sweep_approvals(self.approvals, self.store)),
         ]
 
     async def aclose(self) -> None:
