@@ -20,7 +20,7 @@ import httpx
 import msgspec
 from rich.console import Console
 
-from spool.cli.embedded import EmbeddedRedis, reachable
+from spool.cli.embedded import EmbeddedRedis, EmbeddedUnavailable, reachable
 from spool.cli.render import Renderer
 from spool.shared.settings import DEFAULT_REDIS_URL, default_model_for
 from spool_client import ClientError, SpoolClient, StreamInterrupted
@@ -59,7 +59,10 @@ def _redis_for_dev(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
     if not wanted and reachable(DEFAULT_REDIS_URL):
         return DEFAULT_REDIS_URL, None
     embedded = EmbeddedRedis(data_dir / "redis", port=_env_port("SPOOL_EMBEDDED_REDIS_PORT"))
-    embedded.start()
+    try:
+        embedded.start()
+    except EmbeddedUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     return embedded.url, embedded
 
 
