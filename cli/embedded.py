@@ -75,10 +75,12 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            redis_server_binary(),
+    def binary(self) -> str:
+        return redis_server_binary()
+
+    def command(self) -> list[str]:
+        return [
+            self.binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -91,6 +93,10 @@ class EmbeddedRedis:
             "--maxclients", "20000",
             *self.extra_args,
         ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = self.command()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not reachable(self.url, 0.2):

@@ -9,6 +9,7 @@ stream ended at before them: a fan-out that holds everything up to that id appen
 without reading the stream.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,13 +18,14 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from spool.shared import keys
+from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
 from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-APPEND_LUA = f"""
+APPEND_LUA_TEMPLATE = f"""
 local stream, marks = KEYS[1], KEYS[2]
 local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 if attempt < 0 and redis.call('HEXISTS', marks, job .. ':a') == 1 then
@@ -67,9 +69,14 @@ end
 redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
 redis.call('EXPIRE', stream, ttl)
 redis.call('EXPIRE', marks, ttl)
-redis.call('PUBLISH', channel, cmsgpack.pack(note))
+redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
 return ids
 """
+# standalone: PUBLISH; on a cluster: SPUBLISH, which stays on the shard that holds the
+# session's slot (the notify channel shares the session's hash tag) instead of going to
+# every node of the cluster
+APPEND_LUA = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+APPEND_LUA_SHARDED = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
 
 
 class StreamClosed(SpoolError):
@@ -114,7 +121,8 @@ class StreamWriter:
 
     def __init__(self, redis: Redis, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
-        self._script = redis.register_script(APPEND_LUA)
+        self._lua = APPEND_LUA_SHARDED if isinstance(redis, ClusterRedis) else APPEND_LUA
+        self._script = redis.register_script(self._lua)
         self._retention_s = retention_s
         self._maxlen = maxlen
 
@@ -127,14 +135,30 @@ class StreamWriter:
         calls = [self._call(a.session_id, a.job_id, a.attempt, a.batch) for a in appends]
         results = await self._evalsha_all(calls)
         if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
-            await self._redis.script_load(APPEND_LUA)
+            await self._redis.script_load(self._lua)  # on a cluster: on every primary
             results = await self._evalsha_all(calls)  # idempotent: written seqs are skipped
         return [_outcome(r) for r in results]
 
     async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if not isinstance(self._redis, ClusterRedis):
+            return await self._evalsha_on(self._redis, calls)
+        # a cluster: one pipeline per shard, all shards at once
+        groups = list(self._redis.group_by_node(keys_[0] for keys_, _ in calls).values())
+        replies = await asyncio.gather(
+            *(self._evalsha_on(self._redis, [calls[i] for i in group]) for group in groups)
+        )
+        results: list[Any] = [None] * len(calls)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, result in zip(group, reply, strict=True):
+                results[i] = result
+        return results
+
+    async def _evalsha_on(
+        self, redis: Redis, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
         # EVALSHA directly: a script object in a pipeline makes redis-py send SCRIPT EXISTS
         # first, one more round trip per call
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with redis.pipeline(transaction=False) as pipe:
             for keys_, args in calls:
                 pipe.evalsha(self._script.sha, len(keys_), *keys_, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)

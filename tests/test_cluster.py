@@ -1,0 +1,227 @@
+"""Streams on a real 3-primary Redis Cluster (the queue Redis stays standalone): sessions
+spread over the shards, exact resume across API processes, bounded connections."""
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from redis.crc import key_slot
+
+from spool.api.subscriber import ShardSubscriber
+from spool.shared import keys
+from spool.shared.cluster import ClusterRedis
+from spool.shared.connections import open_streams
+from spool.shared.streams import Outgoing, StreamWriter
+from tests.conftest import STACK_SETTINGS
+from tests.helpers import follow_job, read_stream, submit
+from tests.procs import Api, Worker, service_env
+from tests.sse import Frame
+from tests.topology import LocalCluster, client_list
+
+MAX_CONNECTIONS = 4  # SPOOL_REDIS_MAX_CONNECTIONS: the pool bound, per node
+WORDS = ["Durable", "streams", "keep", "every", "token", "of", "an", "answer", "🚀", "流式"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), primaries=3) as running:
+        yield running
+
+
+def wire(events: list[Frame]) -> list[tuple[str | None, str | None, str | None]]:
+    return [(e.id, e.event, e.data) for e in events]
+
+
+async def cut_and_resume(
+    first: httpx.AsyncClient, other: httpx.AsyncClient, accepted: dict[str, Any], cut: int
+) -> None:
+    """Read `cut` events on one API, resume on the other with Last-Event-ID, and compare
+    the concatenation with an uninterrupted read."""
+    head_status, head = await read_stream(first, accepted["events_url"], max_events=cut)
+    assert head_status == 200
+    assert len(head) == cut
+    tail_status, tail = await read_stream(
+        other, accepted["events_url"], headers={"Last-Event-ID": str(head[-1].id)}
+    )
+    assert tail_status == 200
+    whole = await follow_job(first, accepted)
+    assert wire(head + tail) == wire(whole)
+    assert whole[-1].event == "job.completed"
+
+
+async def hold_open(client: httpx.AsyncClient, session_id: str) -> None:
+    """Follow a session (no job_id: the response stays open) until cancelled."""
+    async with client.stream("GET", f"/v1/sessions/{session_id}/events") as response:
+        assert response.status_code == 200
+        async for _ in response.aiter_raw():
+            pass
+
+
+async def wait_for_subscriptions(cluster: LocalCluster, names: set[str], count: int) -> None:
+    """Each API holds exactly one sharded-subscriber connection per node, and between them
+    they subscribe to `count` channels (all of its followed sessions)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        rows = [c for port in cluster.ports for c in client_list(port) if c["name"] in names]
+        per_name = {n: sum(int(c["ssub"]) for c in rows if c["name"] == n) for n in names}
+        if all(v == count for v in per_name.values()):
+            break
+        assert asyncio.get_running_loop().time() < deadline, per_name
+        await asyncio.sleep(0.05)
+    for port in cluster.ports:
+        for name in names:
+            subscribers = [c for c in client_list(port) if c["name"] == name and c["ssub"] != "0"]
+            assert len(subscribers) == 1, (port, name, subscribers)
+
+
+@pytest.mark.timeout(240)
+async def test_twenty_sessions_on_a_cluster_resume_across_apis_with_bounded_connections(
+    cluster: LocalCluster, redis_url: str, log_dir: Path
+) -> None:
+    env = service_env(
+        redis_url,
+        stream_redis_url=cluster.url,
+        redis_max_connections=str(MAX_CONNECTIONS),
+        **STACK_SETTINGS,
+    )
+    workers = [Worker(env, log_dir, "--concurrency", "10").start() for _ in range(2)]
+    apis = [Api(env, log_dir).start() for _ in range(2)]
+    rng = random.Random(10)
+    try:
+        clients = [
+            httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10.0, read=60.0))
+            for api in apis
+        ]
+        run = uuid.uuid4().hex[:6]
+        accepted = [
+            await submit(
+                clients[i % 2],
+                session_id=f"cl-{run}-{i}",
+                input="tell me",
+                parameters={
+                    "text": " ".join(rng.choice(WORDS) for _ in range(40)),
+                    "tokens_per_second": 200,
+                },
+            )
+            for i in range(20)
+        ]
+        names = {f"spool-api-{api.pid}" for api in apis}
+        watchers = [
+            asyncio.create_task(hold_open(client, a["session_id"]))
+            for client in clients
+            for a in accepted
+        ]
+        await wait_for_subscriptions(cluster, names, len(accepted))
+        await asyncio.gather(
+            *(
+                cut_and_resume(clients[i % 2], clients[1 - i % 2], a, rng.randint(2, 30))
+                for i, a in enumerate(accepted)
+            )
+        )
+        for port in cluster.ports:
+            held = [c["name"] for c in client_list(port)]
+            for name in names:  # the node's pool, plus the hub's one subscriber connection
+                assert 1 <= held.count(name) <= MAX_CONNECTIONS + 1, (port, name, held)
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        shards_with_sessions = [k for k in cluster.keys_per_node(f"spool:*cl-{run}-*") if k]
+        assert len(shards_with_sessions) >= 2
+        for client in clients:
+            await client.aclose()
+    finally:
+        for proc in [*apis, *workers]:
+            proc.stop()
+
+
+def node_id(port: int) -> str:
+    client = redis.Redis(port=port)
+    try:
+        return str(client.execute_command("CLUSTER", "MYID").decode())
+    finally:
+        client.close()
+
+
+def start_move(slot: int, keys_: list[str], src: int, dst: int) -> None:
+    """Begin migrating `slot` from port `src` to port `dst` as `valkey-cli --cluster
+    reshard` does (IMPORTING/MIGRATING) and move `keys_`: until `finish_move`, `src`
+    answers ASK for them."""
+    source, target = redis.Redis(port=src), redis.Redis(port=dst)
+    target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
+    source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
+    source.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys_)
+    source.close()
+    target.close()
+
+
+def asking_xlen(port: int, key: str) -> int:
+    """XLEN on the target of a migration (which answers MOVED unless asked with ASKING)."""
+    with redis.Redis(port=port) as client, client.pipeline(transaction=False) as pipe:
+        pipe.execute_command("ASKING")
+        pipe.xlen(key)
+        return int(pipe.execute()[1])
+
+
+def finish_move(cluster: LocalCluster, slot: int, dst: int) -> None:
+    """The slot belongs to `dst` now: every node answers MOVED for it."""
+    for port in cluster.ports:
+        client = redis.Redis(port=port)
+        client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
+        client.close()
+
+
+async def test_appends_and_subscriptions_follow_a_slot_that_moves(cluster: LocalCluster) -> None:
+    streams = open_streams(cluster.url, 4, "spool-test-moves")
+    assert isinstance(streams, ClusterRedis)
+    writer = StreamWriter(streams, retention_s=60)
+    session = f"mv-{uuid.uuid4().hex[:8]}"
+    stream, marks = keys.stream_key(session), keys.marks_key(session)
+    channel = keys.notify_channel(session).encode()
+    got: list[tuple[str, bytes]] = []
+    subscriber = ShardSubscriber(streams, lambda kind, ch, data: got.append((kind, ch)))
+    runner = asyncio.create_task(subscriber.run())
+    try:
+        await subscriber.subscribe([channel])
+        await wait_until(lambda: ("subscribe", channel) in got)
+        event = Outgoing(type="text.delta", seq=0, data=b"{}")
+        assert len(await writer.append(session, "job1", 1, [event])) == 1
+        await wait_until(lambda: ("message", channel) in got)
+
+        slot = key_slot(stream.encode())
+        src = streams.address_of(stream)[1]
+        dst = next(p for p in cluster.ports if p != src)
+        start_move(slot, [stream, marks], src, dst)
+        # mid-migration: `src` answers ASK, the append goes to `dst` after ASKING
+        ids = await writer.append(session, "job1", 1, [Outgoing("text.delta", 1, b"{}")])
+        assert len(ids) == 1
+        assert streams.address_of(stream)[1] == src  # an ASK is for one command only
+        assert asking_xlen(dst, stream) == 2
+        finish_move(cluster, slot, dst)
+        got.clear()
+        # the client still routes the slot to `src`: MOVED, then the table is read again
+        ids = await writer.append(session, "job1", 1, [Outgoing("text.delta", 2, b"{}")])
+        assert len(ids) == 1
+        assert streams.address_of(stream)[1] == dst
+        assert await streams.xlen(stream) == 3
+        # `src` dropped the subscription (sunsubscribe); it is placed again on `dst`
+        await wait_until(lambda: ("subscribe", channel) in got)
+        await writer.append(session, "job1", 1, [Outgoing("text.delta", 3, b"{}")])
+        await wait_until(lambda: ("message", channel) in got)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await subscriber.aclose()
+        await streams.aclose()
+
+
+async def wait_until(condition: Callable[[], bool], within_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
