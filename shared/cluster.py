@@ -155,6 +155,17 @@ class ClusterRedis(Redis):
             self._refreshing = asyncio.create_task(self._read_slots())
         await asyncio.shield(self._refreshing)
 
+    def refresh_soon(self) -> None:
+        """Read the slot table again in the background (callers retry on their own)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._read_slots_quietly())
+
+    async def _read_slots_quietly(self) -> None:
+        try:
+            await self._read_slots()
+        except redis.ConnectionError as exc:
+            log.warning("cluster slot table not refreshed: %s", exc)
+
     async def _read_slots(self) -> None:
         for node in list(self._nodes.values()):
             try:
@@ -197,6 +208,9 @@ class ClusterRedis(Redis):
                 return await _execute(node, *args, **options)
             except TryAgainError:  # the keys are split by a migration in progress
                 await asyncio.sleep(0.05)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self.refresh_soon()  # a primary may have failed over to its replica
+                raise
             except AskError as exc:  # MovedError included
                 node = self._node(await self.redirected(exc))
                 asking = not isinstance(exc, MovedError)
@@ -243,7 +257,11 @@ class ClusterPipeline(Pipeline):
         self.connection_pool = node.connection_pool
         if self.is_transaction or self.explicit_transaction:
             return await self._transaction(stack, raise_on_error)
-        results = await super().execute(raise_on_error=False)
+        try:
+            results = await super().execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._cluster.refresh_soon()  # a primary may have failed over to its replica
+            raise
         for i, result in enumerate(results):
             if isinstance(result, (AskError, TryAgainError)):
                 args, options = stack[i]

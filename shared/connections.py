@@ -9,6 +9,7 @@ from redis.asyncio.connection import parse_url
 
 from spool.shared import keys, serializer
 from spool.shared.cluster import ClusterRedis, cluster_slots
+from spool.shared.sentinel import is_sentinel_url, open_sentinel_redis
 from spool.shared.settings import Settings
 
 T = TypeVar("T")
@@ -24,11 +25,14 @@ def _connection_options(client_name: str | None) -> dict[str, Any]:
 
 
 def open_redis(url: str, max_connections: int, client_name: str | None = None) -> Redis:
-    """A client whose pool never holds more than `max_connections` (callers wait for one).
+    """A client whose pool never holds more than `max_connections` (callers wait for one);
+    of the primary that Sentinel names for a `redis+sentinel://` URL.
 
     `client_name` names every connection (`CLIENT SETNAME`), so that `CLIENT LIST` shows
     which process holds which connections.
     """
+    if is_sentinel_url(url):
+        return open_sentinel_redis(url, max_connections, **_connection_options(client_name))
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10, **_connection_options(client_name)
     )
@@ -38,7 +42,7 @@ def open_redis(url: str, max_connections: int, client_name: str | None = None) -
 def open_streams(url: str, max_connections: int, client_name: str | None = None) -> Redis:
     """The stream Redis: the plain client, or a `ClusterRedis` when `url` names a node of a
     Redis Cluster (at most `max_connections` per primary)."""
-    slots = cluster_slots(url)
+    slots = None if is_sentinel_url(url) else cluster_slots(url)
     if slots is None:
         return open_redis(url, max_connections, client_name)
     options = {k: v for k, v in parse_url(url).items() if k not in ("host", "port", "db", "path")}

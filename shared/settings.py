@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from spool.shared.errors import SpoolError
+from spool.shared.sentinel import BadSentinelUrl, is_sentinel_url, parse_sentinel_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -73,9 +74,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if "api_keys" in raw:
             raw["api_keys"] = parse_api_keys(raw["api_keys"])
         try:
-            return msgspec.convert(raw, cls, strict=False)
+            settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"bad SPOOL_* setting: {exc}") from exc
+        settings.check_urls()
+        return settings
+
+    def check_urls(self) -> None:
+        """A `redis+sentinel://` URL must name Sentinels and a master."""
+        for name, url in (("REDIS_URL", self.redis_url), ("STREAM_REDIS_URL", self.streams_url)):
+            if is_sentinel_url(url):
+                try:
+                    parse_sentinel_url(url)
+                except BadSentinelUrl as exc:
+                    raise SettingsError(f"SPOOL_{name}: {exc}") from exc
 
 
 DEFAULT_MODELS_BY_KEY = (

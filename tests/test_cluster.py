@@ -14,6 +14,7 @@ import redis
 from redis.crc import key_slot
 
 from spool.api.subscriber import ShardSubscriber
+from spool.cli.embedded import EmbeddedRedis
 from spool.shared import keys
 from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import open_streams
@@ -32,6 +33,14 @@ WORDS = ["Durable", "streams", "keep", "every", "token", "of", "an", "answer", "
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with LocalCluster(tmp_path_factory.mktemp("cluster"), primaries=3) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def queue_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test's own standalone queue Redis: on the suite's shared one, the session-wide
+    stack's worker would take these jobs and write their streams off the cluster."""
+    with EmbeddedRedis(tmp_path_factory.mktemp("queue"), appendonly=False) as server:
+        yield server.url
 
 
 def wire(events: list[Frame]) -> list[tuple[str | None, str | None, str | None]]:
@@ -80,24 +89,39 @@ async def wait_for_subscriptions(cluster: LocalCluster, names: set[str], count: 
             assert len(subscribers) == 1, (port, name, subscribers)
 
 
-@pytest.mark.timeout(240)
-async def test_twenty_sessions_on_a_cluster_resume_across_apis_with_bounded_connections(
-    cluster: LocalCluster, redis_url: str, log_dir: Path
-) -> None:
+@pytest.fixture
+def cluster_stack(
+    cluster: LocalCluster, queue_url: str, log_dir: Path
+) -> Iterator[tuple[list[Api], list[Worker]]]:
+    """2 workers and 2 APIs on the cluster; stopped by the fixture, so that a test that
+    fails (or times out) leaves no process behind."""
     env = service_env(
-        redis_url,
+        queue_url,
         stream_redis_url=cluster.url,
         redis_max_connections=str(MAX_CONNECTIONS),
         **STACK_SETTINGS,
     )
-    workers = [Worker(env, log_dir, "--concurrency", "10").start() for _ in range(2)]
-    apis = [Api(env, log_dir).start() for _ in range(2)]
-    rng = random.Random(10)
+    workers: list[Worker] = []
+    apis: list[Api] = []
     try:
-        clients = [
-            httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10.0, read=60.0))
-            for api in apis
-        ]
+        workers += [Worker(env, log_dir, "--concurrency", "10").start() for _ in range(2)]
+        apis += [Api(env, log_dir).start() for _ in range(2)]
+        yield apis, workers
+    finally:
+        for proc in [*apis, *workers]:
+            proc.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_twenty_sessions_on_a_cluster_resume_across_apis_with_bounded_connections(
+    cluster: LocalCluster, cluster_stack: tuple[list[Api], list[Worker]]
+) -> None:
+    apis, _workers = cluster_stack
+    rng = random.Random(10)
+    clients = [
+        httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10.0, read=60.0)) for api in apis
+    ]
+    try:
         run = uuid.uuid4().hex[:6]
         accepted = [
             await submit(
@@ -133,11 +157,9 @@ async def test_twenty_sessions_on_a_cluster_resume_across_apis_with_bounded_conn
         await asyncio.gather(*watchers, return_exceptions=True)
         shards_with_sessions = [k for k in cluster.keys_per_node(f"spool:*cl-{run}-*") if k]
         assert len(shards_with_sessions) >= 2
+    finally:
         for client in clients:
             await client.aclose()
-    finally:
-        for proc in [*apis, *workers]:
-            proc.stop()
 
 
 def node_id(port: int) -> str:
