@@ -25,7 +25,6 @@ from redis.asyncio.connection import Connection
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
-from spool.shared import keys
 from spool.shared.cluster import Address, ClusterRedis
 
 log = logging.getLogger(__name__)
@@ -44,17 +43,20 @@ class Subscriber(Protocol):
     async def aclose(self) -> None: ...
 
 
-def subscriber_for(redis: Redis, on_message: OnMessage) -> Subscriber:
+def subscriber_for(redis: Redis, hub_channel: str, on_message: OnMessage) -> Subscriber:
+    """`hub_channel`: the standalone connection's own channel, so that it is subscribed
+    (and listening) before any session is followed."""
     if isinstance(redis, ClusterRedis):
         return ShardSubscriber(redis, on_message)
-    return ChannelSubscriber(redis, on_message)
+    return ChannelSubscriber(redis, hub_channel, on_message)
 
 
 class ChannelSubscriber:
     """Standalone: one pub/sub connection, plain `SUBSCRIBE`."""
 
-    def __init__(self, redis: Redis, on_message: OnMessage) -> None:
+    def __init__(self, redis: Redis, hub_channel: str, on_message: OnMessage) -> None:
         self._pubsub: PubSub = redis.pubsub()
+        self._hub_channel = hub_channel
         self._on_message = on_message
 
     async def subscribe(self, channels: list[bytes]) -> None:
@@ -67,7 +69,7 @@ class ChannelSubscriber:
         """Read notifications forever, reconnecting (redis-py re-subscribes) on errors."""
         while True:
             try:
-                await self._pubsub.subscribe(keys.HUB_CHANNEL)
+                await self._pubsub.subscribe(self._hub_channel)
                 async for message in self._pubsub.listen():
                     self._dispatch(message)
             except asyncio.CancelledError:

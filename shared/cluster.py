@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SLOTS = 16384
 MAX_REDIRECTS = 5
+TRYAGAIN_S = 0.1  # TRYAGAIN (a multi-key command mid-migration): retried this often...
+TRYAGAIN_TRIES = 30  # ...this many times (then the caller's own retry takes over)
 ALL_NODES = frozenset({"PING", "SCRIPT", "FLUSHDB", "FLUSHALL"})  # sent to every primary
 KEYLESS = frozenset({"INFO", "CLIENT", "CLUSTER", "TIME", "DBSIZE", "CONFIG", "ECHO"})
 SCRIPTED = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
@@ -200,21 +202,26 @@ class ClusterRedis(Redis):
         return await self._send(node, args, options)
 
     async def _send(self, node: Redis, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
-        asking = False
-        for _ in range(MAX_REDIRECTS):
+        asking, redirects, waits = False, 0, 0
+        while True:
             try:
                 if asking:
                     return await _asking(node, args, options)
                 return await _execute(node, *args, **options)
             except TryAgainError:  # the keys are split by a migration in progress
-                await asyncio.sleep(0.05)
+                waits += 1
+                if waits >= TRYAGAIN_TRIES:
+                    raise
+                await asyncio.sleep(TRYAGAIN_S)
+            except AskError as exc:  # MovedError included
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise
+                node = self._node(await self.redirected(exc))
+                asking = not isinstance(exc, MovedError)
             except (redis.ConnectionError, redis.TimeoutError):
                 self.refresh_soon()  # a primary may have failed over to its replica
                 raise
-            except AskError as exc:  # MovedError included
-                node = self._node(await self.redirected(exc))
-                asking = not isinstance(exc, MovedError)
-        return await _execute(node, *args, **options)
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return ClusterPipeline(self, transaction, shard_hint)
