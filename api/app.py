@@ -2,7 +2,16 @@
 
 from fastapi import FastAPI
 
-from spool.api import routes_jobs, routes_ops, routes_sessions
+from spool.api import (
+    routes_approvals,
+    routes_jobs,
+    routes_models,
+    routes_openai,
+    routes_ops,
+    routes_seeds,
+    routes_sessions,
+    routes_ui_chat,
+)
 from spool.api.errors import install_error_handlers
 from spool.api.state import Role, lifespan_for
 from spool.shared.settings import Settings
@@ -20,7 +29,13 @@ def create_app(settings: Settings, role: Role = "all") -> FastAPI:
     app.include_router(routes_ops.router)
     if role in ("all", "jobs"):
         app.include_router(routes_jobs.router)
+        app.include_router(routes_approvals.router)
+        app.include_router(routes_models.router)
         app.include_router(routes_sessions.router)
+        app.include_router(routes_ui_chat.router)
+        app.include_router(routes_openai.router)
+        app.include_router(routes_seeds.router)
     if role in ("all", "events"):
         app.include_router(routes_sessions.events_router)
+        app.include_router(routes_ui_chat.events_router)
     return app

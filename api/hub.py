@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from redis.asyncio import Redis
 
+from spool.api import sse_encoder
 from spool.api.subscriber import subscriber_for
 from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
@@ -92,7 +93,16 @@ class Entry:
         self.sid: StreamId = sid
         self.kind = kind
         self.job = job
-        self.frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, kind, data)
+        self.frame = sse_encoder.encode(data, id=raw_id, event=kind)
+
+    @property
+    def raw_id(self) -> bytes:
+        return format_stream_id(self.sid).encode()
+
+    @property
+    def data(self) -> bytes:
+        """The event's JSON, sliced from the frame (kept once: the frame holds it)."""
+        return self.frame[self.frame.index(b"\ndata: ") + 7 : -2]
 
 
 def _take(entries: list[Entry], limit: int, max_bytes: int) -> list[Entry]:
