@@ -97,7 +97,8 @@ class Entry:
 
     @property
     def raw_id(self) -> bytes:
-        return format_stream_id(self.sid).encode()
+        """The entry's id as the stream wrote it, sliced from the frame's `id:` line."""
+        return self.frame[4 : self.frame.index(b"\n")]
 
     @property
     def data(self) -> bytes:

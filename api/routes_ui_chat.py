@@ -61,6 +61,8 @@ class UIChatRequest(msgspec.Struct, kw_only=True, rename={"message_id": "message
     max_steps: int | None = None
     metadata: dict[str, str] | None = None
     on_busy: OnBusy | None = None
+    require_approval: bool | list[str] | None = None
+    timeout_s: float | None = None
 
 
 def to_job(req: UIChatRequest) -> JobRequest:
@@ -87,6 +89,8 @@ def to_job(req: UIChatRequest) -> JobRequest:
         max_steps=req.max_steps,
         metadata=req.metadata,
         on_busy=req.on_busy,
+        require_approval=req.require_approval,
+        timeout_s=req.timeout_s,
     )
 
 

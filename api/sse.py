@@ -38,7 +38,7 @@ WRITE_BYTES = 64 << 10  # the largest piece handed to the server at once
 STREAMS_RETRY_S = 5
 
 # Set (in the request's own task) when a stalled client was cut off on purpose, so that
-# `QuietStalledCutoffs` drops uvicorn's "returned without completing response" error.
+# `api.logs.QuietStalledCutoffs` drops uvicorn's "returned without completing response" error.
 stalled_cutoff: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "stalled_cutoff", default=False
 )
@@ -143,13 +143,6 @@ class SseResponse(StreamingResponse):
             stalled_cutoff.set(True)  # uvicorn closes the connection as we return
         finally:
             self._slot.release(self._tenant)
-
-
-class QuietStalledCutoffs(logging.Filter):
-    """Drop uvicorn's error line for a response Spool cut off on purpose (a stalled client)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (stalled_cutoff.get() and "without completing response" in record.getMessage())
 
 
 def sse_response(

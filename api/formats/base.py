@@ -5,6 +5,9 @@ returns the frames each one becomes (`sse_encoder.Frame`), keeping only what the
 needs to remember (has `start` been sent, which text part is open, ...). It does no I/O,
 so a resumed response rebuilds the exact state by feeding it the job's earlier events
 and dropping their frames (`formats.view`).
+
+Translators match the event types they show and return no frame for the rest (`case _`),
+on purpose not exhaustive: an event type a newer worker adds is skipped, not an error.
 """
 
 from collections.abc import Callable

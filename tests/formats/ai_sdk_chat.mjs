@@ -19,7 +19,8 @@ const {
 
 const api = `${base}/v1/ui/chat`;
 const words = (tag, n) => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(" ");
-const slow = (text) => ({ model: "simulated", parameters: { text, ttft_ms: 0, tokens_per_second: 25 } });
+// ~3 s per answer: the resumes below must find the job still running, even on a loaded machine
+const slow = (text) => ({ model: "simulated", parameters: { text, ttft_ms: 0, tokens_per_second: 30 } });
 
 // The chat state a UI framework would keep (what @ai-sdk/react's Chat holds in React state).
 class State {
@@ -97,7 +98,7 @@ const chat = new Chat({ id: chatId, transport, onError });
 cut.plan.shown = () => chat.lastMessage?.role === "assistant" && textOf(chat.lastMessage) !== "";
 cut.plan.armed = true;
 cut.plan.deltas = 3;
-await chat.sendMessage({ text: "first question" }, { body: slow(words("a", 40)) });
+await chat.sendMessage({ text: "first question" }, { body: slow(words("a", 100)) });
 out.cut1 = { status: chat.status, messages: summary(chat) };
 await chat.resumeStream();
 out.resumed1 = { status: chat.status, messages: summary(chat) };
@@ -105,7 +106,7 @@ out.resumed1 = { status: chat.status, messages: summary(chat) };
 // 2. Another answer cut, then the page "reloads": a new Chat with the persisted messages
 //    resumes (as useChat({ resume: true }) does on mount).
 cut.plan.armed = true;
-await chat.sendMessage({ text: "second question" }, { body: slow(words("b", 50)) });
+await chat.sendMessage({ text: "second question" }, { body: slow(words("b", 100)) });
 out.cut2 = { status: chat.status, messages: summary(chat) };
 const reloaded = new Chat({
   id: chatId,
