@@ -13,6 +13,7 @@ on the session's notify channel together with the id the stream ended at before 
 fan-out that holds everything up to that id appends them without reading the stream.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
 from spool.shared.keys import Keys, SessionRef
@@ -30,7 +32,7 @@ _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 # append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to): the
 # events in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal
 # as a string
-APPEND_FUNCTION = f"""
+APPEND_FUNCTION_TEMPLATE = f"""
 local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to)
   if redis.call('EXISTS', tomb) == 1 then
     return 'SPOOL_CLOSED the session was deleted'
@@ -91,15 +93,15 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, a
     redis.call('EXPIRE', stream, ttl)
     redis.call('EXPIRE', marks, ttl)
   end
-  redis.call('PUBLISH', channel, cmsgpack.pack(note))
+  redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
   return ids
 end
 """
 
 # one append: KEYS stream, marks, tombstone; ARGV job, attempt, ttl, maxlen, channel, then
 # triples
-APPEND_LUA = (
-    APPEND_FUNCTION
+APPEND_LUA_TEMPLATE = (
+    APPEND_FUNCTION_TEMPLATE
     + """
 local r = append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
   ARGV[5], ARGV, 6, #ARGV)
@@ -112,8 +114,8 @@ return r
 # and ONE MessagePack array: per append job, attempt, channel, n, then n triples (one
 # argument instead of 4 + 3n: the client packs one value, not thousands). Returns per
 # append the number of entries it wrote, or its refusal.
-APPEND_MANY_LUA = (
-    APPEND_FUNCTION
+APPEND_MANY_LUA_TEMPLATE = (
+    APPEND_FUNCTION_TEMPLATE
     + """
 local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 1
 local args = cmsgpack.unpack(ARGV[3])
@@ -127,6 +129,28 @@ end
 return out
 """
 )
+
+
+# standalone: PUBLISH; on a cluster: SPUBLISH, which stays on the shard that holds the
+# session's slot (the notify channel shares the session's hash tag) instead of going to
+# every node of the cluster
+APPEND_LUA = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+APPEND_LUA_SHARDED = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+APPEND_MANY_LUA = APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+# on a cluster a round is one call per shard: its sessions' keys are in many slots of one
+# node, which a script may touch when it says so (Redis 7+; sharded pub/sub needs 7 too)
+APPEND_MANY_LUA_SHARDED = "#!lua flags=allow-cross-slot-keys\n" + (
+    APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+)
+
+
+async def publish_notice(redis: Redis, channel: str, message: bytes) -> None:
+    """Publish on a session's notify channel as the append script does: `SPUBLISH` on a
+    cluster (the hub subscribes per shard), `PUBLISH` standalone."""
+    if isinstance(redis, ClusterRedis):
+        await redis.execute_command("SPUBLISH", channel, message)
+    else:
+        await redis.publish(channel, message)
 
 
 class StreamClosed(SpoolError):
@@ -175,19 +199,36 @@ class StreamWriter:
     def __init__(self, redis: Redis, keys: Keys, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
         self.keys = keys
-        self._script = redis.register_script(APPEND_LUA)
-        self._many_sha = redis.register_script(APPEND_MANY_LUA).sha
+        sharded = isinstance(redis, ClusterRedis)
+        self._lua = APPEND_LUA_SHARDED if sharded else APPEND_LUA
+        self._many_lua = APPEND_MANY_LUA_SHARDED if sharded else APPEND_MANY_LUA
+        self._script = redis.register_script(self._lua)
+        self._many_sha = redis.register_script(self._many_lua).sha
         self._retention_s = retention_s
         self._maxlen = maxlen
 
     async def append_many(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
         """Several appends (of different jobs) in one script call: one round trip, one
-        script invocation for all.
+        script invocation for all (on a cluster: one per shard, all shards at once).
 
         Each append's outcome is the number of entries it wrote (0 for a resent batch), or
         its `StreamClosed`/`WorkerOwned`; a connection error fails the whole call
         (resending is safe: appends are idempotent).
         """
+        if not isinstance(self._redis, ClusterRedis):
+            return await self._append_group(appends)
+        nodes = self._redis.group_by_node(self.keys.stream(a.session) for a in appends)
+        groups = list(nodes.values())
+        replies = await asyncio.gather(
+            *(self._append_group([appends[i] for i in group]) for group in groups)
+        )
+        results: list[int | SpoolError] = [0] * len(appends)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, result in zip(group, reply, strict=True):
+                results[i] = result
+        return results
+
+    async def _append_group(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
         k = self.keys
         keys_: list[str] = []
         flat: list[Any] = []
@@ -200,7 +241,7 @@ class StreamWriter:
         try:
             results = await self._evalsha_many(keys_, args)
         except NoScriptError:  # Redis restarted or flushed
-            await self._redis.script_load(APPEND_MANY_LUA)
+            await self._redis.script_load(self._many_lua)  # on a cluster: on every primary
             results = await self._evalsha_many(keys_, args)  # idempotent: written seqs skipped
         return [_outcome(r) for r in results]
 
