@@ -110,21 +110,24 @@ return r
 """
 )
 
-# many appends in one call: KEYS stream, marks, tombstone per append; ARGV ttl, maxlen,
-# and ONE MessagePack array: per append job, attempt, channel, n, then n triples (one
-# argument instead of 4 + 3n: the client packs one value, not thousands). Returns per
+# many appends in one call: ARGV ttl, maxlen, and ONE MessagePack array: per append its
+# stream, marks and tombstone keys, job, attempt, channel, n, then n triples (one argument
+# instead of 7 + 3n: the client packs one value, not thousands). KEYS declares every key
+# (standalone), or on a cluster the first append's (the call goes to that shard; the
+# others are in other slots of the same node, which the flag below allows). Returns per
 # append the number of entries it wrote, or its refusal.
 APPEND_MANY_LUA_TEMPLATE = (
     APPEND_FUNCTION_TEMPLATE
     + """
 local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 1
 local args = cmsgpack.unpack(ARGV[3])
-for k = 1, #KEYS, 3 do
-  local job, attempt, channel, n = args[a], args[a + 1], args[a + 2], args[a + 3]
-  local r = append(KEYS[k], KEYS[k + 1], KEYS[k + 2], job, attempt, ttl, maxlen, channel,
-    args, a + 4, a + 3 + 3 * n)
+while a <= #args do
+  local stream, marks, tomb = args[a], args[a + 1], args[a + 2]
+  local job, attempt, channel, n = args[a + 3], args[a + 4], args[a + 5], args[a + 6]
+  local r = append(stream, marks, tomb, job, attempt, ttl, maxlen, channel,
+    args, a + 7, a + 6 + 3 * n)
   out[#out + 1] = type(r) == 'string' and r or #r
-  a = a + 4 + 3 * n
+  a = a + 7 + 3 * n
 end
 return out
 """
@@ -233,10 +236,13 @@ class StreamWriter:
         keys_: list[str] = []
         flat: list[Any] = []
         for a in appends:
-            keys_ += (k.stream(a.session), k.marks(a.session), k.tombstone(a.session))
-            flat += (a.job_id, a.attempt, k.notify(a.session), len(a.batch))
+            session_keys = (k.stream(a.session), k.marks(a.session), k.tombstone(a.session))
+            keys_ += session_keys
+            flat += (*session_keys, a.job_id, a.attempt, k.notify(a.session), len(a.batch))
             for out in a.batch:  # data as str: Redis's cmsgpack has no bin type
                 flat += (out.type, out.seq, out.data.decode())
+        if isinstance(self._redis, ClusterRedis):
+            keys_ = keys_[:3]  # the others are in other slots of the same shard
         args = [self._retention_s, self._maxlen, _pack(flat)]
         try:
             results = await self._evalsha_many(keys_, args)
