@@ -105,7 +105,14 @@ class Stack:
         embedded = EmbeddedRedis(log_dir / "redis", appendonly=False)
         embedded.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-        env.update(SPOOL_REDIS_URL=embedded.url, SPOOL_LOG_LEVEL="WARNING")
+        # the benchmark's clients are one tenant standing in for many: no per-tenant caps
+        env.update(
+            SPOOL_REDIS_URL=embedded.url,
+            SPOOL_LOG_LEVEL="WARNING",
+            SPOOL_TENANT_MAX_ACTIVE_JOBS="1000000",
+            SPOOL_TENANT_MAX_RUNNING="1000000",
+            SPOOL_TENANT_MAX_STREAMS="1000000",
+        )
         api_port, base_port = free_port(), free_port()
         commands = {
             "api": ["-m", "spool.api", "--port", str(api_port)],
