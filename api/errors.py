@@ -1,6 +1,7 @@
 """API errors and their one mapping to HTTP: `{"error": {"code", "message"}}` (contract §2)."""
 
 import logging
+from typing import TypeVar
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -31,6 +32,19 @@ def error_response(
 ) -> Response:
     body = msgspec.json.encode({"error": {"code": code, "message": message}})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+T = TypeVar("T")
+
+
+def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """A request body decoded, or the API's error: 400 not JSON, 422 not the expected shape."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_field", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from spool.api.cancel import request_cancel
-from spool.api.errors import ApiError
+from spool.api.errors import ApiError, decode_json
 from spool.api.idempotency import Accepted
 from spool.api.resolve import (
     DEFAULT_MAX_STEPS,
@@ -31,12 +31,7 @@ _decoder = msgspec.json.Decoder(JobRequest)
 
 
 def decode_request(body: bytes) -> JobRequest:
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, "invalid_field", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
+    return decode_json(_decoder, body)
 
 
 def agents_of(state: AppState) -> AgentsFile:

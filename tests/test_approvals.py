@@ -221,6 +221,8 @@ async def test_rejected_call_is_not_run_and_the_loop_goes_on(
     accepted = await submit(http, tools=["calculator"], require_approval=True, parameters=ASKS)
     waiting = Follower(http, accepted)
     await waiting.wait_for("tool.approval_requested")
+    bad = await decide(http, accepted["job_id"], "call_0", approved="maybe")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_field")
     response = await decide(http, accepted["job_id"], "call_0", approved=False, reason="too risky")
     assert response.json() == {"call_id": "call_0", "approved": False}
     events = await waiting.end()
@@ -256,6 +258,23 @@ async def test_undecided_call_expires_without_any_client(
     assert events[-1].event == "job.completed"
     late = await decide(http, accepted["job_id"], "call_0", approved=True)
     assert late.status_code == 409
+
+
+async def test_time_parked_does_not_count_against_the_job_timeout(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    start_worker(env, log_dir, workers)
+    accepted = await submit(
+        http,
+        tools=["calculator"],
+        require_approval=True,
+        timeout_s=1.5,
+        parameters={**ASKS, "approval_timeout_s": 3},
+    )
+    events = await Follower(http, accepted).end()
+    (resolved,) = of(events, "tool.approval_resolved")
+    assert resolved["reason"] == "timeout"  # it waited 3 s, twice its timeout_s ...
+    assert events[-1].event == "job.completed"  # ... and still completed: waiting is not running
 
 
 async def test_cancel_while_waiting(
