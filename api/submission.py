@@ -1,5 +1,6 @@
 """Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue."""
 
+import contextlib
 from datetime import UTC, datetime
 
 import msgspec
@@ -26,6 +27,8 @@ from spool.shared.settings import Settings
 from spool.shared.store import SessionDeleted
 from spool.shared.streams import Outgoing, StreamClosed
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
+
+ACTIVE_RETRY_S = 5
 
 _decoder = msgspec.json.Decoder(JobRequest)
 
@@ -83,6 +86,24 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     session = SessionRef(tenant, session_id)
     if req.on_busy == "reject" and await state.sessions.busy(session):
         raise _busy(session_id)  # the common case, before anything is written
+    if not await state.limits.admit(tenant, spec.job_id):
+        limit = state.settings.tenant_max_active_jobs
+        raise ApiError(
+            429,
+            "too_many_active_jobs",
+            f"This tenant has {limit} jobs queued or running (SPOOL_TENANT_MAX_ACTIVE_JOBS).",
+            {"Retry-After": str(ACTIVE_RETRY_S)},
+        )
+    try:
+        return await _submit(state, session, spec, req)
+    except BaseException:  # not queued (or not surely): it stops counting at once
+        with contextlib.suppress(Exception):
+            await state.limits.ended(tenant, spec.job_id)
+        raise
+
+
+async def _submit(state: AppState, session: SessionRef, spec: JobSpec, req: JobRequest) -> Accepted:
+    session_id, tenant = session.session_id, session.tenant
     job_id, model = spec.job_id, spec.model
     now = datetime.now(UTC)
     try:
