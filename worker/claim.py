@@ -13,7 +13,7 @@ it). A job whose tenant already runs its cap is left in the queue, and the slot 
 the next job of another tenant: one tenant cannot fill every worker slot. The default
 cap (0) is half the live capacity, the sum of the concurrency the workers registered,
 while two or more tenants have jobs; a tenant alone may use every slot. When capped
-jobs fill arq's read window (`max(5 × concurrency, 100)` ids per poll), the script looks
+jobs fill arq's read window (`max(5 * concurrency, 100)` ids per poll), the script looks
 further down the queue (up to `SCAN_MAX` entries), so another tenant's job behind them
 still gets the free slot.
 The tenant comes from the job index (`Keys.job_index`).
