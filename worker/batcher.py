@@ -2,10 +2,11 @@
 
 Each round takes every publisher's pending events (up to `MAX_BATCH` per job,
 `MAX_ROUND` in all) and sends them as ONE script call (`APPEND_MANY_LUA`): 1,000 streams
-cost one round trip and one script invocation per round, not 1,000 of either. Rounds
-start at least `MIN_ROUND_S` apart: while a round is in flight or that gap runs, new
-events accumulate for the next (and deltas merge, see `worker/publisher.py`), so rounds
-grow with load, and an event after a quiet spell goes out at once. A connection error
+cost one round trip and one script invocation per round, not 1,000 of either. Once the
+process is busy (the last round carried `BUSY_ROUND_JOBS` jobs or more), rounds start at
+least `MIN_ROUND_S` apart: while a round is in flight or that gap runs, new events
+accumulate for the next (and deltas merge, see `worker/publisher.py`), so rounds grow
+with load; a lone job's events, or an event after a quiet spell, go out at once. A connection error
 retries the round with backoff (appends are idempotent by seq); a job whose append is
 refused (its stream closed) fails alone.
 """
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # events of one job per round
 MAX_ROUND = 4096  # events of all jobs per round
-MIN_ROUND_S = 0.002  # between the starts of two rounds
+MIN_ROUND_S = 0.002  # between the starts of two rounds, once the process is busy:
+BUSY_ROUND_JOBS = 8  # a round carried this many jobs (a lone job's events never wait)
 
 
 class Source(Protocol):
@@ -60,16 +62,17 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        started = 0.0
+        started, jobs = 0.0, 0
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._ready:
                 gap = started + MIN_ROUND_S - loop.time()
-                if gap > 0:
+                if gap > 0 and jobs >= BUSY_ROUND_JOBS:
                     await asyncio.sleep(gap)
-                started = loop.time()
-                await self._round(self._take())
+                started, taken = loop.time(), self._take()
+                jobs = len(taken)
+                await self._round(taken)
 
     def _take(self) -> list[tuple[Source, Append]]:
         """The next round: ready sources, in the order they became ready, within `MAX_ROUND`."""
