@@ -20,17 +20,9 @@ from spool_client.errors import ClientError, StreamInterrupted, StreamTimeout
 from spool_client.events import TERMINAL_TYPES
 from spool_client.ids import StreamId, parse_stream_id
 from spool_client.result import Collector, JobResult, StreamEvent
+from spool_client.views import Accepted, CancelView, JobView, SessionView, StreamToken
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class Accepted(msgspec.Struct):
-    """`202` answer of `POST /v1/jobs`."""
-
-    job_id: str
-    session_id: str
-    status: str
-    events_url: str
 
 
 class _Retry(Exception):
@@ -140,20 +132,31 @@ class SpoolClient:
         body = {"input": input, **{k: v for k, v in given.items() if v is not None}}
         return msgspec.convert(await self._json("POST", "/v1/jobs", body), Accepted)
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        """`GET /v1/jobs/{job_id}`."""
-        result: dict[str, Any] = await self._json("GET", f"/v1/jobs/{job_id}")
-        return result
+    async def get_job(self, job_id: str) -> JobView:
+        """`GET /v1/jobs/{job_id}`: the job's record."""
+        return msgspec.convert(await self._json("GET", f"/v1/jobs/{job_id}"), JobView)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        """`POST /v1/jobs/{job_id}/cancel`."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/jobs/{job_id}/cancel")
-        return result
+    job = get_job  # the earlier name
 
-    async def stream_token(self, session_id: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str) -> CancelView:
+        """`POST /v1/jobs/{job_id}/cancel`: `status` is `cancelling`, or how the job ended."""
+        return msgspec.convert(await self._json("POST", f"/v1/jobs/{job_id}/cancel"), CancelView)
+
+    async def get_session(self, session_id: str) -> SessionView:
+        """`GET /v1/sessions/{session_id}`: its jobs and whether one is running."""
+        answer = await self._json("GET", f"/v1/sessions/{session_id}")
+        return msgspec.convert(answer, SessionView)
+
+    async def delete_session(self, session_id: str) -> None:
+        """`DELETE /v1/sessions/{session_id}`: cancels its jobs, removes its stream and history."""
+        response = await self._http.delete(f"/v1/sessions/{session_id}")
+        if response.status_code >= 400:
+            raise_for(response, response.content)
+
+    async def stream_token(self, session_id: str) -> StreamToken:
         """A short-lived token for `?token=` on the session's events URL (for browsers)."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/sessions/{session_id}/token")
-        return result
+        answer = await self._json("POST", f"/v1/sessions/{session_id}/token")
+        return msgspec.convert(answer, StreamToken)
 
     async def run(
         self,
@@ -179,11 +182,13 @@ class SpoolClient:
         On `StreamInterrupted` the exception's `partial` holds what was collected.
         """
         collector = Collector(session_id, job_id)
+        events = self.events(session_id, job_id, last_event_id)
         try:
-            async for event in self.events(session_id, job_id, last_event_id):
-                collector.feed(event)
-                if on_event is not None:
-                    on_event(event)
+            async with contextlib.aclosing(events):  # closed here, even if `on_event` raises
+                async for event in events:
+                    collector.feed(event)
+                    if on_event is not None:
+                        on_event(event)
         except StreamInterrupted as exc:
             exc.partial = collector.result
             raise
