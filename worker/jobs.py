@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.jobs import JobRecord, coalesce_ms
+from spool.shared.logs import log_context, set_log_context
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory
 from spool.worker.context import WorkerState
@@ -45,7 +46,8 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     """arq entry point (enqueued by name as `run_job`)."""
     state = WorkerState.of(ctx)
     try:
-        await _run(state, job_id, int(ctx["job_try"]))
+        with log_context(job_id=job_id):
+            await _run(state, job_id, int(ctx["job_try"]))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
         raise Retry(defer=1) from exc
@@ -60,6 +62,7 @@ async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
             return
+        set_log_context(session_id=rec.session_id)  # this job's task only
         marks = await job_marks(state.clients.streams, rec.session_id, job_id)
         if marks.terminal_id is None:
             pub = Publisher(
@@ -206,6 +209,7 @@ class Attempt:
         now = datetime.now(UTC)
         await self.state.store.update(self.rec.job_id, status=status, finished_at=now, **fields)
         await self.state.store.touch_session(self.rec.session_id)
+        log.info("job %s %s (attempt %d)", self.rec.job_id, status, self.attempt)
 
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""

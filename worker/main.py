@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from arq import Worker
@@ -71,8 +72,12 @@ class SpoolWorker(Worker):
             await asyncio.sleep(0.5)
 
 
-def build_worker(settings: Settings, concurrency: int) -> Worker:
-    """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx."""
+def build_worker(settings: Settings, concurrency: int, ready_file: Path | None = None) -> Worker:
+    """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx.
+
+    `ready_file` is created once the worker is connected and about to take jobs: the
+    readiness signal `spool dev` waits for.
+    """
     clients = RedisClients(settings)
     state = WorkerState(settings, clients)
 
@@ -80,6 +85,8 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
         state.install(ctx)
         await state.start()
         log.info("worker %s ready (concurrency %d)", state.name, concurrency)
+        if ready_file is not None:
+            await asyncio.to_thread(ready_file.touch)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await state.aclose()
@@ -111,8 +118,8 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
     )
 
 
-async def serve(settings: Settings, concurrency: int) -> None:
-    worker = build_worker(settings, concurrency)
+async def serve(settings: Settings, concurrency: int, ready_file: Path | None = None) -> None:
+    worker = build_worker(settings, concurrency, ready_file)
     try:
         await worker.async_run()
     except asyncio.CancelledError:
