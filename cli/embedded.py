@@ -69,7 +69,9 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
             "--maxclients", "20000",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # its own process group: a Ctrl-C meant for `spool dev` must not stop Redis before
+        # the API and workers that `spool dev` stops first
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, process_group=0)
         deadline = time.monotonic() + timeout
         while not reachable(self.url, 0.2):
             if self.proc.poll() is not None:

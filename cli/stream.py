@@ -1,5 +1,6 @@
 """`spool submit` and `spool tail`: a job's or a session's stream printed as it arrives."""
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -7,8 +8,9 @@ from typing import Any
 import click
 import msgspec
 
-from spool.cli.client import URL_HELP, api_key, base_url, err_console, run_client
+from spool.cli.client import client_options, connect, err_console, run_client
 from spool.cli.render import Renderer
+from spool.cli.terminal import json_line
 from spool_client import SpoolClient, StreamInterrupted
 
 
@@ -21,11 +23,13 @@ async def _follow(
 ) -> int:
     """Print the stream; the exit status: 0 completed, 1 failed or cancelled, 3 interrupted."""
     status = 0
+    events = client.events(session, job_id=job, last_event_id=start)
     try:
-        async for event in client.events(session, job_id=job, last_event_id=start):
-            renderer.show(event)
-            if event.type in ("job.failed", "job.cancelled"):
-                status = 1
+        async with contextlib.aclosing(events):  # closed here, even when printing fails
+            async for event in events:
+                renderer.show(event)
+                if event.type in ("job.failed", "job.cancelled"):
+                    status = 1
     except StreamInterrupted as exc:
         renderer.note(f"[{exc}; resume with: spool tail {session} --from {exc.last_event_id}]")
         return 3
@@ -51,7 +55,7 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--follow", "-f", is_flag=True, help="stream the output, resuming after drops")
 @click.option("--param", "-p", multiple=True, help="a model parameter, key=JSON-value")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
-@click.option("--url", default=None, help=URL_HELP)
+@client_options
 def submit(
     prompt: str,
     model: str | None,
@@ -59,21 +63,21 @@ def submit(
     follow: bool,
     param: tuple[str, ...],
     as_json: bool,
-    url: str | None,
+    url: str,
+    api_key: str | None,
 ) -> None:
     """Enqueue a job; with --follow, stream its output to the terminal."""
 
     async def run() -> int:
-        async with SpoolClient(base_url(url), api_key()) as client:
+        async with connect(url, api_key) as client:
             accepted = await client.submit(
                 prompt, model=model, session_id=session, parameters=_params(param) or None
             )
             if not follow:
-                print(json.dumps(msgspec.to_builtins(accepted)))
+                print(json_line(msgspec.to_builtins(accepted)))
                 return 0
-            err_console.print(
-                f"job {accepted.job_id} in session {accepted.session_id}", style="dim"
-            )
+            note = f"job {accepted.job_id} in session {accepted.session_id}"
+            err_console.print(note, style="dim", markup=False)
             renderer = Renderer(sys.stdout, as_json=as_json)
             return await _follow(client, renderer, accepted.session_id, accepted.job_id, None)
 
@@ -85,12 +89,14 @@ def submit(
 @click.option("--from", "start", default=None, help="resume after this event id")
 @click.option("--job", default=None, help="only this job's events, ending with it")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
-@click.option("--url", default=None, help=URL_HELP)
-def tail(session: str, start: str | None, job: str | None, as_json: bool, url: str | None) -> None:
+@client_options
+def tail(
+    session: str, start: str | None, job: str | None, as_json: bool, url: str, api_key: str | None
+) -> None:
     """Print a session's events as they arrive (Ctrl-C stops)."""
 
     async def run() -> int:
-        async with SpoolClient(base_url(url), api_key()) as client:
+        async with connect(url, api_key) as client:
             renderer = Renderer(sys.stdout, as_json=as_json, headers=True)
             return await _follow(client, renderer, session, job, start)
 
