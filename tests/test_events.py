@@ -3,9 +3,12 @@
 import asyncio
 
 import httpx
+import pytest
 
 from tests.helpers import follow_job, read_stream, submit
 from tests.sse import frames
+
+pytestmark = pytest.mark.process
 
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 

@@ -23,6 +23,8 @@ from spool.shared import keys
 from tests.helpers import submit
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 CLIENTS = 2_000
 SESSIONS = 20
 MAX_REDIS_CONNECTIONS = 16

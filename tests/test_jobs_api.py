@@ -5,6 +5,8 @@ import pytest
 
 from tests.helpers import follow_job, submit
 
+pytestmark = pytest.mark.process
+
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 
 

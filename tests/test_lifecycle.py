@@ -15,6 +15,8 @@ from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
 
+pytestmark = pytest.mark.process
+
 SLOW = {"text": "word " * 400, "tokens_per_second": 40, "ttft_ms": 0}
 QUICK = {"text": "a b c d e f", "tokens_per_second": 200, "ttft_ms": 0}
 

@@ -8,6 +8,8 @@ import pytest
 from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.sse import Frame
 
+pytestmark = pytest.mark.process
+
 PARAGRAPHS = [
     "Durable streams keep every token of an answer, even when the browser drops. 🚀",
     "流式传输让用户立刻看到答案。 断线之后 可以 从上次的 位置 继续。",

@@ -9,6 +9,8 @@ from spool.shared import keys
 from spool.shared.connections import open_redis
 from spool.shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
 
+pytestmark = pytest.mark.inprocess
+
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
