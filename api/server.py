@@ -1,6 +1,7 @@
 """Serving the app with uvicorn: loopback checks for open mode, and a prompt SIGTERM."""
 
 import ipaddress
+import logging
 import socket
 from types import FrameType
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from spool.api.app import create_app
 from spool.api.hub import Hub
+from spool.api.sse import QuietStalledCutoffs
 from spool.shared.settings import Settings
 
 
@@ -52,4 +54,5 @@ def serve(settings: Settings, host: str, port: int, role: str, allow_open: bool)
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=5,
     )
+    logging.getLogger("uvicorn.error").addFilter(QuietStalledCutoffs())
     Server(config, app).run()

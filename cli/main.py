@@ -6,14 +6,18 @@
   and the workers.
 - `spool submit`, `spool tail` (cli/stream.py), `spool job`, `spool cancel` (cli/jobs.py):
   HTTP clients, with `--url` and `--api-key` (cli/client.py).
+- `spool eval` (cli/eval.py), `spool approve` (cli/approve.py): streaming evaluations and
+  tool-call approvals.
 - `spool bench` (cli/bench_command.py): the load generator.
 """
 
 import click
 
 from spool.api.__main__ import main as api
+from spool.cli.approve import approve
 from spool.cli.bench_command import bench
 from spool.cli.dev import dev
+from spool.cli.eval import eval_command
 from spool.cli.jobs import cancel, job
 from spool.cli.stream import submit, tail
 from spool.worker.__main__ import main as worker
@@ -27,5 +31,5 @@ def main() -> None:
 
 main.add_command(api, "api")
 main.add_command(worker, "worker")
-for command in (dev, submit, tail, job, cancel, bench):
+for command in (dev, submit, tail, job, cancel, bench, eval_command, approve):
     main.add_command(command)

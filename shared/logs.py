@@ -30,11 +30,6 @@ def log_context(**fields: str) -> Iterator[None]:
         _context.reset(token)
 
 
-def set_log_context(**fields: str) -> None:
-    """Add fields to the current task's log context (until it ends or `log_context` exits)."""
-    _context.set({**_context.get({}), **fields})
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per record."""
 

@@ -74,3 +74,28 @@ class StreamToken(msgspec.Struct, kw_only=True):
     token: str
     expires_in: int
     events_url: str
+
+
+class ApprovalView(msgspec.Struct, kw_only=True):
+    """`POST /v1/jobs/{job_id}/approvals/{call_id}`: the decision as recorded."""
+
+    call_id: str
+    approved: bool
+
+
+class Price(msgspec.Struct, kw_only=True):
+    input: float
+    output: float
+    currency: str = "USD"
+    per: str = "1M tokens"
+
+
+class ModelInfo(msgspec.Struct, kw_only=True):
+    """One entry of `GET /v1/models`: a model this deployment can run."""
+
+    model: str
+    provider: str = ""
+    streaming: bool = True
+    thinking: bool = False
+    tools: bool = False
+    price: Price | None = None
