@@ -16,8 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import redis.asyncio as aredis
 
 from spool.cli.embedded import EmbeddedRedis
+from spool.shared.settings import Settings
+from tests.inprocess import InProcessStack, database_url
 from tests.procs import Api, Worker, service_env
 
 STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250"}
@@ -88,6 +91,29 @@ async def http(stack: Api) -> AsyncIterator[httpx.AsyncClient]:
         base_url=stack.url, timeout=httpx.Timeout(10.0, read=30.0)
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def inprocess_stack(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessStack]:
+    """The API and a worker in the test's event loop, on their own Redis database."""
+    env = {f"SPOOL_{k.upper()}": v for k, v in STACK_SETTINGS.items()}
+    settings = Settings.from_env({**env, "SPOOL_REDIS_URL": database_url(redis_url)})
+    async with InProcessStack(settings, tmp_path_factory.mktemp("inprocess")) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def inprocess_http(inprocess_stack: InProcessStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the in-process stack, its database emptied first."""
+    client = aredis.Redis.from_url(inprocess_stack.settings.redis_url)
+    await client.flushdb()
+    await client.aclose()
+    async with httpx.AsyncClient(
+        base_url=inprocess_stack.url, timeout=httpx.Timeout(10.0, read=30.0)
+    ) as http:
+        yield http
 
 
 @pytest.fixture

@@ -8,7 +8,14 @@ import pytest
 from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.sse import Frame
 
-pytestmark = pytest.mark.process
+pytestmark = pytest.mark.inprocess
+
+
+@pytest.fixture
+def http(inprocess_http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The API and a worker in this test's event loop (tests/inprocess.py)."""
+    return inprocess_http
+
 
 PARAGRAPHS = [
     "Durable streams keep every token of an answer, even when the browser drops. 🚀",
