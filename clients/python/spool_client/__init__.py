@@ -1,7 +1,7 @@
 """Spool's Python client: async `SpoolClient`, blocking `SyncSpoolClient` (docs/client.md).
 
 Every public name is re-exported here and listed in `__all__` (checked by
-tests/test_exported_members.py). Submodules: `spool_client.events` (the wire schema of the
+tests/test_client_exports.py). Submodules: `spool_client.events` (the wire schema of the
 event stream, a tagged union of msgspec Structs), `spool_client.ids` (stream ids),
 `spool_client.evals` (streaming evaluations, docs/evals.md), `spool_client.testing`
 (`mock_stream`, streams without a service).
