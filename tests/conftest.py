@@ -93,11 +93,12 @@ async def http(stack: Api) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def inprocess_stack(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessStack]:
-    """The API and a worker in the test's event loop, on their own Redis database."""
+    """The API and a worker in the test's event loop, on their own Redis database; per
+    module (about a second to start), so other modules' tests have the loop to themselves."""
     env = {f"SPOOL_{k.upper()}": v for k, v in STACK_SETTINGS.items()}
     settings = Settings.from_env({**env, "SPOOL_REDIS_URL": database_url(redis_url)})
     async with InProcessStack(settings, tmp_path_factory.mktemp("inprocess")) as stack:
