@@ -9,11 +9,12 @@ from fastapi.responses import Response
 from spool.api.auth import Tenant
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
+from spool.api.formats import SPOOL, Format, FormatName, parse_format
 from spool.api.idempotency import Accepted
 from spool.api.sse import resolve_cursor, sse_response
 from spool.api.state import AppState, State
 from spool.api.submission import decode_request, submit_job
-from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
+from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView, PendingApproval
 from spool.shared.keys import SessionRef
 
 router = APIRouter()
@@ -48,6 +49,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Accepted:
     """Decode, validate and enqueue the body, once per `Idempotency-Key`."""
     req = decode_request(await read_body(request, state.settings.max_body_bytes))
+    return await accept_request(state, tenant, key, req)
+
+
+async def accept_request(
+    state: AppState, tenant: str, key: str | None, req: JobRequest
+) -> Accepted:
+    """Enqueue `req`, once per `Idempotency-Key` (every route that runs a job comes here)."""
     if key is None:
         return await submit_job(state, tenant, req)
     first = await state.idempotency.claim(tenant, key, req)
@@ -72,13 +80,31 @@ async def create_job(
 
 @router.post("/v1/stream", openapi_extra=_BODY, tags=["jobs"])
 async def create_and_stream(
-    request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
+    request: Request,
+    state: State,
+    tenant: Tenant,
+    idempotency_key: IdempotencyKey = None,
+    format: FormatName = SPOOL,
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
+    fmt = parse_format(format)  # before anything is enqueued
     accepted = await accept(request, state, tenant, idempotency_key)
+    return await stream_accepted(state, tenant, accepted, fmt)
+
+
+async def stream_accepted(
+    state: AppState,
+    tenant: str,
+    accepted: Accepted,
+    fmt: Format | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The stream of a job just accepted, from its `job.queued`; the headers name the job and
+    its session, for a client that loses the stream and resumes it on the events route."""
     session = SessionRef(tenant, accepted.session_id)
     cursor = await resolve_cursor(state, session, accepted.job_id, None)
-    return sse_response(state, session, cursor)
+    ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
+    return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})})
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
@@ -94,7 +120,12 @@ async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
 
 @router.get("/v1/jobs/{job_id}", tags=["jobs"])
 async def get_job(job_id: str, state: State, tenant: Tenant) -> Response:
-    return json_response(JobView.of(await owned_job(state, job_id, tenant)))
+    rec = await owned_job(state, job_id, tenant)
+    pending: list[PendingApproval] = []
+    if rec.waiting and rec.parked is not None:
+        decided = await state.approvals.decisions(rec, rec.parked)
+        pending = [p for p in rec.parked.pending if p.call_id not in decided]
+    return json_response(JobView.of(rec, pending))
 
 
 class CancelView(msgspec.Struct):

@@ -1,5 +1,6 @@
 """Operational routes: liveness, readiness, and the demo page."""
 
+import logging
 from importlib import resources
 
 from fastapi import APIRouter
@@ -8,6 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from spool.api.errors import error_response
 from spool.api.routes_jobs import json_response
 from spool.api.state import State
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -24,9 +27,10 @@ async def readyz(state: State) -> Response:
     try:
         await state.clients.main.ping()
         await state.clients.streams.ping()
-    except Exception as exc:
+    except Exception as exc:  # the detail (addresses) goes to the log, not to anyone asking
+        log.warning("readiness check failed: %s", exc)
         return error_response(
-            503, "redis_unavailable", f"Redis is unreachable: {exc}", {"Retry-After": "1"}
+            503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
         )
     return json_response({"status": "ready"})
 

@@ -1,7 +1,6 @@
 """Serving the app with uvicorn: loopback checks for open mode, and a prompt SIGTERM."""
 
 import ipaddress
-import logging
 import socket
 from types import FrameType
 
@@ -9,9 +8,9 @@ import click
 import uvicorn
 from fastapi import FastAPI
 
+from spool.api import logs
 from spool.api.app import create_app
 from spool.api.hub import Hub
-from spool.api.sse import QuietStalledCutoffs
 from spool.shared.settings import Settings
 
 
@@ -44,7 +43,8 @@ def serve(settings: Settings, host: str, port: int, role: str, allow_open: bool)
             f"no SPOOL_API_KEYS set: refusing to serve {host} openly "
             "(use --allow-open on a private network)"
         )
-    app = create_app(settings, role)  # type: ignore[arg-type]
+    check_host = settings.open_access and not allow_open  # DNS rebinding (contract §4)
+    app = create_app(settings, role, check_host=check_host)  # type: ignore[arg-type]
     config = uvicorn.Config(
         app,
         host=host,
@@ -54,5 +54,5 @@ def serve(settings: Settings, host: str, port: int, role: str, allow_open: bool)
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=5,
     )
-    logging.getLogger("uvicorn.error").addFilter(QuietStalledCutoffs())
+    logs.install()  # after uvicorn.Config set up its loggers
     Server(config, app).run()

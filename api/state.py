@@ -9,7 +9,9 @@ from fastapi import Depends, FastAPI, Request
 
 from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
+from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients
+from spool.shared.limits import TenantLimits
 from spool.shared.sessions import SessionQueue
 from spool.shared.settings import Settings
 from spool.shared.singleflight import SingleFlight
@@ -56,9 +58,11 @@ class AppState:
         )
         self.sessions = SessionQueue(self.clients.main, keys, settings.retention_s)
         self.idempotency = Idempotency(self.clients.main, keys)
+        self.approvals = Approvals(self.clients.main, keys)
         self.session_owner = SingleFlight(self.store.session)
         self.hub = Hub(self.clients.streams, keys)
         self.streams = StreamCounts()
+        self.limits = TenantLimits(self.clients.main, keys, settings)
 
     async def aclose(self) -> None:
         await self.hub.aclose()

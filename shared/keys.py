@@ -43,6 +43,8 @@ class Keys:
         self.hub_channel = f"{prefix}:hub"  # the fan-out's own channel (keeps pub/sub alive)
         self.cancel_channel = f"{prefix}:cancel"  # job ids whose cancellation was asked
         self.wake_channel = f"{prefix}:wake"  # "a job was enqueued": idle workers poll at once
+        self.workers = f"{prefix}:workers"  # zset: `<name>|<concurrency>` → lease expiry (ms)
+        self.tenants = f"{prefix}:tenants"  # zset: tenants with active jobs → staleness (ms)
 
     # -- one session: every key carries the session's hash tag -----------------------
 
@@ -94,8 +96,31 @@ class Keys:
         """String: the job's session as `<tenant>/<session_id>` (job ids are global)."""
         return f"{self.prefix}:jobidx:{job_id}"
 
+    def running(self, tenant: str) -> str:
+        """Zset: the tenant's jobs a worker runs now → lease expiry (ms)."""
+        return f"{self.prefix}:running:{tenant}"
+
+    def active(self, tenant: str) -> str:
+        """Zset: the tenant's queued or running jobs → when the entry is stale (ms)."""
+        return f"{self.prefix}:active:{tenant}"
+
     def idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}:idem:{tenant}:{key}"
+
+    def tools(self) -> str:
+        """Hash: tool name → until when (ms) a live worker serves it (workers refresh it)."""
+        return f"{self.prefix}:tools"
+
+    def approvals_due(self) -> str:
+        """Sorted set: parked jobs' continuations (`<job id>~<n>`) by when they must run at
+        the latest (their approvals' expiry); workers sweep it, so expiry needs no client."""
+        return f"{self.prefix}:approvals:due"
+
+
+def decision_field(continuation: int, call_id: str) -> str:
+    """The name (after the job's own field prefix) of the job record's field holding the
+    decision on `call_id` of the job's n-th parking."""
+    return f"decision:{continuation}:{call_id}"
 
 
 def parse_index(value: bytes) -> SessionRef | None:

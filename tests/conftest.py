@@ -23,7 +23,7 @@ from spool.shared.settings import Settings
 from tests.inprocess import InProcessStack, database_url
 from tests.procs import Api, Worker, service_env
 
-STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250"}
+STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250", "tools_refresh_s": "0.2"}
 
 
 LOG_DIR = pytest.StashKey[Path]()
@@ -64,14 +64,17 @@ def tier(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test is in exactly one tier (markers registered in pyproject.toml)."""
-    wrong = [
-        item.nodeid
-        for item in items
-        if len({m.name for m in item.iter_markers() if m.name in TIERS}) != 1
-    ]
+    """Every test is in exactly one tier (markers registered in pyproject.toml). A test
+    that names none is taken as `process`, the tier that assumes the least."""
+    wrong = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if not tiers:
+            item.add_marker(pytest.mark.process)
+        elif len(tiers) > 1:
+            wrong.append(item.nodeid)
     if wrong:
-        raise pytest.UsageError(f"tests need exactly one of the marks {TIERS}: {wrong}")
+        raise pytest.UsageError(f"tests in more than one of the tiers {TIERS}: {wrong}")
 
 
 @pytest.fixture(scope="session")

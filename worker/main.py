@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared import serializer
 from spool.shared.connections import RedisClients
+from spool.shared.jobs import MAX_TIMEOUT_S
 from spool.shared.settings import Settings
 from spool.worker.claim import Claimer
 from spool.worker.context import WorkerState
@@ -86,7 +87,7 @@ def build_worker(
     alone (a worker inside a test process, tests/inprocess.py).
     """
     clients = RedisClients(settings)
-    state = WorkerState(settings, clients)
+    state = WorkerState(settings, clients, concurrency)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         state.install(ctx)
@@ -100,14 +101,16 @@ def build_worker(
 
     return SpoolWorker(
         wake=state.wake,
-        claimer=Claimer(clients.main),
+        claimer=Claimer(clients.main, clients.keys, settings.lease_s, settings.tenant_max_running),
         functions=[
             func(
                 run_job,
                 name="run_job",
                 # one more try than Spool's own bound, so that the last try can write `worker_lost`
                 max_tries=settings.max_tries + 1,
-                timeout=settings.job_timeout_s,
+                # Spool enforces each job's own deadline (`timeout_s`); arq's bound only
+                # catches a job Spool failed to stop
+                timeout=MAX_TIMEOUT_S + 60,
             )
         ],
         queue_name=clients.keys.queue,
