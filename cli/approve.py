@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+import msgspec
 
 from spool.cli.client import client_options, connect, err_console, run_client
 from spool.cli.terminal import json_line, printable
@@ -102,7 +103,7 @@ def approve(
     async def run() -> int:
         async with connect(url, api_key) as client:
             answer = await client.approve(job, call, not reject, reason, arguments)
-        print(json_line(answer))
+        print(json_line(msgspec.to_builtins(answer)))
         return 0
 
     sys.exit(run_client(run))
