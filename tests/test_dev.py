@@ -52,9 +52,9 @@ def test_spool_dev_supervises_embedded_redis_the_api_and_a_worker(tmp_path: Path
         ready_at = text.index("Spool ready")
         assert text.index("Application startup complete") < ready_at, "the API was ready first"
         assert re.search(r"worker \S+ ready \(concurrency", text[:ready_at]), "and the worker"
-        assert f"embedded redis-server at redis://127.0.0.1:{redis_port}/0 (db 0)" in text
+        assert f"embedded server at redis://127.0.0.1:{redis_port}/0 (db 0)" in text
         assert f"demo page: {url}/" in text
-        assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()
+        assert (tmp_path / "data" / "redis" / "appendonlydir").is_dir()  # multi-part AOF (7.0+)
         assert "event: job.completed" in run_a_job(url)
 
         first = re.search(r"worker 1: started \(pid (\d+)\)", text)
