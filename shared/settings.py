@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     provider_first_token_timeout_s: float = 120.0
     provider_idle_timeout_s: float = 60.0
     provider_retries: int = 2  # extra tries on 429 / overloaded / 5xx before any delta
-    provider_backoff_s: float = 1.0  # first retry delay; doubles each retry
+    provider_backoff_s: float = 1.0  # retry delay ~this, doubling, jittered; Retry-After wins
     # tools and conversation memory (worker)
     tool_timeout_s: float = 30.0
     tools_module: str | None = None  # "pkg.module": its TOOLS list of functions is registered
