@@ -9,6 +9,7 @@ attempt has begun; whichever side writes first, the job gets one terminal event.
 
 from datetime import UTC, datetime
 
+from spool.api import metrics
 from spool.api.state import AppState
 from spool.shared import keys
 from spool.shared.ids import now_ms
@@ -45,3 +46,4 @@ async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:
         output_text="",
         usage=Usage(),
     )
+    metrics.JOBS_FINISHED.labels("cancelled").inc()

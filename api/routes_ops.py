@@ -1,13 +1,15 @@
-"""Operational routes: liveness, readiness, and the demo page."""
+"""Operational routes: liveness, readiness, metrics, and the demo page."""
 
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from spool.api import metrics
 from spool.api.errors import error_response
 from spool.api.routes_jobs import json_response
 from spool.api.state import State
+from spool.shared.metrics import exposition
 
 router = APIRouter()
 
@@ -29,6 +31,14 @@ async def readyz(state: State) -> Response:
             503, "redis_unavailable", f"Redis is unreachable: {exc}", {"Retry-After": "1"}
         )
     return json_response({"status": "ready"})
+
+
+@router.get("/metrics", tags=["ops"])
+async def prometheus_metrics(request: Request, state: State) -> Response:
+    """This process's metrics in Prometheus' text format (the queue is read now)."""
+    await metrics.QUEUE.refresh(state.clients.main)
+    body, content_type = exposition(metrics.REGISTRY, request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type})
 
 
 @router.get("/", include_in_schema=False)

@@ -5,13 +5,15 @@ the fan-out only frames it (`id:`, `event:`, `data:`).
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import msgspec
 from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 
+from spool.api import metrics
 from spool.api.errors import ApiError
 from spool.api.hub import Hub
 from spool.api.state import AppState
@@ -101,6 +103,18 @@ def sse_response(state: AppState, session_id: str, cursor: Cursor | None) -> Res
 async def frames(
     hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
 ) -> AsyncIterator[bytes]:
+    metrics.STREAMS_OPEN.inc()
+    try:
+        async with contextlib.aclosing(_frames(hub, session_id, cursor, ping_s, retry_ms)) as inner:
+            async for chunk in inner:
+                yield chunk
+    finally:
+        metrics.STREAMS_OPEN.dec()
+
+
+async def _frames(
+    hub: Hub, session_id: str, cursor: Cursor, ping_s: float, retry_ms: int
+) -> AsyncGenerator[bytes]:
     yield b"retry: %d\n\n" % retry_ms
     if cursor.gap is not None:
         yield cursor.gap
@@ -126,7 +140,9 @@ async def frames(
                     continue
                 out.append(entry.frame)
                 if only is not None and entry.kind in _TERMINAL:
+                    metrics.EVENTS_DELIVERED.inc(len(out))
                     yield b"".join(out)
                     return
             if out:
+                metrics.EVENTS_DELIVERED.inc(len(out))
                 yield b"".join(out)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from spool.api import metrics
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
 from spool.api.idempotency import Accepted
@@ -137,6 +138,7 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
         await _end_unqueued(state, session_id, job_id, error)
         raise
+    metrics.JOBS_SUBMITTED.inc()
     return Accepted(
         job_id=job_id,
         session_id=session_id,
@@ -171,3 +173,4 @@ async def _end_unqueued(state: AppState, session_id: str, job_id: str, error: Er
         await state.store.update(job_id, status="failed", error=error)
     except Exception:  # Redis is away: the caller gets a 503 all the same
         return
+    metrics.JOBS_FINISHED.labels("failed").inc()

@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tools_module: str | None = None  # "pkg.module": its TOOLS list of functions is registered
     history_max_jobs: int = 20
     history_max_bytes: int = 256_000
+    # metrics (worker): GET /metrics on this port when set (the API serves its own /metrics)
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 where Prometheus scrapes pods
 
     @property
     def streams_url(self) -> str:

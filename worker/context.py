@@ -15,6 +15,7 @@ from spool.shared.store import JobStore
 from spool.shared.streams import StreamWriter
 from spool.worker.batcher import Batcher
 from spool.worker.lifecycle import Running, heartbeat, listen
+from spool.worker.metrics import MetricsServer
 
 _CTX_KEY = "spool"
 
@@ -32,6 +33,7 @@ class WorkerState:
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = MetricsServer(clients.main, lambda: len(self.running.cancels))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -42,8 +44,11 @@ class WorkerState:
             ),
             asyncio.create_task(listen(self.clients.main, self.running, self.wake)),
         ]
+        if s.worker_metrics_port is not None:
+            await self.metrics.start(s.worker_metrics_host, s.worker_metrics_port)
 
     async def aclose(self) -> None:
+        await self.metrics.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.jobs import JobRecord, coalesce_ms
 from spool.shared.streams import StreamClosed, job_marks
-from spool.worker import memory
+from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
 from spool.worker.errors import ProviderError
 from spool.worker.lifecycle import renew_leases
@@ -113,6 +113,7 @@ class Attempt:
         self.attempt = attempt
         self.pub = pub
         self.cancel = cancel
+        self.started: datetime | None = None  # when this attempt began generating
 
     async def run(self) -> None:
         settings = self.state.settings
@@ -130,7 +131,7 @@ class Attempt:
         if self.rec.cancel_requested:
             await self._cancelled("", Usage())
             return
-        started = datetime.now(UTC)
+        started = self.started = datetime.now(UTC)
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
         _, history = await asyncio.gather(
             self.state.store.update(
@@ -173,6 +174,8 @@ class Attempt:
         settings, main = self.state.settings, self.state.clients.main
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         ttft = None if run.first_delta_ms is None else run.first_delta_ms - created_ms
+        if ttft is not None:
+            metrics.TIME_TO_FIRST_TOKEN.observe(max(0, ttft) / 1000)
         duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
         cost = run.cost()
         await memory.record(main, self.rec.session_id, run.turns, settings)
@@ -206,6 +209,9 @@ class Attempt:
         now = datetime.now(UTC)
         await self.state.store.update(self.rec.job_id, status=status, finished_at=now, **fields)
         await self.state.store.touch_session(self.rec.session_id)
+        metrics.JOBS_FINISHED.labels(status).inc()
+        if self.started is not None:
+            metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
 
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""
