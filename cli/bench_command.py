@@ -1,0 +1,58 @@
+"""`spool bench`: the load generator and latency report (docs/benchmarks.md)."""
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spool.cli.client import URL_HELP, base_url, console
+from spool.shared.settings import DEFAULT_REDIS_URL
+
+
+@click.command()
+@click.option("--spawn", is_flag=True, help="start an embedded Redis, an API, a worker, a baseline")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--baseline-url", default="http://127.0.0.1:8100", show_default=True)
+@click.option("--redis-url", default=DEFAULT_REDIS_URL, show_default=True)
+@click.option("--worker-pid", type=int, default=None, help="to report the worker's CPU")
+@click.option("--phase", "phases", multiple=True, type=click.Choice(["p1", "streams", "fanout"]))
+@click.option("--p1-jobs", default=200, show_default=True)
+@click.option(
+    "--p1-concurrency", default=1, show_default=True, help="P1 jobs in flight (1: pure latency)"
+)
+@click.option("--streams", default=1000, show_default=True, help="concurrent generations")
+@click.option("--tokens", default=100, show_default=True, help="tokens per generation")
+@click.option("--tps", default=50.0, show_default=True, help="tokens per second")
+@click.option("--clients", default=10_000, show_default=True, help="fan-out SSE clients")
+@click.option("--sessions", default=100, show_default=True, help="fan-out sessions")
+@click.option("--fanout-tokens", default=20, show_default=True, help="tokens per fan-out job")
+@click.option("--fanout-tps", default=10.0, show_default=True, help="fan-out tokens per second")
+@click.option("--processes", default=2, show_default=True, help="load-generator processes")
+@click.option("--out", default="bench.json", show_default=True, type=click.Path(path_type=Path))
+@click.option("--plot", default="bench.png", show_default=True, type=click.Path(path_type=Path))
+def bench(**kw: Any) -> None:
+    """Load and latency benchmark against Spool and the direct baseline (docs/benchmarks.md)."""
+    from spool.cli import bench as run_bench  # imported here: only `spool bench` needs it
+
+    opts = run_bench.Options(
+        p1_jobs=kw["p1_jobs"],
+        p1_concurrency=kw["p1_concurrency"],
+        streams=kw["streams"],
+        stream_tokens=kw["tokens"],
+        tokens_per_second=kw["tps"],
+        fanout_clients=kw["clients"],
+        fanout_sessions=kw["sessions"],
+        fanout_tokens=kw["fanout_tokens"],
+        fanout_tokens_per_second=kw["fanout_tps"],
+        processes=kw["processes"],
+    )
+    if kw["spawn"]:
+        stack = run_bench.Stack.spawn(worker_concurrency=max(100, kw["streams"]))
+    else:
+        url = base_url(kw["url"])
+        stack = run_bench.Stack.attach(url, kw["baseline_url"], kw["redis_url"], kw["worker_pid"])
+    try:
+        selected = list(kw["phases"]) or list(run_bench.PHASES)
+        run_bench.run(stack, opts, selected, kw["out"], kw["plot"], console)
+    finally:
+        stack.close()
