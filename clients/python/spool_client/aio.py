@@ -9,7 +9,7 @@ yielded, so no event is yielded twice, and passes `session.gap` on to the caller
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -18,8 +18,9 @@ from httpx_sse import aconnect_sse
 
 from spool_client.errors import ClientError, StreamInterrupted, StreamTimeout
 from spool_client.events import TERMINAL_TYPES
+from spool_client.follow import OnComplete, OnEvent, OnText, collect_events
 from spool_client.ids import StreamId, parse_stream_id
-from spool_client.result import Collector, JobResult, StreamEvent
+from spool_client.result import JobResult, StreamEvent
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -128,16 +129,18 @@ class SpoolClient:
 
     async def submit(
         self,
-        input: str | list[dict[str, str]],
+        input: str | list[dict[str, str]] | None = None,
         *,
         session_id: str | None = None,
         model: str | None = None,
         parameters: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Accepted:
-        """Enqueue a job (`POST /v1/jobs`); `fields` are the contract's other body fields."""
-        given = {"session_id": session_id, "model": model, "parameters": parameters, **fields}
-        body = {"input": input, **{k: v for k, v in given.items() if v is not None}}
+        """Enqueue a job (`POST /v1/jobs`); `fields` are the contract's other body fields
+        (`agent`, `system`, `tools`, `max_steps`, `template`, `variables`, `chain`, ...).
+        `input` may be left out for a job given by `template` or `chain`."""
+        given = {"input": input, "session_id": session_id, "model": model, "parameters": parameters}
+        body = {k: v for k, v in {**given, **fields}.items() if v is not None}
         return msgspec.convert(await self._json("POST", "/v1/jobs", body), Accepted)
 
     async def job(self, job_id: str) -> dict[str, Any]:
@@ -155,16 +158,69 @@ class SpoolClient:
         result: dict[str, Any] = await self._json("POST", f"/v1/sessions/{session_id}/token")
         return result
 
+    async def approve(
+        self,
+        job_id: str,
+        call_id: str,
+        approved: bool = True,
+        reason: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Decide a pending tool approval (`POST /v1/jobs/{job_id}/approvals/{call_id}`).
+
+        `arguments` replaces the call's arguments (an edited call). Unknown call: a 404
+        `ClientError`; already decided: 409.
+        """
+        body: dict[str, Any] = {"approved": approved}
+        if reason is not None:
+            body["reason"] = reason
+        if arguments is not None:
+            body["arguments"] = arguments
+        url = f"/v1/jobs/{job_id}/approvals/{call_id}"
+        result: dict[str, Any] = await self._json("POST", url, body)
+        return result
+
+    async def models(self) -> list[dict[str, Any]]:
+        """`GET /v1/models`: the models this deployment can run, with their capabilities."""
+        answer = await self._json("GET", "/v1/models")
+        if isinstance(answer, dict):  # `{"models": [...]}` (or OpenAI's `{"data": [...]}`)
+            answer = answer.get("models", answer.get("data", []))
+        models: list[dict[str, Any]] = answer
+        return models
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        """`GET /v1/sessions/{session_id}`."""
+        result: dict[str, Any] = await self._json("GET", f"/v1/sessions/{session_id}")
+        return result
+
+    async def delete_session(self, session_id: str) -> None:
+        """`DELETE /v1/sessions/{session_id}`: its jobs are cancelled, its stream removed."""
+        response = await self._http.request("DELETE", f"/v1/sessions/{session_id}")
+        if response.status_code >= 400:
+            raise_for(response, response.content)
+
     async def run(
         self,
-        input: str | list[dict[str, str]],
+        input: str | list[dict[str, str]] | None = None,
         *,
-        on_event: Callable[[StreamEvent], None] | None = None,
+        on_event: OnEvent | None = None,
+        on_text: OnText | None = None,
+        on_thinking: OnText | None = None,
+        on_complete: OnComplete | None = None,
+        raise_on_failure: bool = False,
         **fields: Any,
     ) -> JobResult:
-        """Submit a job and collect its result."""
+        """Submit a job and collect its result (callbacks as in `collect()`)."""
         accepted = await self.submit(input, **fields)
-        return await self.collect(accepted.session_id, accepted.job_id, on_event=on_event)
+        return await self.collect(
+            accepted.session_id,
+            accepted.job_id,
+            on_event=on_event,
+            on_text=on_text,
+            on_thinking=on_thinking,
+            on_complete=on_complete,
+            raise_on_failure=raise_on_failure,
+        )
 
     async def collect(
         self,
@@ -172,22 +228,31 @@ class SpoolClient:
         job_id: str,
         *,
         last_event_id: str | None = None,
-        on_event: Callable[[StreamEvent], None] | None = None,
+        on_event: OnEvent | None = None,
+        on_text: OnText | None = None,
+        on_thinking: OnText | None = None,
+        on_complete: OnComplete | None = None,
+        raise_on_failure: bool = False,
     ) -> JobResult:
         """Follow one job to its end and fold its events into a `JobResult`.
 
-        On `StreamInterrupted` the exception's `partial` holds what was collected.
+        `on_event(event)` for every event, `on_text(delta)` / `on_thinking(delta)` per
+        delta, `on_complete(result)` once when the job ends (any of completed, failed,
+        cancelled); each may be a coroutine function. With `raise_on_failure`, a failed
+        or cancelled job raises `JobFailedError` / `JobCancelledError` carrying the
+        partial result. On `StreamInterrupted` the exception's `partial` holds what was
+        collected.
         """
-        collector = Collector(session_id, job_id)
-        try:
-            async for event in self.events(session_id, job_id, last_event_id):
-                collector.feed(event)
-                if on_event is not None:
-                    on_event(event)
-        except StreamInterrupted as exc:
-            exc.partial = collector.result
-            raise
-        return collector.result
+        return await collect_events(
+            self.events(session_id, job_id, last_event_id),
+            session_id=session_id,
+            job_id=job_id,
+            on_event=on_event,
+            on_text=on_text,
+            on_thinking=on_thinking,
+            on_complete=on_complete,
+            raise_on_failure=raise_on_failure,
+        )
 
     async def events(
         self,
@@ -268,7 +333,9 @@ class SpoolClient:
                     continue
                 progress.received += 1
                 event = StreamEvent.parse(sse.id or None, sse.event, sse.data)
-                progress.done = job_id is not None and event.type in TERMINAL_TYPES
+                progress.done = (job_id is not None and event.type in TERMINAL_TYPES) or (
+                    event.type == "session.deleted"  # the service ends the response after it
+                )
                 yield event
                 if progress.done:
                     return

@@ -1,9 +1,12 @@
 """The client's exceptions, all under `SpoolClientError`.
 
 SpoolClientError
-├── ClientError          the service answered 4xx/5xx (status, code, message)
-└── StreamInterrupted    a stream could not be resumed; carries the partial result
-    └── StreamTimeout  no event within the first-event or idle timeout
+├── ClientError            the service answered 4xx/5xx (status, code, message)
+├── StreamInterrupted      a stream could not be resumed; carries the partial result
+│   └── StreamTimeout      no event within the first-event or idle timeout
+└── JobError               with raise_on_failure=True: the job ended without completing;
+    ├── JobFailedError     `job.failed` (code, message); `result` is the partial result
+    └── JobCancelledError  `job.cancelled`; `result` is the partial result
 """
 
 from typing import TYPE_CHECKING
@@ -42,3 +45,29 @@ class StreamInterrupted(SpoolClientError):
 
 class StreamTimeout(StreamInterrupted):
     """No event arrived within the first-event or the idle timeout."""
+
+
+class JobError(SpoolClientError):
+    """The job ended without completing; `result` holds what it produced (partial text, usage)."""
+
+    def __init__(self, message: str, result: "JobResult") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class JobFailedError(JobError):
+    """The job ended with `job.failed`: `code` and `message` are the service's error."""
+
+    def __init__(self, result: "JobResult") -> None:
+        code = result.error.code if result.error else "unknown"
+        message = result.error.message if result.error else "the job failed"
+        super().__init__(f"job {result.job_id} failed: {code}: {message}", result)
+        self.code = code
+        self.message = message
+
+
+class JobCancelledError(JobError):
+    """The job ended with `job.cancelled` (or its session was deleted)."""
+
+    def __init__(self, result: "JobResult") -> None:
+        super().__init__(f"job {result.job_id} was cancelled", result)

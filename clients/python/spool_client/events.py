@@ -76,6 +76,35 @@ class ToolCall(Event, tag="tool.call"):
     arguments: dict[str, Any]
 
 
+class ToolCallDelta(Event, tag="tool.call.delta"):
+    """A piece of a tool call's arguments JSON text, as the model streams it."""
+
+    step: int
+    call_id: str
+    name: str = ""
+    arguments_delta: str = ""
+
+
+class ToolApprovalRequested(Event, tag="tool.approval_requested"):
+    """The job waits for a human decision on this call (`expires_at`: ms since the epoch)."""
+
+    step: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = {}
+    expires_at: int | None = None
+
+
+class ToolApprovalResolved(Event, tag="tool.approval_resolved"):
+    """The decision; `arguments` are the call as it runs (edited, if the approver edited it)."""
+
+    step: int
+    call_id: str
+    approved: bool
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+
+
 class ToolResult(Event, tag="tool.result"):
     step: int
     call_id: str
@@ -110,11 +139,17 @@ class JobFailed(Event, tag="job.failed"):
     error: ErrorInfo
     usage: Usage
     output_text: str = ""
+    cost: Cost | None = None
 
 
 class JobCancelled(Event, tag="job.cancelled"):
     output_text: str
     usage: Usage
+    cost: Cost | None = None
+
+
+class SessionDeleted(Event, tag="session.deleted"):
+    """The session was deleted; the response ends after this event."""
 
 
 class SessionGap(Event, tag="session.gap"):
@@ -128,13 +163,17 @@ AnyEvent = (
     | StepStarted
     | TextDelta
     | ThinkingDelta
+    | ToolCallDelta
     | ToolCall
+    | ToolApprovalRequested
+    | ToolApprovalResolved
     | ToolResult
     | StepFinished
     | JobRetrying
     | JobCompleted
     | JobFailed
     | JobCancelled
+    | SessionDeleted
     | SessionGap
 )
 

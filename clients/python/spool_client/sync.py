@@ -5,7 +5,7 @@ use from inside a running event loop.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from spool_client.aio import Accepted, SpoolClient
@@ -35,7 +35,7 @@ class SyncSpoolClient:
         self._runner.run(self._client.aclose())
         self._runner.close()
 
-    def submit(self, input: str | list[dict[str, str]], **fields: Any) -> Accepted:
+    def submit(self, input: str | list[dict[str, str]] | None = None, **fields: Any) -> Accepted:
         return self._runner.run(self._client.submit(input, **fields))
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -47,16 +47,31 @@ class SyncSpoolClient:
     def stream_token(self, session_id: str) -> dict[str, Any]:
         return self._runner.run(self._client.stream_token(session_id))
 
-    def run(
+    def approve(
         self,
-        input: str | list[dict[str, str]],
-        *,
-        on_event: Callable[[StreamEvent], None] | None = None,
-        **fields: Any,
-    ) -> JobResult:
-        return self._runner.run(self._client.run(input, on_event=on_event, **fields))
+        job_id: str,
+        call_id: str,
+        approved: bool = True,
+        reason: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return self._runner.run(self._client.approve(job_id, call_id, approved, reason, arguments))
+
+    def models(self) -> list[dict[str, Any]]:
+        return self._runner.run(self._client.models())
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return self._runner.run(self._client.session(session_id))
+
+    def delete_session(self, session_id: str) -> None:
+        self._runner.run(self._client.delete_session(session_id))
+
+    def run(self, input: str | list[dict[str, str]] | None = None, **options: Any) -> JobResult:
+        """`SpoolClient.run`: callbacks (`on_text`, ...) and `raise_on_failure` included."""
+        return self._runner.run(self._client.run(input, **options))
 
     def collect(self, session_id: str, job_id: str, **options: Any) -> JobResult:
+        """`SpoolClient.collect`: callbacks (`on_text`, ...) and `raise_on_failure` included."""
         return self._runner.run(self._client.collect(session_id, job_id, **options))
 
     def events(
