@@ -12,6 +12,7 @@ from spool.api import tokens
 from spool.api.auth import StreamTenant, Tenant
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
+from spool.api.openapi import EventStream, doc
 from spool.api.routes_jobs import json_response
 from spool.api.sse import parse_cursor, resolve_cursor, sse_response
 from spool.api.state import AppState, State
@@ -37,7 +38,11 @@ async def owned_session(state: AppState, session_id: str, tenant: str) -> int:
     return info.created_at_ms
 
 
-@router.get("/v1/sessions/{session_id}", tags=["sessions"])
+@router.get(
+    "/v1/sessions/{session_id}",
+    tags=["sessions"],
+    openapi_extra=doc({200: SessionView}, errors=(401, 404, 503)),
+)
 async def get_session(session_id: str, state: State, tenant: Tenant) -> Response:
     created = await owned_session(state, session_id, tenant)
     jobs = await state.store.load_many(await state.store.job_ids(session_id))
@@ -47,7 +52,12 @@ async def get_session(session_id: str, state: State, tenant: Tenant) -> Response
     return json_response(SessionView(session_id, created_at, views, busy))
 
 
-@router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
+@router.delete(
+    "/v1/sessions/{session_id}",
+    status_code=204,
+    tags=["sessions"],
+    openapi_extra=doc({204: None}, errors=(401, 404, 503), descriptions={204: "Deleted"}),
+)
 async def delete_session(session_id: str, state: State, tenant: Tenant) -> Response:
     await owned_session(state, session_id, tenant)
     for job in await state.store.load_many(await state.store.job_ids(session_id)):
@@ -58,7 +68,11 @@ async def delete_session(session_id: str, state: State, tenant: Tenant) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/v1/sessions/{session_id}/token", tags=["sessions"])
+@router.post(
+    "/v1/sessions/{session_id}/token",
+    tags=["sessions"],
+    openapi_extra=doc({200: tokens.StreamToken}, errors=(401, 404, 503)),
+)
 async def stream_token(session_id: str, state: State, tenant: Tenant) -> Response:
     """A short-lived token for `?token=` on this session's events URL (for EventSource)."""
     await owned_session(state, session_id, tenant)
@@ -70,8 +84,11 @@ async def stream_token(session_id: str, state: State, tenant: Tenant) -> Respons
 @events_router.get(
     "/v1/sessions/{session_id}/events",
     tags=["sessions"],
-    response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+    openapi_extra=doc(
+        {200: EventStream, 204: None},
+        errors=(400, 401, 404, 422, 503),
+        descriptions={204: "The followed job ended at or before the cursor: nothing more"},
+    ),
 )
 async def session_events(
     session_id: str,
