@@ -83,10 +83,14 @@ async def test_open_streams_and_running_jobs_are_gauged(
         await asyncio.sleep(0.05)
     async with http.stream("GET", accepted["events_url"]) as response:
         assert response.status_code == 200
-        async for _ in response.aiter_bytes():  # the first frame: the stream is open
-            break
+        # keep the iterator referenced: a dropped one is finalized, which hangs up
+        chunks = response.aiter_bytes()
+        head = b""
+        while b"event: job.queued" not in head:  # an event: the stream follows the session
+            head += await anext(chunks)
         api = await scrape(f"{stack.url}/metrics")
         assert value(api, "spool_event_streams_open") >= 1
+        await chunks.aclose()
     reply = await http.post(f"/v1/jobs/{accepted['job_id']}/cancel")
     assert reply.status_code in (200, 202)
     await follow_job(http, accepted)
