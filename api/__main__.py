@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from spool.api.app import create_app
 from spool.api.hub import Hub
+from spool.api.sse import QuietStalledCutoffs
 from spool.shared.settings import Settings
 
 log = logging.getLogger("spool.api")
@@ -60,6 +61,7 @@ def main(port: int, host: str, role: str, allow_open: bool) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_level=settings.log_level.lower(), timeout_graceful_shutdown=5
     )
+    logging.getLogger("uvicorn.error").addFilter(QuietStalledCutoffs())
     Server(config, app).run()
 
 

@@ -1,7 +1,7 @@
 """Cancelling a job from any API instance, whichever worker runs it.
 
 The API marks the record (`cancel_requested`), then publishes the job id on
-`keys.CANCEL_CHANNEL`: the worker running it stops the generation at once, closes the
+`Keys.cancel_channel`: the worker running it stops the generation at once, closes the
 provider's stream and writes `job.cancelled` with the partial output and usage. A job
 no worker has started yet is ended here, by an append that only succeeds while no
 attempt has begun; whichever side writes first, the job gets one terminal event.
@@ -11,28 +11,28 @@ from datetime import UTC, datetime
 
 from spool.api import metrics
 from spool.api.state import AppState
-from spool.shared import keys
 from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRecord
+from spool.shared.keys import SessionRef
 from spool.shared.streams import NOT_STARTED_ONLY, Outgoing, StreamClosed, WorkerOwned, job_marks
 from spool_client.events import JobCancelled, Usage, encoder
 
 
-async def request_cancel(state: AppState, job_id: str) -> None:
-    await state.store.update(job_id, cancel_requested=True)
-    await state.clients.main.publish(keys.CANCEL_CHANNEL, job_id)
-    rec = await state.store.load(job_id)
+async def request_cancel(state: AppState, session: SessionRef, job_id: str) -> None:
+    await state.store.update(session, job_id, cancel_requested=True)
+    await state.clients.main.publish(state.keys.cancel_channel, job_id)
+    rec = await state.store.load(session, job_id)
     if rec is not None:
         await _cancel_if_not_started(state, rec)
 
 
 async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:
-    marks = await job_marks(state.clients.streams, rec.session_id, rec.job_id)
+    marks = await job_marks(state.clients.streams, state.keys, rec.session, rec.job_id)
     seq = (marks.last_seq or 0) + 1
     event = JobCancelled(job_id=rec.job_id, seq=seq, ts=now_ms(), output_text="", usage=Usage())
     try:
         await state.writer.append(
-            rec.session_id,
+            rec.session,
             rec.job_id,
             NOT_STARTED_ONLY,
             [Outgoing("job.cancelled", seq, encoder.encode(event))],
@@ -40,6 +40,7 @@ async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:
     except (WorkerOwned, StreamClosed):
         return  # a worker runs it (and will end it), or it has already ended
     await state.store.update(
+        rec.session,
         rec.job_id,
         status="cancelled",
         finished_at=datetime.now(UTC),

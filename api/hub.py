@@ -15,6 +15,17 @@ Design (notify-then-range):
   no memory and loses nothing; the socket's own back-pressure paces it.
 - The buffer starts at the stream's last id once the SUBSCRIBE is confirmed, so every
   entry is either in Redis below the buffer or announced after it.
+
+Bounds (contract §4): a batch handed to a client holds at most `MAX_BATCH_BYTES` of
+data (and at least one entry). XRANGE has no byte limit, so reads go through a small
+script that ranges a few entries at a time inside Redis and stops at the budget: a
+client costs the API about one batch however large the events. The buffer holds at
+most `buffer_size` entries and `MAX_BUFFER_BYTES`.
+
+Ownership: the hub ends a topic's followers (`SessionGone`) when the session is deleted
+(a notice on its channel) or when its stream is found to be another incarnation (the
+marks' `_born` id changed: deleted or expired, then created again), so an open response
+never carries what is written later under the same id.
 """
 
 import asyncio
@@ -27,13 +38,45 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from spool.shared import keys
+from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
-from spool.shared.streams import decode_notice
+from spool.shared.keys import Keys, SessionRef
+from spool.shared.streams import DELETED_NOTICE, decode_notice
 
 log = logging.getLogger(__name__)
 
 Fields = dict[bytes, bytes]
+
+MAX_BATCH_BYTES = 256 << 10  # data handed to one client at a time (at least one entry)
+MAX_BUFFER_BYTES = 1 << 20  # a topic's buffer of newest entries
+
+# Entries after ARGV[1] (exclusive), at most ARGV[2] of them and about ARGV[3] bytes of
+# data (at least one), ranged 8 at a time so Redis never copies many large entries
+# either; returned flat: id, type, job, data, id, ...
+READ_LUA = """
+local start, count, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, n, size = {}, 0, 0
+while n < count and size < budget do
+  local rows = redis.call('XRANGE', KEYS[1], '(' .. start, '+', 'COUNT', math.min(8, count - n))
+  if #rows == 0 then break end
+  for _, row in ipairs(rows) do
+    local f = {}
+    for i = 1, #row[2], 2 do f[row[2][i]] = row[2][i + 1] end
+    local d = f['d'] or ''
+    if n > 0 and size + #d > budget then return out end
+    out[#out + 1] = row[1]
+    out[#out + 1] = f['t'] or ''
+    out[#out + 1] = f['j'] or ''
+    out[#out + 1] = d
+    n, size, start = n + 1, size + #d, row[1]
+  end
+end
+return out
+"""
+
+
+class SessionGone(Exception):
+    """The followed session was deleted (or expired and was created anew)."""
 
 
 class Entry:
@@ -51,6 +94,16 @@ class Entry:
         self.frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, kind, data)
 
 
+def _take(entries: list[Entry], limit: int, max_bytes: int) -> list[Entry]:
+    """The first entries within `limit` and `max_bytes` (always at least one)."""
+    total = 0
+    for i, entry in enumerate(entries[:limit]):
+        total += len(entry.frame)
+        if total > max_bytes and i > 0:
+            return entries[:i]
+    return entries[:limit]
+
+
 def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
     return [Entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
 
@@ -58,13 +111,18 @@ def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
 class Topic:
     """One followed session: its buffer of newest entries and the clients waiting on it."""
 
-    def __init__(self, session_id: str, buffer_size: int) -> None:
-        self.session_id = session_id
-        self.key = keys.stream_key(session_id)
-        self.channel = keys.notify_channel(session_id).encode()
+    def __init__(self, session: SessionRef, keys: Keys, buffer_size: int) -> None:
+        self.session = session
+        self.key = keys.stream(session)
+        self.marks = keys.marks(session)
+        self.channel = keys.notify(session).encode()
         self.base: StreamId | None = None  # entries after `base` are buffered; None until synced
         self.last: StreamId = ZERO
-        self.buffer: deque[Entry] = deque(maxlen=buffer_size)
+        self.buffer: deque[Entry] = deque()
+        self.buffer_size = buffer_size
+        self.buffered_bytes = 0
+        self.born: bytes | None = None  # the stream's first id: which incarnation we follow
+        self.gone = False
         self.followers = 0
         self.dirty = False
         self.syncing: asyncio.Task[None] | None = None
@@ -74,23 +132,36 @@ class Topic:
         return self.base is not None and cursor >= self.base
 
     def after(self, cursor: StreamId, limit: int) -> list[Entry]:
-        """Buffered entries with ids greater than `cursor` (oldest first, at most `limit`)."""
+        """Buffered entries with ids greater than `cursor` (oldest first, at most `limit`
+        and about `MAX_BATCH_BYTES`)."""
         found: list[Entry] = []
         for entry in reversed(self.buffer):
             if entry.sid <= cursor:
                 break
             found.append(entry)
         found.reverse()
-        return found[:limit]
+        return _take(found, limit, MAX_BATCH_BYTES)
 
     def extend(self, entries: list[Entry]) -> None:
         for entry in entries:
-            if len(self.buffer) == self.buffer.maxlen:
-                self.base = self.buffer[0].sid
             self.buffer.append(entry)
+            self.buffered_bytes += len(entry.frame)
+            while len(self.buffer) > self.buffer_size or (
+                self.buffered_bytes > MAX_BUFFER_BYTES and len(self.buffer) > 1
+            ):
+                dropped = self.buffer.popleft()
+                self.buffered_bytes -= len(dropped.frame)
+                self.base = dropped.sid
         if entries:
             self.last = entries[-1].sid
             self.notify()
+
+    def end(self) -> None:
+        """The session is gone: every follower ends."""
+        self.gone = True
+        self.buffer.clear()
+        self.buffered_bytes = 0
+        self.notify()
 
     def notify(self) -> None:
         self.changed.set()
@@ -98,13 +169,17 @@ class Topic:
 
 
 class Hub:
-    def __init__(self, redis: Redis, *, buffer_size: int = 512, batch: int = 256) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, buffer_size: int = 512, batch: int = 256
+    ) -> None:
         self.redis = redis
+        self.keys = keys
         self.buffer_size = buffer_size
         self.batch = batch
-        self.topics: dict[str, Topic] = {}
+        self.topics: dict[SessionRef, Topic] = {}
         self._by_channel: dict[bytes, Topic] = {}
         self._pubsub: PubSub = redis.pubsub()
+        self._read = redis.register_script(READ_LUA)
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,10 +205,10 @@ class Hub:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.asynccontextmanager
-    async def follow(self, session_id: str) -> AsyncIterator["Follower"]:
-        topic = self.topics.get(session_id)
+    async def follow(self, session: SessionRef) -> AsyncIterator["Follower"]:
+        topic = self.topics.get(session)
         if topic is None:
-            topic = self.topics[session_id] = Topic(session_id, self.buffer_size)
+            topic = self.topics[session] = Topic(session, self.keys, self.buffer_size)
             self._by_channel[topic.channel] = topic
             self._queue_command("subscribe", topic.channel)
         topic.followers += 1
@@ -144,15 +219,17 @@ class Hub:
             if topic.followers == 0:
                 self._drop(topic)
 
-    async def read(self, key: str, cursor: StreamId, limit: int) -> list[Entry]:
-        rows = await self.redis.xrange(key, f"({format_stream_id(cursor)}", "+", count=limit)
-        return _entries(rows)
+    async def read(self, topic: Topic, cursor: StreamId) -> list[Entry]:
+        """Entries after `cursor` from Redis: at most `batch`, about `MAX_BATCH_BYTES`."""
+        args = (format_stream_id(cursor), self.batch, MAX_BATCH_BYTES)
+        flat: list[bytes] = await awaited(self._read(keys=[topic.key], args=args))
+        return [Entry(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
 
     # -- topic upkeep ---------------------------------------------------------------
 
     def _drop(self, topic: Topic) -> None:
         """Forget a topic nobody follows (synchronous: safe in a cancelled client's finally)."""
-        del self.topics[topic.session_id]
+        del self.topics[topic.session]
         del self._by_channel[topic.channel]
         if topic.syncing is not None:
             topic.syncing.cancel()
@@ -190,28 +267,36 @@ class Hub:
             topic.syncing = asyncio.create_task(self._sync(topic))
 
     async def _sync(self, topic: Topic) -> None:
-        while topic.dirty:
+        while topic.dirty and not topic.gone:
             topic.dirty = False
             try:
+                if not await self._same_incarnation(topic):
+                    topic.end()
+                    return
                 if topic.base is None:
                     tail = await self.redis.xrevrange(topic.key, "+", "-", count=1)
                     topic.base = topic.last = _entries(tail)[0].sid if tail else ZERO
                     topic.notify()
-                while True:
-                    entries = await self.read(topic.key, topic.last, self.batch)
+                while entries := await self.read(topic, topic.last):
                     topic.extend(entries)
-                    if len(entries) < self.batch:
-                        break
             except Exception as exc:  # Redis away or erring: retry; followers can read Redis
-                log.warning("hub sync of %s failed: %s", topic.session_id, exc)
+                log.warning("hub sync of %s failed: %s", topic.session, exc)
                 topic.dirty = True
                 await asyncio.sleep(0.2)
+
+    async def _same_incarnation(self, topic: Topic) -> bool:
+        """False when the stream was deleted (or expired) and created again since we began."""
+        born: bytes | None = await self.redis.hget(topic.marks, "_born")  # type: ignore[misc]
+        if topic.born is None:
+            topic.born = born
+            return True
+        return born == topic.born
 
     async def _listen(self) -> None:
         """Read notifications forever, reconnecting (and re-syncing every topic) on errors."""
         while True:
             try:
-                await self._pubsub.subscribe(keys.HUB_CHANNEL)
+                await self._pubsub.subscribe(self.keys.hub_channel)
                 async for message in self._pubsub.listen():
                     self._on_message(message)
             except asyncio.CancelledError:
@@ -226,6 +311,9 @@ class Hub:
         if topic is None:
             return
         data = message.get("data")
+        if message.get("type") == "message" and data == DELETED_NOTICE:
+            topic.end()
+            return
         if (
             message.get("type") == "message"
             and isinstance(data, bytes)
@@ -244,7 +332,7 @@ class Hub:
             prev, job_id, rows = decode_notice(notice)
         except msgspec.DecodeError:
             return False
-        if parse_stream_id(prev) != topic.last:
+        if parse_stream_id(prev) != topic.last or topic.born is None:
             return False  # a notice was missed (or the stream was recreated): read Redis
         job = job_id.encode()
         topic.extend([Entry(i.encode(), k.encode(), job, d.encode()) for i, k, d in rows])
@@ -259,14 +347,19 @@ class Follower:
         self.topic = topic
 
     async def next_batch(self, cursor: StreamId, wait_s: float) -> list[Entry] | None:
-        """Entries after `cursor`; `[]` if none came within `wait_s`; None if the hub closes."""
+        """Entries after `cursor`; `[]` if none came within `wait_s`; None if the hub closes.
+        Raises `SessionGone` when the session was deleted (or is another incarnation)."""
         topic, limit = self.topic, self.hub.batch
         while not self.hub.closing:
+            if topic.gone:
+                raise SessionGone(topic.session.session_id)
             changed = topic.changed
             if topic.covers(cursor):
                 batch = topic.after(cursor, limit)
             else:
-                batch = await self.hub.read(topic.key, cursor, limit) or topic.after(cursor, limit)
+                batch = await self.hub.read(topic, cursor) or topic.after(cursor, limit)
+            if topic.gone:  # deleted while we read: what we read may be another incarnation's
+                raise SessionGone(topic.session.session_id)
             if batch:
                 return batch
             try:

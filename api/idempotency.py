@@ -14,9 +14,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from spool.api.errors import ApiError
-from spool.shared import keys
 from spool.shared.connections import awaited
 from spool.shared.jobs import JobRequest
+from spool.shared.keys import Keys
 
 TTL_S = 24 * 3600
 WAIT_FOR_FIRST_S = 5.0
@@ -40,12 +40,13 @@ def fingerprint(req: JobRequest) -> str:
 
 
 class Idempotency:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
+        self._keys = keys
 
     async def claim(self, tenant: str, key: str, req: JobRequest) -> Accepted | None:
         """None: this request goes ahead. Otherwise the first request's response."""
-        rkey = keys.idempotency_key(tenant, key)
+        rkey = self._keys.idempotency(tenant, key)
         mine = _Claim(fingerprint(req))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_FOR_FIRST_S
@@ -73,8 +74,8 @@ class Idempotency:
     async def complete(self, tenant: str, key: str, req: JobRequest, accepted: Accepted) -> None:
         claim = _Claim(fingerprint(req), accepted)
         await self._redis.set(
-            keys.idempotency_key(tenant, key), msgspec.json.encode(claim), ex=TTL_S
+            self._keys.idempotency(tenant, key), msgspec.json.encode(claim), ex=TTL_S
         )
 
     async def release(self, tenant: str, key: str) -> None:
-        await self._redis.delete(keys.idempotency_key(tenant, key))
+        await self._redis.delete(self._keys.idempotency(tenant, key))

@@ -45,7 +45,8 @@ ERROR_TEXT = {
     401: "Missing or invalid API key (or stream token)",
     403: "Forbidden",
     404: "Unknown, or another tenant's",
-    409: "The session is busy (`on_busy: reject`)",
+    409: "Conflict: the session is busy (`on_busy: reject`) or was just deleted, or the "
+    "Idempotency-Key's first request is still running",
     413: "The body is larger than `SPOOL_MAX_BODY_BYTES`",
     415: "The body is not `application/json`",
     422: "A field is invalid (unknown model or agent, missing template variable, ...)",

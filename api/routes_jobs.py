@@ -15,6 +15,7 @@ from spool.api.sse import resolve_cursor, sse_response
 from spool.api.state import AppState, State
 from spool.api.submission import decode_request, submit_job
 from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
+from spool.shared.keys import SessionRef
 
 router = APIRouter()
 
@@ -73,20 +74,25 @@ async def create_job(
 @router.post(
     "/v1/stream",
     tags=["jobs"],
-    openapi_extra=doc({200: EventStream}, body=JobRequest, errors=SUBMIT_ERRORS),
+    openapi_extra=doc({200: EventStream}, body=JobRequest, errors=(*SUBMIT_ERRORS, 429)),
 )
 async def create_and_stream(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
     accepted = await accept(request, state, tenant, idempotency_key)
-    cursor = await resolve_cursor(state, accepted.session_id, accepted.job_id, None)
-    return sse_response(state, accepted.session_id, cursor)
+    session = SessionRef(tenant, accepted.session_id)
+    cursor = await resolve_cursor(state, session, accepted.job_id, None)
+    return sse_response(state, session, cursor)
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
-    rec = await state.store.load(job_id)
-    if rec is None or rec.tenant != tenant:
+    """The job's record; 404 if it does not exist or belongs to another tenant."""
+    session = await state.store.locate(job_id)
+    rec = None
+    if session is not None and session.tenant == tenant:
+        rec = await state.store.load(session, job_id)
+    if rec is None:
         raise ApiError(404, "job_not_found", f"No job {job_id!r}.")
     return rec
 
@@ -118,5 +124,5 @@ async def cancel_job(job_id: str, state: State, tenant: Tenant) -> Response:
     rec = await owned_job(state, job_id, tenant)
     if rec.status in FINISHED_STATUSES:
         return json_response(CancelView(job_id, rec.status), 200)
-    await request_cancel(state, job_id)
+    await request_cancel(state, rec.session, job_id)
     return json_response(CancelView(job_id, "cancelling"), 202)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request
 
+from spool.api import metrics
 from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
 from spool.shared.connections import RedisClients
@@ -24,18 +25,41 @@ def api_client_name(pid: int | None = None) -> str:
     return f"spool-api-{os.getpid() if pid is None else pid}"
 
 
+class StreamCounts:
+    """Open event streams per tenant in this process (`SPOOL_TENANT_MAX_STREAMS`)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    def acquire(self, tenant: str, limit: int) -> bool:
+        count = self.open.get(tenant, 0)
+        if count >= limit:
+            return False
+        self.open[tenant] = count + 1
+        return True
+
+    def release(self, tenant: str) -> None:
+        count = self.open.get(tenant, 0) - 1
+        if count > 0:
+            self.open[tenant] = count
+        else:
+            self.open.pop(tenant, None)
+
+
 class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clients = RedisClients(settings, api_client_name())
-        self.store = JobStore(self.clients.main, settings.retention_s)
+        self.keys = keys = self.clients.keys
+        self.store = JobStore(self.clients.main, keys, settings.retention_s)
         self.writer = StreamWriter(
-            self.clients.streams, settings.retention_s, settings.stream_maxlen
+            self.clients.streams, keys, settings.retention_s, settings.stream_maxlen
         )
-        self.sessions = SessionQueue(self.clients.main, settings.retention_s)
-        self.idempotency = Idempotency(self.clients.main)
+        self.sessions = SessionQueue(self.clients.main, keys, settings.retention_s)
+        self.idempotency = Idempotency(self.clients.main, keys)
         self.session_owner = SingleFlight(self.store.session)
-        self.hub = Hub(self.clients.streams)
+        self.hub = Hub(self.clients.streams, keys)
+        self.streams = StreamCounts()
 
     async def aclose(self) -> None:
         await self.hub.aclose()
@@ -46,6 +70,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         state = AppState(settings)
+        metrics.STREAMS_OPEN.set_function(lambda: sum(state.streams.open.values()))
         await state.hub.start()
         app.state.hub = state.hub  # for the server's signal handler
         try:

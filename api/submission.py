@@ -12,7 +12,9 @@ from spool.api.state import AppState
 from spool.shared.agents import BUILTIN_PROVIDERS, Agent, AgentsFile, AgentsFileError, load_agents
 from spool.shared.ids import new_job_id, new_session_id, now_ms
 from spool.shared.jobs import JobRecord, JobRequest, JobSpec, SimulatedParameters, coalesce_ms
-from spool.shared.streams import Outgoing
+from spool.shared.keys import TOMBSTONE_S, SessionRef
+from spool.shared.store import SessionDeleted
+from spool.shared.streams import Outgoing, StreamClosed
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
 DEFAULT_MAX_STEPS = 8
@@ -84,7 +86,8 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     model = req.model or state.settings.default_model
     validate_model(model, req.parameters, agents.providers())
     session_id = req.session_id or new_session_id()
-    if req.on_busy == "reject" and await state.sessions.busy(session_id):
+    session = SessionRef(tenant, session_id)
+    if req.on_busy == "reject" and await state.sessions.busy(session):
         raise _busy(session_id)  # the common case, before anything is written
     job_id = new_job_id()
     spec = JobSpec(
@@ -103,19 +106,20 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         on_busy=req.on_busy,
     )
     now = datetime.now(UTC)
-    owner = await state.store.create(
-        JobRecord(
-            job_id=job_id,
-            session_id=session_id,
-            tenant=tenant,
-            status="queued",
-            model=model,
-            created_at=now,
-            spec=spec,
+    try:
+        job_count = await state.store.create(
+            JobRecord(
+                job_id=job_id,
+                session_id=session_id,
+                tenant=tenant,
+                status="queued",
+                model=model,
+                created_at=now,
+                spec=spec,
+            )
         )
-    )
-    if owner != tenant:
-        raise ApiError(404, "session_not_found", f"No session {session_id!r}.")
+    except SessionDeleted:
+        raise _deleted(session_id) from None
     queued = JobQueued(
         job_id=job_id,
         seq=0,
@@ -124,19 +128,20 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         model=model,
         metadata=req.metadata,
     )
-    await state.writer.append(
-        session_id, job_id, 0, [Outgoing("job.queued", 0, encoder.encode(queued))]
-    )
     try:
-        await _admit(state, session_id, job_id, req.on_busy)
-    except ApiError as exc:
-        await _end_unqueued(
-            state, session_id, job_id, ErrorInfo(code=exc.code, message=exc.message)
+        await state.writer.append(
+            session, job_id, 0, [Outgoing("job.queued", 0, encoder.encode(queued))]
         )
+    except StreamClosed:  # deleted since the record was written
+        raise _deleted(session_id) from None
+    try:
+        await _admit(state, session, job_id, req.on_busy, job_count)
+    except ApiError as exc:
+        await _end_unqueued(state, session, job_id, ErrorInfo(code=exc.code, message=exc.message))
         raise
     except Exception:
         error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
-        await _end_unqueued(state, session_id, job_id, error)
+        await _end_unqueued(state, session, job_id, error)
         raise
     metrics.JOBS_SUBMITTED.inc()
     return Accepted(
@@ -151,26 +156,44 @@ def _busy(session_id: str) -> ApiError:
     return ApiError(409, "session_busy", f"Session {session_id!r} has a job running.")
 
 
-async def _admit(state: AppState, session_id: str, job_id: str, on_busy: str) -> None:
+def _deleted(session_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "session_deleted",
+        f"Session {session_id!r} was just deleted; its id can be used again shortly.",
+        {"Retry-After": str(TOMBSTONE_S)},
+    )
+
+
+async def _admit(
+    state: AppState, session: SessionRef, job_id: str, on_busy: str, job_count: int
+) -> None:
     """Place the job in its session's FIFO (which enqueues it if it is first in line)."""
     admission = await state.sessions.admit(
-        session_id, job_id, "reject" if on_busy == "reject" else "enqueue"
+        session, job_id, "reject" if on_busy == "reject" else "enqueue"
     )
     if admission.verdict == "busy":  # lost a race with another submission
-        raise _busy(session_id)
+        raise _busy(session.session_id)
+    if admission.verdict == "deleted":
+        raise _deleted(session.session_id)
+    if admission.verdict == "run" and job_count > 1:  # an idle session turned live
+        await state.store.keep_index(session, None)
     if on_busy == "interrupt":
         for ahead in admission.ahead:
-            await request_cancel(state, ahead)
+            await request_cancel(state, session, ahead)
 
 
-async def _end_unqueued(state: AppState, session_id: str, job_id: str, error: ErrorInfo) -> None:
+async def _end_unqueued(
+    state: AppState, session: SessionRef, job_id: str, error: ErrorInfo
+) -> None:
     """The job is in the stream but will not run: end it, so no follower waits forever."""
     failed = JobFailed(job_id=job_id, seq=1, ts=now_ms(), error=error, usage=Usage())
     try:
         await state.writer.append(
-            session_id, job_id, 0, [Outgoing("job.failed", 1, encoder.encode(failed))]
+            session, job_id, 0, [Outgoing("job.failed", 1, encoder.encode(failed))]
         )
-        await state.store.update(job_id, status="failed", error=error)
-    except Exception:  # Redis is away: the caller gets a 503 all the same
+        await state.store.update(session, job_id, status="failed", error=error)
+        await state.sessions.advance(session, job_id)  # settles the session's lifetime
+    except Exception:  # Redis is away (or the session deleted): the caller gets its error
         return
     metrics.JOBS_FINISHED.labels("failed").inc()

@@ -9,8 +9,10 @@ and `tail` are HTTP clients (cli/stream.py); `bench` is the load generator
 
 import click
 
+from spool.cli.approve import approve
 from spool.cli.bench_command import bench
 from spool.cli.dev import dev
+from spool.cli.eval import eval_command
 from spool.cli.servers import api, worker
 from spool.cli.stream import submit, tail
 
@@ -20,5 +22,5 @@ def main() -> None:
     """Spool: durable, resumable LLM streaming."""
 
 
-for command in (api, worker, dev, submit, tail, bench):
+for command in (api, worker, dev, submit, tail, bench, eval_command, approve):
     main.add_command(command)

@@ -17,7 +17,15 @@ _NOTES = {
     "job.retrying": ("yellow", "[retrying: attempt {attempt}, {reason}; the answer restarts]"),
     "session.gap": ("yellow", "[gap: events after {requested} up to {first_available} are gone]"),
     "job.cancelled": ("yellow", "[cancelled]"),
+    "session.deleted": ("yellow", "[session deleted]"),
+    "tool.approval_requested": ("yellow", "[{name} ({call_id}) waits for approval]"),
 }
+
+
+def _resolved(data: dict[str, Any]) -> str:
+    if data.get("approved"):
+        return f"[{data.get('call_id')} approved]"
+    return f"[{data.get('call_id')} rejected: {data.get('reason') or 'no reason given'}]"
 
 
 def summary(data: dict[str, Any]) -> str:
@@ -51,6 +59,8 @@ class Renderer:
             self._line(f"→ {data['name']}({args})", "cyan")
         elif kind == "tool.result":
             self._line(f"← {data['name']}: {data['output']}", "red" if data["is_error"] else "cyan")
+        elif kind == "tool.approval_resolved":
+            self._line(_resolved(data), "yellow")
         elif kind == "job.completed":
             self._line(summary(data), "dim")
         elif kind == "job.failed":

@@ -1,29 +1,42 @@
 """`spool submit` and `spool tail`: a job's or a session's stream printed as it arrives."""
 
+import contextlib
 import json
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 import click
 import msgspec
 
+from spool.cli.answer import AnswerWriter
+from spool.cli.approve import Approvals
 from spool.cli.client import URL_HELP, api_key, base_url, err_console, run_client
 from spool.cli.render import Renderer
-from spool_client import SpoolClient, StreamInterrupted
+from spool_client import SpoolClient, StreamEvent, StreamInterrupted
+
+
+class Shows(Protocol):
+    def show(self, event: StreamEvent) -> None: ...
+    def note(self, text: str, style: str = ...) -> None: ...
 
 
 async def _follow(
     client: SpoolClient,
-    renderer: Renderer,
+    renderer: Shows,
     session: str,
     job: str | None,
     start: str | None,
+    hook: Callable[[StreamEvent], Awaitable[None]] | None = None,
 ) -> int:
     """Print the stream; the exit status: 0 completed, 1 failed or cancelled, 3 interrupted."""
     status = 0
     try:
         async for event in client.events(session, job_id=job, last_event_id=start):
             renderer.show(event)
+            if hook is not None:
+                await hook(event)
             if event.type in ("job.failed", "job.cancelled"):
                 status = 1
     except StreamInterrupted as exc:
@@ -44,13 +57,31 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
+def _tools(values: tuple[str, ...]) -> list[str] | None:
+    """`--tools a,b --tools c` → `["a", "b", "c"]`."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
 @click.command()
 @click.argument("prompt")
 @click.option("--model", "-m", default=None, help="e.g. simulated, anthropic:claude-sonnet-4-5")
 @click.option("--session", "-s", default=None, help="session id (default: a new one)")
 @click.option("--follow", "-f", is_flag=True, help="stream the output, resuming after drops")
 @click.option("--param", "-p", multiple=True, help="a model parameter, key=JSON-value")
+@click.option("--agent", default=None, help="a named agent from the agents file")
+@click.option("--system", default=None, help="the system prompt")
+@click.option("--tools", multiple=True, help="tools the model may call: a,b or repeated")
+@click.option("--max-steps", type=click.IntRange(1, 64), default=None, help="agent-loop steps")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the followed output to this file (implies --follow)",
+)
+@click.option("--text-only", is_flag=True, help="the answer's text only (implies --follow)")
 @click.option("--url", default=None, help=URL_HELP)
 def submit(
     prompt: str,
@@ -58,24 +89,48 @@ def submit(
     session: str | None,
     follow: bool,
     param: tuple[str, ...],
+    agent: str | None,
+    system: str | None,
+    tools: tuple[str, ...],
+    max_steps: int | None,
     as_json: bool,
+    output: Path | None,
+    text_only: bool,
     url: str | None,
 ) -> None:
-    """Enqueue a job; with --follow, stream its output to the terminal."""
+    """Enqueue a job; with --follow, stream its output to the terminal.
+
+    A tool call waiting for approval is asked about (y/n) when stdin is a terminal;
+    otherwise the command to decide it is printed.
+    """
+    fields = {"agent": agent, "system": system, "tools": _tools(tools), "max_steps": max_steps}
 
     async def run() -> int:
         async with SpoolClient(base_url(url), api_key()) as client:
             accepted = await client.submit(
-                prompt, model=model, session_id=session, parameters=_params(param) or None
+                prompt,
+                model=model,
+                session_id=session,
+                parameters=_params(param) or None,
+                **fields,
             )
-            if not follow:
+            if not (follow or output or text_only):
                 print(json.dumps(msgspec.to_builtins(accepted)))
                 return 0
             err_console.print(
                 f"job {accepted.job_id} in session {accepted.session_id}", style="dim"
             )
-            renderer = Renderer(sys.stdout, as_json=as_json)
-            return await _follow(client, renderer, accepted.session_id, accepted.job_id, None)
+            approvals = Approvals(client, accepted.job_id, interactive=sys.stdin.isatty())
+            with contextlib.ExitStack() as files:
+                out = (
+                    files.enter_context(output.open("w", encoding="utf-8"))
+                    if output
+                    else sys.stdout
+                )
+                renderer: Shows = AnswerWriter(out) if text_only else Renderer(out, as_json=as_json)
+                return await _follow(
+                    client, renderer, accepted.session_id, accepted.job_id, None, approvals
+                )
 
     sys.exit(run_client(run))
 

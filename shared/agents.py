@@ -32,7 +32,7 @@ from spool.shared.errors import SpoolError
 from spool.shared.pricing import Price
 
 BUILTIN_PROVIDERS = frozenset({"simulated", "anthropic", "openai"})
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+\Z")]
 
 
 class AgentsFileError(SpoolError):

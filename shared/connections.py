@@ -6,7 +6,8 @@ from typing import TypeVar, cast
 from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from spool.shared import keys, serializer
+from spool.shared import serializer
+from spool.shared.keys import Keys
 from spool.shared.settings import Settings
 
 T = TypeVar("T")
@@ -34,13 +35,13 @@ def open_redis(url: str, max_connections: int, client_name: str | None = None) -
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
-def arq_pool(redis: Redis) -> ArqRedis:
+def arq_pool(redis: Redis, keys: Keys) -> ArqRedis:
     """arq's client over an existing pool, with msgspec (never pickle) for job payloads."""
     return ArqRedis(
         connection_pool=redis.connection_pool,
         job_serializer=serializer.serialize,
         job_deserializer=serializer.deserialize,
-        default_queue_name=keys.QUEUE_NAME,
+        default_queue_name=keys.queue,
     )
 
 
@@ -48,6 +49,7 @@ class RedisClients:
     """The main Redis (jobs, sessions, queue) and the stream Redis (may be the same client)."""
 
     def __init__(self, settings: Settings, client_name: str | None = None) -> None:
+        self.keys = Keys(settings.key_prefix)  # every key name, under the deployment's prefix
         limit = settings.redis_max_connections
         self.main = open_redis(settings.redis_url, limit, client_name)
         self.streams = (

@@ -5,11 +5,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from spool.shared.keys import SessionRef
 from spool_client.events import Cost, ErrorInfo, Usage
 
-SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# `\Z`, not `$`: `$` also matches before a trailing newline
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}\Z"
 SessionId = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
-ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(:.+)?$", max_length=200)]
+ModelName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(:.+)?\Z", max_length=200)]
 Role = Literal["user", "assistant"]
 OnBusy = Literal["enqueue", "reject", "interrupt"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -122,6 +124,10 @@ class JobSpec(msgspec.Struct, kw_only=True):
     agent: str | None = None
     on_busy: OnBusy = "enqueue"
 
+    @property
+    def session(self) -> SessionRef:
+        return SessionRef(self.tenant, self.session_id)
+
 
 class JobRecord(msgspec.Struct, kw_only=True):
     """The job's Redis hash, one JSON value per field (see `shared.store`)."""
@@ -145,6 +151,10 @@ class JobRecord(msgspec.Struct, kw_only=True):
     warnings: list[str] = []
     cancel_requested: bool = False
     interrupted: str | None = None  # why the last attempt ended without finishing, if it did
+
+    @property
+    def session(self) -> SessionRef:
+        return SessionRef(self.tenant, self.session_id)
 
 
 class JobView(msgspec.Struct, kw_only=True):

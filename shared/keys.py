@@ -1,55 +1,108 @@
-"""Every Redis key Spool uses, each built by one function.
+"""Every Redis key Spool uses, each built by one method of `Keys`.
 
-Session keys share the `{session_id}` hash tag so that one Lua script may touch a
-session's stream and marks together (and a Redis Cluster keeps them in one slot).
+All keys start with the deployment's prefix (`SPOOL_KEY_PREFIX`, default `spool`), so two
+deployments can share one Redis. A session is named by its tenant AND its id
+(`SessionRef`): the same `session_id` under two tenants is two unrelated sessions.
+
+Every key of one session (stream, marks, session record, job list, job records, pending
+list, history, tombstone) shares one Redis Cluster hash tag, `{<tenant>/<session_id>}`:
+they live in one slot, so one Lua script may touch any of them, and a cluster only has to
+route by slot. Tenant names and session ids cannot contain `/`, `{` or `}` (both are
+validated), so the tag is unambiguous.
 """
 
-PREFIX = "spool"
-QUEUE_NAME = f"{PREFIX}:queue"
-HUB_CHANNEL = f"{PREFIX}:hub"
-CANCEL_CHANNEL = f"{PREFIX}:cancel"  # job ids whose cancellation was asked; every worker listens
-WAKE_CHANNEL = f"{PREFIX}:wake"  # "a job was enqueued": idle workers poll the queue at once
+import re
+
+import msgspec
+
+DEFAULT_PREFIX = "spool"
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+# How long a deleted session's tombstone lives: longer than any submission can take between
+# writing its record and appending `job.queued` (Redis waits are bounded by 10 s), so a
+# submission racing the delete cannot bring the session back. Late worker appends are
+# refused for good (their job is not in the session's marks any more).
+TOMBSTONE_S = 30
 
 
-def stream_key(session_id: str) -> str:
-    """The session's Redis Stream of events (on the stream Redis)."""
-    return f"{PREFIX}:{{{session_id}}}:events"
+class SessionRef(msgspec.Struct, frozen=True):
+    """A session as Redis knows it: the tenant that owns it and its id."""
+
+    tenant: str
+    session_id: str
 
 
-def marks_key(session_id: str) -> str:
-    """Per-job bookkeeping beside the stream: queued/terminal ids, last seq, attempt fence."""
-    return f"{PREFIX}:{{{session_id}}}:marks"
+class Keys:
+    """The key names of one deployment (one prefix)."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        if not PREFIX_PATTERN.match(prefix):
+            raise ValueError(f"a key prefix is 1-64 of A-Z a-z 0-9 . _ : -, got {prefix!r}")
+        self.prefix = prefix
+        self.queue = f"{prefix}:queue"  # arq's queue (a zset of job ids)
+        self.hub_channel = f"{prefix}:hub"  # the fan-out's own channel (keeps pub/sub alive)
+        self.cancel_channel = f"{prefix}:cancel"  # job ids whose cancellation was asked
+        self.wake_channel = f"{prefix}:wake"  # "a job was enqueued": idle workers poll at once
+
+    # -- one session: every key carries the session's hash tag -----------------------
+
+    def tag(self, s: SessionRef) -> str:
+        """`<prefix>:{<tenant>/<session_id>}`: the common start of the session's keys."""
+        return f"{self.prefix}:{{{s.tenant}/{s.session_id}}}"
+
+    def stream(self, s: SessionRef) -> str:
+        """The session's Redis Stream of events (on the stream Redis)."""
+        return f"{self.tag(s)}:events"
+
+    def marks(self, s: SessionRef) -> str:
+        """Hash beside the stream: per job queued/terminal ids, last seq, attempt fence;
+        `_last` (the last id), `_live` (jobs queued but not ended), `_born` (first id)."""
+        return f"{self.tag(s)}:marks"
+
+    def notify(self, s: SessionRef) -> str:
+        """Pub/sub channel: every append's new entries, and `session.deleted`."""
+        return f"{self.tag(s)}:notify"
+
+    def session(self, s: SessionRef) -> str:
+        """Hash: the owning tenant and creation time."""
+        return f"{self.tag(s)}:session"
+
+    def jobs(self, s: SessionRef) -> str:
+        """List of the session's job ids in submission order."""
+        return f"{self.tag(s)}:jobs"
+
+    def records(self, s: SessionRef) -> str:
+        """Hash: the records of the session's jobs, field `<job_id>.<name>` (one JSON value
+        each), so that one key (and one TTL) holds every job of the session."""
+        return f"{self.tag(s)}:records"
+
+    def pending(self, s: SessionRef) -> str:
+        """List: the session's unfinished jobs in order; only the head is in the arq queue."""
+        return f"{self.tag(s)}:pending"
+
+    def history(self, s: SessionRef) -> str:
+        """The session's finished conversation turns."""
+        return f"{self.tag(s)}:history"
+
+    def tombstone(self, s: SessionRef) -> str:
+        """String: the session was deleted; appends and new jobs are refused while it lives."""
+        return f"{self.tag(s)}:deleted"
+
+    # -- global keys -----------------------------------------------------------------
+
+    def job_index(self, job_id: str) -> str:
+        """String: the job's session as `<tenant>/<session_id>` (job ids are global)."""
+        return f"{self.prefix}:jobidx:{job_id}"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}:idem:{tenant}:{key}"
 
 
-def notify_channel(session_id: str) -> str:
-    """Pub/sub channel told the last id after every append to the session's stream."""
-    return f"{PREFIX}:{{{session_id}}}:notify"
+def parse_index(value: bytes) -> SessionRef | None:
+    """A `job_index` value back into its session."""
+    tenant, sep, session_id = value.decode().partition("/")
+    return SessionRef(tenant, session_id) if sep else None
 
 
-def session_key(session_id: str) -> str:
-    """Hash: the owning tenant and creation time."""
-    return f"{PREFIX}:{{{session_id}}}:session"
-
-
-def session_jobs_key(session_id: str) -> str:
-    """List of the session's job ids in submission order."""
-    return f"{PREFIX}:{{{session_id}}}:jobs"
-
-
-def pending_key(session_id: str) -> str:
-    """List: the session's unfinished jobs in order; only the head is in the arq queue."""
-    return f"{PREFIX}:{{{session_id}}}:pending"
-
-
-def history_key(session_id: str) -> str:
-    """The session's finished conversation turns."""
-    return f"{PREFIX}:{{{session_id}}}:history"
-
-
-def job_key(job_id: str) -> str:
-    """Hash: the job record (status, spec, output, usage, timings)."""
-    return f"{PREFIX}:job:{job_id}"
-
-
-def idempotency_key(tenant: str, key: str) -> str:
-    return f"{PREFIX}:idem:{tenant}:{key}"
+def index_value(s: SessionRef) -> str:
+    return f"{s.tenant}/{s.session_id}"

@@ -26,7 +26,6 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import awaited
 
 log = logging.getLogger(__name__)
@@ -64,11 +63,11 @@ class QueueGauges:
             "spool_queue_running", "Jobs in the queue that a worker runs", registry=registry
         )
 
-    async def refresh(self, redis: Redis) -> None:
+    async def refresh(self, redis: Redis, queue: str) -> None:
         """Read the queue; on a Redis error keep the last values (the scrape still answers)."""
         try:
             script = redis.register_script(QUEUE_LUA)
-            reply: list[int] = await awaited(script(keys=[keys.QUEUE_NAME], args=[SCAN_LIMIT]))
+            reply: list[int] = await awaited(script(keys=[queue], args=[SCAN_LIMIT]))
             total, running = reply
         except Exception as exc:
             log.warning("queue metrics not refreshed: %s", exc)

@@ -1,31 +1,42 @@
-"""Per-session FIFO (`on_busy`): jobs of one session run one at a time, in submission order.
+"""Per-session FIFO (`on_busy`) and the session's lifetime on the main Redis.
 
-The session's unfinished job ids form a list; only its head is in the arq queue (a job
-admitted to an empty list is enqueued by the same script). A finished job advances the
-list and the new head is enqueued. Any number of workers
-may run, and a crash between "finished" and "enqueue the next" is repaired by the
-next attempt of the finished job, which advances again (idempotently).
+Jobs of one session run one at a time, in submission order. The session's unfinished job
+ids form a list; only its head is in the arq queue (a job admitted to an empty list is
+enqueued by the same script). A finished job advances the list and the new head is
+enqueued. Any number of workers may run, and a crash between "finished" and "enqueue
+the next" is repaired by the next attempt of the finished job, which advances again
+(idempotently).
+
+Lifetime: nothing of a session expires while any of its jobs is queued or running.
+Admitting a job removes the TTL of the session's keys (record, job list, job records,
+history); the advance that empties the pending list gives them `SPOOL_RETENTION_S`.
 """
 
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import awaited
+from spool.shared.keys import Keys, SessionRef
 from spool.shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
 
+# KEYS: pending, session, jobs, records, history, tombstone, then the enqueue keys
 ADMIT_LUA = (
     ENQUEUE_FUNCTION
     + """
 local pending = KEYS[1]
-local job, mode, ttl = ARGV[1], ARGV[2], ARGV[3]
+local job, mode = ARGV[1], ARGV[2]
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  return {'deleted'}
+end
 local ahead = redis.call('LRANGE', pending, 0, -1)
 if mode == 'reject' and #ahead > 0 then
   return {'busy'}
 end
 redis.call('RPUSH', pending, job)
-redis.call('EXPIRE', pending, ttl)
+for i = 1, 5 do
+  redis.call('PERSIST', KEYS[i])
+end
 if #ahead == 0 then
-  enqueue(KEYS[2], KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+  enqueue(KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 end
 local result = {#ahead == 0 and 'run' or 'wait'}
 for _, id in ipairs(ahead) do result[#result + 1] = id end
@@ -33,45 +44,65 @@ return result
 """
 )
 
+# KEYS: pending, session, jobs, records, history. Returns the new head; when none is
+# left, the session is idle and its keys start their retention TTL.
 ADVANCE_LUA = """
 local pending = KEYS[1]
 if redis.call('LINDEX', pending, 0) == ARGV[1] then
   redis.call('LPOP', pending)
 end
-return redis.call('LINDEX', pending, 0)
+local head = redis.call('LINDEX', pending, 0)
+if not head then
+  for i = 2, 5 do
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return head
 """
 
 
 class Admission:
     def __init__(self, verdict: str, ahead: list[str]) -> None:
-        self.verdict = verdict  # "run": enqueue now; "wait": behind `ahead`; "busy": refused
+        self.verdict = verdict  # "run": enqueued now; "wait": behind `ahead`; "busy"/"deleted"
         self.ahead = ahead
 
 
 class SessionQueue:
-    def __init__(self, redis: Redis, retention_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, retention_s: int) -> None:
         self._redis = redis
+        self._keys = keys
         self._admit = redis.register_script(ADMIT_LUA)
         self._advance = redis.register_script(ADVANCE_LUA)
         self._retention_s = retention_s
 
-    async def admit(self, session_id: str, job_id: str, mode: str) -> Admission:
+    def _lifetime_keys(self, s: SessionRef) -> list[str]:
+        k = self._keys
+        return [k.pending(s), k.session(s), k.jobs(s), k.records(s), k.history(s)]
+
+    async def admit(self, s: SessionRef, job_id: str, mode: str) -> Admission:
         """Append `job_id` (unless `mode` is `reject` and the session is busy); enqueue it for
         the workers at once if it is first in line."""
         raw: list[bytes] = await awaited(
             self._admit(
-                keys=[keys.pending_key(session_id), *enqueue_keys(job_id)],
-                args=[job_id, mode, self._retention_s, *enqueue_args(job_id)],
+                keys=[
+                    *self._lifetime_keys(s),
+                    self._keys.tombstone(s),
+                    *enqueue_keys(self._keys, job_id),
+                ],
+                args=[job_id, mode, *enqueue_args(self._keys, s, job_id)],
             )
         )
         return Admission(raw[0].decode(), [j.decode() for j in raw[1:]])
 
-    async def advance(self, session_id: str, finished_job_id: str) -> str | None:
+    async def advance(self, s: SessionRef, finished_job_id: str) -> str | None:
         """Remove the finished head (if it is still the head); return the new head."""
         head: bytes | None = await awaited(
-            self._advance(keys=[keys.pending_key(session_id)], args=[finished_job_id])
+            self._advance(keys=self._lifetime_keys(s), args=[finished_job_id, self._retention_s])
         )
         return head.decode() if head is not None else None
 
-    async def busy(self, session_id: str) -> bool:
-        return bool(await awaited(self._redis.llen(keys.pending_key(session_id))))
+    async def pending(self, s: SessionRef) -> list[str]:
+        return [j.decode() for j in await awaited(self._redis.lrange(self._keys.pending(s), 0, -1))]
+
+    async def busy(self, s: SessionRef) -> bool:
+        return bool(await awaited(self._redis.llen(self._keys.pending(s))))

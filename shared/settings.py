@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from spool.shared.errors import SpoolError
+from spool.shared.keys import DEFAULT_PREFIX, PREFIX_PATTERN, TENANT_PATTERN
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -33,7 +34,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     job_timeout_s: int = 3600
     max_tries: int = 3
-    stream_maxlen: int = 0  # 0 = trim by time (retention) only
+    key_prefix: str = DEFAULT_PREFIX  # every Redis key starts with it (deployments can share)
+    stream_maxlen: int = 100_000  # a session stream keeps about this many entries (0: no cap)
+    # limits (contract §4); each answered 429 with Retry-After
+    tenant_max_active_jobs: int = 1000  # queued + running per tenant
+    tenant_max_running: int = 0  # running per tenant; 0 = half the live worker capacity
+    tenant_max_streams: int = 10_000  # open event streams per tenant per API process
+    job_max_events: int = 100_000  # past it a job ends `job.failed` `output_limit`
+    job_max_bytes: int = 32 << 20  # encoded event bytes one job may append
+    event_max_bytes: int = 64 << 10  # a larger text delta is split (other events capped)
+    sse_send_timeout_s: float = 30.0  # a reader without progress this long is disconnected
     max_body_bytes: int = 1 << 20
     redis_max_connections: int = 8
     heartbeat_s: float = 2.0  # a worker renews its running jobs' leases this often
@@ -76,9 +86,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if "api_keys" in raw:
             raw["api_keys"] = parse_api_keys(raw["api_keys"])
         try:
-            return msgspec.convert(raw, cls, strict=False)
+            settings = msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"bad SPOOL_* setting: {exc}") from exc
+        if not PREFIX_PATTERN.match(settings.key_prefix):
+            raise SettingsError("SPOOL_KEY_PREFIX is 1-64 of A-Z a-z 0-9 . _ : -")
+        return settings
 
 
 DEFAULT_MODELS_BY_KEY = (
@@ -102,5 +115,9 @@ def parse_api_keys(text: str) -> dict[str, str]:
         tenant, sep, key = pair.partition(":")
         if not sep or not tenant or not key:
             raise SettingsError(f"SPOOL_API_KEYS entries are tenant:key, got {pair!r}")
+        if not TENANT_PATTERN.match(tenant):
+            raise SettingsError(
+                f"SPOOL_API_KEYS: a tenant is 1-64 of A-Z a-z 0-9 . _ -, got {tenant!r}"
+            )
         keys[key] = tenant
     return keys

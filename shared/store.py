@@ -1,38 +1,58 @@
-"""Job records and session ownership on the main Redis.
+"""Job records and session records on the main Redis.
 
-A job record is a hash with one JSON value per field, so that the API and the worker
-can each update their own fields without a read-modify-write.
+All the records of one session's jobs are one hash (`Keys.records`), field
+`<job_id>.<name>` with one JSON value each: the API and the worker each update their own
+fields without a read-modify-write, and the whole session (its records included) has
+one lifetime in one cluster slot. Job ids are global: `Keys.job_index` maps a job id to
+its session (the tenant is part of it, so another tenant's job is simply not found).
+
+Nothing here recreates a deleted or expired session: updates write only while the
+session's records exist, and a new job is refused while the session's tombstone lives.
 """
 
+import asyncio
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import awaited
 from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRecord
+from spool.shared.keys import Keys, SessionRef, index_value, parse_index
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
+RECORD_FIELDS = tuple(f.name for f in msgspec.structs.fields(JobRecord))
 
+# A new job in a session. A live session (no TTL: a job is queued or running) keeps no
+# TTL; a new or idle one gets the retention TTL until the job is admitted (which removes
+# it), so keys of a submission that died half-way still expire.
 CREATE_LUA = """
-local session, job, jobs = KEYS[1], KEYS[2], KEYS[3]
+local session, records, jobs, tomb = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tenant, now, ttl, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', tomb) == 1 then
+  return 'deleted'
+end
 redis.call('HSETNX', session, 'tenant', tenant)
 redis.call('HSETNX', session, 'created_at_ms', now)
-local owner = redis.call('HGET', session, 'tenant')
-if owner ~= tenant then
-  return owner
+redis.call('HSET', records, unpack(ARGV, 5))
+local count = redis.call('RPUSH', jobs, job_id)
+for _, key in ipairs({session, records, jobs}) do
+  if redis.call('TTL', key) ~= -1 then
+    redis.call('EXPIRE', key, ttl)
+  end
 end
-redis.call('EXPIRE', session, ttl)
-redis.call('HSET', job, unpack(ARGV, 5))
-redis.call('EXPIRE', job, ttl)
-redis.call('RPUSH', jobs, job_id)
-redis.call('EXPIRE', jobs, ttl)
-return owner
+return count
+"""
+
+UPDATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
 """
 
 
@@ -41,75 +61,97 @@ class SessionInfo(msgspec.Struct):
     created_at_ms: int
 
 
+class SessionDeleted(Exception):
+    """The session was just deleted: its id cannot be used again until its tombstone ends."""
+
+
 class JobStore:
-    def __init__(self, redis: Redis, retention_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, retention_s: int) -> None:
         self.redis = redis
+        self.keys = keys
         self.retention_s = retention_s
         self._create = redis.register_script(CREATE_LUA)
+        self._update = redis.register_script(UPDATE_LUA)
 
-    async def create(self, rec: JobRecord) -> str:
-        """Claim the session for the job's tenant if new, and if the tenant owns it, write the
-        record and add it to the session's job list. Returns the session's owner."""
+    async def create(self, rec: JobRecord) -> int:
+        """Claim the session if new, write the record and add it to the session's job list;
+        returns how many jobs the session has. Raises `SessionDeleted` while the session's
+        tombstone lives."""
+        s, k = rec.session, self.keys
         fields: list[Any] = []
         for name, value in msgspec.structs.asdict(rec).items():
-            fields += (name, _encode(value))
-        owner: bytes = await awaited(
-            self._create(
-                keys=[
-                    keys.session_key(rec.session_id),
-                    keys.job_key(rec.job_id),
-                    keys.session_jobs_key(rec.session_id),
-                ],
-                args=[rec.tenant, now_ms(), self.retention_s, rec.job_id, *fields],
-            )
+            fields += (f"{rec.job_id}.{name}", _encode(value))
+        outcome, _ = await asyncio.gather(
+            awaited(
+                self._create(
+                    keys=[k.session(s), k.records(s), k.jobs(s), k.tombstone(s)],
+                    args=[rec.tenant, now_ms(), self.retention_s, rec.job_id, *fields],
+                )
+            ),
+            awaited(self.redis.set(k.job_index(rec.job_id), index_value(s))),
         )
-        return owner.decode()
+        if outcome == b"deleted":
+            await self.redis.delete(k.job_index(rec.job_id))
+            raise SessionDeleted(s.session_id)
+        return int(outcome)
 
-    async def update(self, job_id: str, **fields: Any) -> None:
-        key = keys.job_key(job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={k: _encode(v) for k, v in fields.items()})
-            pipe.expire(key, self.retention_s)
-            await pipe.execute()
+    async def update(self, s: SessionRef, job_id: str, **fields: Any) -> bool:
+        """Set some of the job's fields; False (nothing written) if the session is gone."""
+        args: list[Any] = []
+        for name, value in fields.items():
+            args += (f"{job_id}.{name}", _encode(value))
+        written: int = await awaited(self._update(keys=[self.keys.records(s)], args=args))
+        return bool(written)
 
-    async def load(self, job_id: str) -> JobRecord | None:
-        raw = await awaited(self.redis.hgetall(keys.job_key(job_id)))
-        if not raw:
+    async def locate(self, job_id: str) -> SessionRef | None:
+        """The session a job belongs to (None: unknown job)."""
+        raw: bytes | None = await awaited(self.redis.get(self.keys.job_index(job_id)))
+        return parse_index(raw) if raw is not None else None
+
+    async def load(self, s: SessionRef, job_id: str) -> JobRecord | None:
+        names = [f"{job_id}.{name}" for name in RECORD_FIELDS]
+        raw: list[bytes | None] = await awaited(self.redis.hmget(self.keys.records(s), names))
+        fields = {n: _decode(v) for n, v in zip(RECORD_FIELDS, raw, strict=True) if v is not None}
+        if not fields:
             return None
-        fields = {k.decode(): _decode(v) for k, v in raw.items()}
         try:
             return msgspec.convert(fields, JobRecord)
-        except msgspec.ValidationError:  # a partial hash: the session was deleted mid-job
+        except msgspec.ValidationError:  # a record from an incompatible version
             return None
 
-    async def session(self, session_id: str) -> SessionInfo | None:
+    async def session(self, s: SessionRef) -> SessionInfo | None:
         owner, created = await awaited(
-            self.redis.hmget(keys.session_key(session_id), ["tenant", "created_at_ms"])
+            self.redis.hmget(self.keys.session(s), ["tenant", "created_at_ms"])
         )
         if owner is None or created is None:
             return None
         return SessionInfo(tenant=owner.decode(), created_at_ms=int(created))
 
-    async def touch_session(self, session_id: str) -> None:
-        """Keep the session's keys as long as its stream (retention after the last event)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in (keys.session_key(session_id), keys.session_jobs_key(session_id)):
-                pipe.expire(key, self.retention_s)
-            await pipe.execute()
+    async def load_many(self, s: SessionRef, job_ids: list[str]) -> list[JobRecord]:
+        return [r for r in [await self.load(s, j) for j in job_ids] if r is not None]
 
-    async def load_many(self, job_ids: list[str]) -> list[JobRecord]:
-        return [r for r in [await self.load(j) for j in job_ids] if r is not None]
-
-    async def job_ids(self, session_id: str) -> list[str]:
-        ids = await awaited(self.redis.lrange(keys.session_jobs_key(session_id), 0, -1))
+    async def job_ids(self, s: SessionRef) -> list[str]:
+        ids = await awaited(self.redis.lrange(self.keys.jobs(s), 0, -1))
         return [j.decode() for j in ids]
 
-    async def delete_session(self, session_id: str) -> None:
-        job_ids = await self.job_ids(session_id)
+    async def keep_index(self, s: SessionRef, ttl_s: int | None) -> None:
+        """Give every job of the session an index entry living `ttl_s` (None: no TTL), as
+        long as the session's other keys (called when the session turns live or idle)."""
+        job_ids = await self.job_ids(s)
+        if not job_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.set(self.keys.job_index(job_id), index_value(s), ex=ttl_s)
+            await pipe.execute()
+
+    async def delete_session(self, s: SessionRef, job_ids: list[str]) -> None:
+        k = self.keys
         await self.redis.delete(
-            keys.session_key(session_id),
-            keys.session_jobs_key(session_id),
-            keys.history_key(session_id),
-            keys.pending_key(session_id),
-            *(keys.job_key(j) for j in job_ids),
+            k.session(s),
+            k.jobs(s),
+            k.records(s),
+            k.history(s),
+            k.pending(s),
+            *(k.job_index(j) for j in job_ids),
         )

@@ -3,10 +3,13 @@
 One Lua script per batch: `XADD` every event not yet written (fields `t` type, `j` job
 id, `d` the exact JSON the client receives; by `seq`, so a resent batch is a no-op),
 record the job's queued/terminal ids and last seq, refuse writes after the job's
-terminal event or from an attempt older than the newest one, refresh the retention TTL,
-and publish the new entries on the session's notify channel together with the id the
-stream ended at before them: a fan-out that holds everything up to that id appends them
-without reading the stream.
+terminal event, from an attempt older than the newest one, for a job this session never
+queued (its session was deleted or expired: a late worker cannot recreate the stream),
+or while the session's tombstone exists. The marks count the session's live jobs
+(`job.queued` without a terminal event): while any is live the stream and marks have no
+TTL; when the last one ends they get `SPOOL_RETENTION_S`. Then publish the new entries
+on the session's notify channel together with the id the stream ended at before them: a
+fan-out that holds everything up to that id appends them without reading the stream.
 """
 
 from collections.abc import Sequence
@@ -16,16 +19,19 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from spool.shared import keys
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
+from spool.shared.keys import Keys, SessionRef
 from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
 APPEND_LUA = f"""
-local stream, marks = KEYS[1], KEYS[2]
+local stream, marks, tomb = KEYS[1], KEYS[2], KEYS[3]
 local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', tomb) == 1 then
+  return redis.error_reply('SPOOL_CLOSED the session was deleted')
+end
 if attempt < 0 and redis.call('HEXISTS', marks, job .. ':a') == 1 then
   return redis.error_reply('SPOOL_STARTED a worker runs the job')
 end
@@ -35,6 +41,9 @@ if tonumber(ARGV[#ARGV - 1]) <= last then
 end
 if redis.call('HEXISTS', marks, job .. ':t') == 1 then
   return redis.error_reply('SPOOL_CLOSED job already ended')
+end
+if ARGV[6] ~= 'job.queued' and redis.call('HEXISTS', marks, job .. ':q') == 0 then
+  return redis.error_reply('SPOOL_CLOSED the job is not in this session (deleted or expired)')
 end
 if attempt > 0 then
   local owner = tonumber(redis.call('HGET', marks, job .. ':a') or '0')
@@ -60,13 +69,25 @@ for i = 6, #ARGV, 3 do
     note[#note + 1] = t
     note[#note + 1] = d
     last = seq
-    if t == 'job.queued' then redis.call('HSET', marks, job .. ':q', id) end
-    if {_TERMINAL} then redis.call('HSET', marks, job .. ':t', id) end
+    if t == 'job.queued' then
+      redis.call('HSET', marks, job .. ':q', id)
+      redis.call('HINCRBY', marks, '_live', 1)
+    end
+    if {_TERMINAL} then
+      redis.call('HSET', marks, job .. ':t', id)
+      redis.call('HINCRBY', marks, '_live', -1)
+    end
   end
 end
+redis.call('HSETNX', marks, '_born', ids[1])
 redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
-redis.call('EXPIRE', stream, ttl)
-redis.call('EXPIRE', marks, ttl)
+if tonumber(redis.call('HGET', marks, '_live') or '0') > 0 then
+  redis.call('PERSIST', stream)
+  redis.call('PERSIST', marks)
+else
+  redis.call('EXPIRE', stream, ttl)
+  redis.call('EXPIRE', marks, ttl)
+end
 redis.call('PUBLISH', channel, cmsgpack.pack(note))
 return ids
 """
@@ -91,6 +112,9 @@ class Outgoing(msgspec.Struct, array_like=True):
     data: bytes
 
 
+DELETED_NOTICE = msgspec.msgpack.encode(["deleted"])  # on the notify channel: the session is gone
+
+
 def decode_notice(data: bytes) -> tuple[str, str, list[tuple[str, str, str]]]:
     """What an append published: `(the stream's last id before it, the job id,
     [(id, type, data), ...])`."""
@@ -112,8 +136,9 @@ class JobMarks(msgspec.Struct):
 class StreamWriter:
     """Appends batches of events to session streams on one Redis."""
 
-    def __init__(self, redis: Redis, retention_s: int, maxlen: int = 0) -> None:
+    def __init__(self, redis: Redis, keys: Keys, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
+        self.keys = keys
         self._script = redis.register_script(APPEND_LUA)
         self._retention_s = retention_s
         self._maxlen = maxlen
@@ -124,7 +149,7 @@ class StreamWriter:
         Each append's outcome is its new ids, or its `StreamClosed`/`WorkerOwned`; a
         connection error fails the whole call (resending is safe: appends are idempotent).
         """
-        calls = [self._call(a.session_id, a.job_id, a.attempt, a.batch) for a in appends]
+        calls = [self._call(a.session, a.job_id, a.attempt, a.batch) for a in appends]
         results = await self._evalsha_all(calls)
         if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
             await self._redis.script_load(APPEND_LUA)
@@ -141,28 +166,23 @@ class StreamWriter:
         return results
 
     def _call(
-        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+        self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> tuple[list[str], list[Any]]:
-        args: list[Any] = [
-            job_id,
-            attempt,
-            self._retention_s,
-            self._maxlen,
-            keys.notify_channel(session_id),
-        ]
+        k = self.keys
+        args: list[Any] = [job_id, attempt, self._retention_s, self._maxlen, k.notify(session)]
         for out in batch:
             args += (out.type, out.seq, out.data)
-        return [keys.stream_key(session_id), keys.marks_key(session_id)], args
+        return [k.stream(session), k.marks(session), k.tombstone(session)], args
 
     async def append(
-        self, session_id: str, job_id: str, attempt: int, batch: Sequence[Outgoing]
+        self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> list[bytes]:
         """Append `batch` in order; returns the new stream ids (a resent batch returns `[]`).
 
         `attempt` ≥ 1 is a worker's attempt (older attempts are fenced off); 0 is the API
         (no fence); `NOT_STARTED_ONLY` appends only if no worker attempt has begun.
         """
-        keys_, args = self._call(session_id, job_id, attempt, batch)
+        keys_, args = self._call(session, job_id, attempt, batch)
         try:
             ids: list[bytes] = await awaited(self._script(keys=keys_, args=args))
         except ResponseError as exc:
@@ -174,7 +194,7 @@ class StreamWriter:
 
 
 class Append(msgspec.Struct):
-    session_id: str
+    session: SessionRef
     job_id: str
     attempt: int
     batch: Sequence[Outgoing]
@@ -201,10 +221,10 @@ def _outcome(result: Any) -> list[bytes] | SpoolError:
     return list(result)
 
 
-async def job_marks(redis: Redis, session_id: str, job_id: str) -> JobMarks:
+async def job_marks(redis: Redis, keys: Keys, session: SessionRef, job_id: str) -> JobMarks:
     q, t, s, a = await awaited(
         redis.hmget(
-            keys.marks_key(session_id), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
+            keys.marks(session), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
         )
     )
     return JobMarks(

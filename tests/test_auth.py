@@ -1,4 +1,5 @@
-"""Tenants (contract §4): keys required when set; another tenant's session is a 404."""
+"""Tenants (contract §4): keys required when set; another tenant's session is a 404, and
+the same session id under two tenants names two unrelated sessions."""
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -61,10 +62,16 @@ async def test_another_tenants_session_is_404_and_never_its_events(
         assert response.status_code == 404, path
         assert "data:" not in response.text
     assert (await globex.delete(f"/v1/sessions/{session_id}")).status_code == 404
-    # Nor can the other tenant write into it.
-    response = await globex.post("/v1/jobs", json={"input": "hi", "session_id": session_id})
-    assert response.status_code == 404
-    # The owner still sees everything.
+    # The same id under the other tenant is another, unrelated session: writing there
+    # neither reaches the owner's session nor reads from it.
+    theirs = await submit(globex, session_id=session_id, parameters=FAST | {"text": "globex"})
+    their_events = await follow_job(globex, theirs)
+    assert {e.json["job_id"] for e in their_events} == {theirs["job_id"]}
+    history = (await globex.get(f"/v1/sessions/{session_id}")).json()
+    assert [j["job_id"] for j in history["jobs"]] == [theirs["job_id"]]
+    # The owner still sees everything, and only its own.
     status, events = await read_stream(acme, accepted["events_url"])
     assert status == 200
     assert events[-1].event == "job.completed"
+    mine = (await acme.get(f"/v1/sessions/{session_id}")).json()
+    assert [j["job_id"] for j in mine["jobs"]] == [accepted["job_id"]]

@@ -141,3 +141,19 @@ async def test_several_tabs_follow_one_session_through_drops(
         assert await page.text_content("#out") == TEXT
     assert await first.evaluate("window.spool.connections") == 2
     assert await second.evaluate("window.spool.source !== null")  # a session tab stays open
+
+
+async def test_cancel_button_stops_the_running_job(browser: BrowserContext, stack: Api) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{stack.url}/")
+    assert await page.is_disabled("#cancel")  # nothing runs yet
+    await send(page, TEXT, tokens_per_second=5)
+    await words_shown(page, 2)
+    await page.click("#cancel")
+    await page.wait_for_function("document.getElementById('status').textContent === 'cancelled'")
+    shown = await page.text_content("#out") or ""
+    assert shown
+    assert TEXT.startswith(shown)
+    assert len(shown) < len(TEXT)
+    assert "out tokens" in (await page.text_content("#usage") or "")
+    assert await page.is_disabled("#cancel")

@@ -16,12 +16,15 @@ import psutil
 import pytest
 import redis.asyncio as aredis
 
+from spool.api.auth import OPEN_TENANT
 from spool.api.state import api_client_name
 from spool.cli.bench.clients import TERMINAL, raise_fd_limit
 from spool.cli.bench.wire import Frame, SseConnection
-from spool.shared import keys
+from spool.shared.keys import Keys, SessionRef
 from tests.helpers import submit
 from tests.procs import Api
+
+KEYS = Keys()  # the stacks run with the default SPOOL_KEY_PREFIX
 
 CLIENTS = 2_000
 SESSIONS = 20
@@ -55,7 +58,7 @@ async def stream_entries(redis_url: str, session_id: str) -> list[tuple[bytes, b
     """(id, type, data) of every entry of the session's stream, from Redis itself."""
     client = aredis.Redis.from_url(redis_url)
     try:
-        rows = await client.xrange(keys.stream_key(session_id))
+        rows = await client.xrange(KEYS.stream(SessionRef(OPEN_TENANT, session_id)))
     finally:
         await client.aclose()
     return [(raw, fields[b"t"], fields[b"d"]) for raw, fields in rows]

@@ -20,7 +20,8 @@ from tests.sse import Frame, frames
 
 FAULT_SETTINGS = {"lease_s": "2", "heartbeat_s": "0.3", "sse_ping_s": "0.5", "sse_retry_ms": "100"}
 TEXT = " ".join(f"w{i}" for i in range(120)) + " end"
-SLOW = {"text": TEXT, "tokens_per_second": 30, "ttft_ms": 0}
+# ~6 s: long enough to start a second worker (seconds on a loaded machine) mid-job
+SLOW = {"text": TEXT, "tokens_per_second": 20, "ttft_ms": 0}
 
 
 @pytest.fixture(scope="module")

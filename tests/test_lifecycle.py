@@ -10,10 +10,13 @@ import httpx
 import pytest
 import redis
 
-from spool.shared import keys
+from spool.api.auth import OPEN_TENANT
+from spool.shared.keys import Keys, SessionRef
 from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
+
+KEYS = Keys()  # the stacks run with the default SPOOL_KEY_PREFIX
 
 SLOW = {"text": "word " * 400, "tokens_per_second": 40, "ttft_ms": 0}
 QUICK = {"text": "a b c d e f", "tokens_per_second": 200, "ttft_ms": 0}
@@ -189,7 +192,9 @@ async def test_a_cursor_older_than_the_retained_events_gets_session_gap(
     accepted = await submit(http, session_id=session_id, parameters=QUICK)
     events = await follow_job(http, accepted)
     client = redis.Redis.from_url(redis_url)
-    client.xtrim(keys.stream_key(session_id), maxlen=3, approximate=False)  # retention trimming
+    client.xtrim(
+        KEYS.stream(SessionRef(OPEN_TENANT, session_id)), maxlen=3, approximate=False
+    )  # retention trimming
     client.close()
     retained = events[-3:]
     status, resumed = await read_stream(

@@ -1,13 +1,19 @@
-"""The stream append script against a real Redis: order, idempotency, fencing, retention."""
+"""The stream append script against a real Redis: order, idempotency, fencing, lifetimes."""
 
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from spool.shared import keys
 from spool.shared.connections import open_redis
+from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
+
+KEYS = Keys("spooltest")
+
+
+def ses(name: str, tenant: str = "acme") -> SessionRef:
+    return SessionRef(tenant, name)
 
 
 @pytest.fixture
@@ -21,12 +27,23 @@ def out(kind: str, seq: int) -> Outgoing:
     return Outgoing(kind, seq, b'{"seq":%d}' % seq)
 
 
-async def test_append_records_marks_and_retention(redis: Redis) -> None:
-    writer = StreamWriter(redis, retention_s=120)
-    ids = await writer.append("s1", "j1", 0, [out("job.queued", 0)])
-    ids += await writer.append("s1", "j1", 1, [out("job.started", 1), out("text.delta", 2)])
-    ids += await writer.append("s1", "j1", 1, [out("job.completed", 3)])
-    rows = await redis.xrange(keys.stream_key("s1"))
+def writer_on(redis: Redis, retention_s: int = 60) -> StreamWriter:
+    return StreamWriter(redis, KEYS, retention_s=retention_s)
+
+
+async def queued(writer: StreamWriter, s: SessionRef, job: str = "j1") -> bytes:
+    return (await writer.append(s, job, 0, [out("job.queued", 0)]))[0]
+
+
+async def test_append_records_marks_and_lifetime(redis: Redis) -> None:
+    writer, s = writer_on(redis, 120), ses("s1")
+    ids = [await queued(writer, s)]
+    assert await redis.ttl(KEYS.stream(s)) == -1  # a live job: nothing of it expires
+    assert await redis.ttl(KEYS.marks(s)) == -1
+    ids += await writer.append(s, "j1", 1, [out("job.started", 1), out("text.delta", 2)])
+    assert await redis.ttl(KEYS.stream(s)) == -1
+    ids += await writer.append(s, "j1", 1, [out("job.completed", 3)])
+    rows = await redis.xrange(KEYS.stream(s))
     assert [r[0] for r in rows] == ids
     assert [r[1][b"t"] for r in rows] == [
         b"job.queued",
@@ -35,65 +52,118 @@ async def test_append_records_marks_and_retention(redis: Redis) -> None:
         b"job.completed",
     ]
     assert {r[1][b"j"] for r in rows} == {b"j1"}
-    marks = await job_marks(redis, "s1", "j1")
+    marks = await job_marks(redis, KEYS, s, "j1")
     assert (marks.queued_id, marks.terminal_id, marks.last_seq, marks.attempt) == (
         ids[0],
         ids[-1],
         3,
         1,
     )
-    assert 0 < await redis.ttl(keys.stream_key("s1")) <= 120
-    assert 0 < await redis.ttl(keys.marks_key("s1")) <= 120
+    assert 0 < await redis.ttl(KEYS.stream(s)) <= 120  # idle: retention starts
+    assert 0 < await redis.ttl(KEYS.marks(s)) <= 120
+
+
+async def test_a_session_stays_live_while_any_of_its_jobs_is(redis: Redis) -> None:
+    writer, s = writer_on(redis), ses("live")
+    await queued(writer, s, "a")
+    await queued(writer, s, "b")
+    await writer.append(s, "a", 1, [out("job.completed", 1)])
+    assert await redis.ttl(KEYS.stream(s)) == -1  # b still waits
+    await writer.append(s, "b", 0, [out("job.cancelled", 1)])
+    assert await redis.ttl(KEYS.stream(s)) > 0
+
+
+async def test_a_job_the_session_never_queued_cannot_append(redis: Redis) -> None:
+    """A worker's late append after its session was deleted must not recreate the stream."""
+    writer, s = writer_on(redis), ses("gone")
+    with pytest.raises(StreamClosed):
+        await writer.append(s, "j1", 1, [out("job.cancelled", 5)])
+    assert not await redis.exists(KEYS.stream(s), KEYS.marks(s))
+
+
+async def test_a_tombstone_refuses_every_append(redis: Redis) -> None:
+    writer, s = writer_on(redis), ses("tomb")
+    await redis.set(KEYS.tombstone(s), b"1", ex=30)
+    with pytest.raises(StreamClosed):
+        await queued(writer, s)
+    assert not await redis.exists(KEYS.stream(s), KEYS.marks(s))
+
+
+async def test_tenants_have_separate_streams_for_one_session_id(redis: Redis) -> None:
+    writer = writer_on(redis)
+    await queued(writer, ses("same", "acme"))
+    assert await redis.xlen(KEYS.stream(ses("same", "acme"))) == 1
+    assert not await redis.exists(KEYS.stream(ses("same", "globex")))
+    with pytest.raises(StreamClosed):  # acme's job is not globex's
+        await writer.append(ses("same", "globex"), "j1", 1, [out("text.delta", 1)])
 
 
 async def test_a_resent_batch_is_not_written_twice(redis: Redis) -> None:
-    writer = StreamWriter(redis, retention_s=60)
+    writer, s = writer_on(redis), ses("s2")
+    await queued(writer, s)
     batch = [out("text.delta", 1), out("text.delta", 2)]
-    await writer.append("s2", "j1", 1, batch)
-    assert await writer.append("s2", "j1", 1, batch) == []
-    overlapping = await writer.append("s2", "j1", 1, [*batch, out("text.delta", 3)])
+    await writer.append(s, "j1", 1, batch)
+    assert await writer.append(s, "j1", 1, batch) == []
+    overlapping = await writer.append(s, "j1", 1, [*batch, out("text.delta", 3)])
     assert len(overlapping) == 1
-    assert await redis.xlen(keys.stream_key("s2")) == 3
+    assert await redis.xlen(KEYS.stream(s)) == 4
 
 
 async def test_nothing_is_appended_after_the_terminal_event(redis: Redis) -> None:
-    writer = StreamWriter(redis, retention_s=60)
-    await writer.append("s3", "j1", 1, [out("job.failed", 1)])
+    writer, s = writer_on(redis), ses("s3")
+    await queued(writer, s)
+    await writer.append(s, "j1", 1, [out("job.failed", 1)])
     with pytest.raises(StreamClosed):
-        await writer.append("s3", "j1", 1, [out("text.delta", 2)])
-    assert await redis.xlen(keys.stream_key("s3")) == 1
+        await writer.append(s, "j1", 1, [out("text.delta", 2)])
+    assert await redis.xlen(KEYS.stream(s)) == 2
 
 
 async def test_an_older_attempt_is_fenced_off(redis: Redis) -> None:
-    writer = StreamWriter(redis, retention_s=60)
-    await writer.append("s4", "j1", 1, [out("text.delta", 1)])
-    await writer.append("s4", "j1", 2, [out("job.retrying", 2)])
+    writer, s = writer_on(redis), ses("s4")
+    await queued(writer, s)
+    await writer.append(s, "j1", 1, [out("text.delta", 1)])
+    await writer.append(s, "j1", 2, [out("job.retrying", 2)])
     with pytest.raises(StreamClosed):
-        await writer.append("s4", "j1", 1, [out("text.delta", 3)])
-    assert await redis.xlen(keys.stream_key("s4")) == 2
+        await writer.append(s, "j1", 1, [out("text.delta", 3)])
+    assert await redis.xlen(KEYS.stream(s)) == 3
+
+
+async def test_the_stream_is_capped_near_maxlen(redis: Redis) -> None:
+    writer, s = StreamWriter(redis, KEYS, retention_s=60, maxlen=10), ses("capped")
+    await queued(writer, s)
+    for seq in range(1, 501):
+        await writer.append(s, "j1", 1, [out("text.delta", seq)])
+    assert await redis.xlen(KEYS.stream(s)) < 250  # approximate trimming: whole nodes
 
 
 async def test_each_append_publishes_its_entries_after_the_previous_last_id(
     redis: Redis,
 ) -> None:
-    writer = StreamWriter(redis, retention_s=60)
+    writer, s = writer_on(redis), ses("s5")
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.notify_channel("s5"))
+    await pubsub.subscribe(KEYS.notify(s))
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
-    first = await writer.append("s5", "j1", 1, [out("text.delta", 1)])
-    ids = await writer.append("s5", "j1", 1, [out("text.delta", 2), out("job.completed", 3)])
+    q = await queued(writer, s)
+    first = await writer.append(s, "j1", 1, [out("text.delta", 1)])
+    ids = await writer.append(s, "j1", 1, [out("text.delta", 2), out("job.completed", 3)])
     notices = []
-    for _ in range(2):
+    for _ in range(3):
         message = await pubsub.get_message(timeout=5)
         assert message is not None
         notices.append(decode_notice(message["data"]))
-    assert notices[0] == ("0-0", "j1", [(first[0].decode(), "text.delta", '{"seq":1}')])
-    prev, job, rows = notices[1]
+    assert notices[0] == ("0-0", "j1", [(q.decode(), "job.queued", '{"seq":0}')])
+    assert notices[1] == (q.decode(), "j1", [(first[0].decode(), "text.delta", '{"seq":1}')])
+    prev, job, rows = notices[2]
     assert (prev, job) == (first[0].decode(), "j1")
     assert rows == [
         (ids[0].decode(), "text.delta", '{"seq":2}'),
         (ids[1].decode(), "job.completed", '{"seq":3}'),
     ]
-    rows_in_redis = await redis.xrange(keys.stream_key("s5"))
-    assert [r[1][b"d"] for r in rows_in_redis] == [b'{"seq":1}', b'{"seq":2}', b'{"seq":3}']
+    rows_in_redis = await redis.xrange(KEYS.stream(s))
+    assert [r[1][b"d"] for r in rows_in_redis] == [
+        b'{"seq":0}',
+        b'{"seq":1}',
+        b'{"seq":2}',
+        b'{"seq":3}',
+    ]
     await pubsub.aclose()

@@ -24,16 +24,21 @@ class WorkerState:
     def __init__(self, settings: Settings, clients: RedisClients) -> None:
         self.settings = settings
         self.clients = clients
-        self.store = JobStore(clients.main, settings.retention_s)
-        self.writer = StreamWriter(clients.streams, settings.retention_s, settings.stream_maxlen)
+        self.keys = keys = clients.keys
+        self.store = JobStore(clients.main, keys, settings.retention_s)
+        self.writer = StreamWriter(
+            clients.streams, keys, settings.retention_s, settings.stream_maxlen
+        )
         self.batcher = Batcher(self.writer)
-        self.sessions = SessionQueue(clients.main, settings.retention_s)
-        self.arq: ArqRedis = arq_pool(clients.main)
-        self.queue = JobQueue(clients.main)
+        self.sessions = SessionQueue(clients.main, keys, settings.retention_s)
+        self.arq: ArqRedis = arq_pool(clients.main, keys)
+        self.queue = JobQueue(clients.main, keys)
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.metrics = MetricsServer(clients.main, lambda: len(self.running.cancels))
+        self.metrics = MetricsServer(
+            clients.main, clients.keys.queue, lambda: len(self.running.cancels)
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -42,7 +47,7 @@ class WorkerState:
             asyncio.create_task(
                 heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
             ),
-            asyncio.create_task(listen(self.clients.main, self.running, self.wake)),
+            asyncio.create_task(listen(self.clients.main, self.keys, self.running, self.wake)),
         ]
         if s.worker_metrics_port is not None:
             await self.metrics.start(s.worker_metrics_host, s.worker_metrics_port)

@@ -4,6 +4,8 @@ ProviderError         a model provider failed; `code` becomes the `job.failed` e
 └── UnsupportedModel  no provider serves the requested model
 ToolError             a tool refused its input or failed; becomes a `tool.result` with
                       `is_error` (or `job.failed` `unknown_tool` for an unknown name)
+OutputLimit           the job emitted more than `SPOOL_JOB_MAX_EVENTS` / `_BYTES`; becomes
+                      `job.failed` `output_limit` with the partial output
 """
 
 from spool.shared.errors import SpoolError
@@ -32,3 +34,11 @@ class UnsupportedModel(ProviderError):
 
 class ToolError(SpoolError):
     """A tool's error the model should see (its message becomes the result's output)."""
+
+
+class OutputLimit(SpoolError):
+    code = "output_limit"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

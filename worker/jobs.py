@@ -1,8 +1,11 @@
 """The arq job function: one attempt at one job, from `job.started` to its terminal event.
 
 An attempt ends in exactly one of: `job.completed`, `job.failed` (provider error,
-`expired`, `worker_lost`), `job.cancelled` (a cancel request), or a hand-back to arq
-(SIGTERM past the grace period: the next attempt starts over with `job.retrying`).
+`expired`, `worker_lost`, `output_limit`, or `internal_error` for any unexpected
+exception, so that a bug never leaves a job `running` and its session wedged),
+`job.cancelled` (a cancel request), or a hand-back to arq (SIGTERM past the grace period:
+the next attempt starts over with `job.retrying`). Whatever the outcome, the session's
+next job is then started.
 """
 
 import asyncio
@@ -16,10 +19,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.jobs import JobRecord, coalesce_ms
+from spool.shared.keys import SessionRef
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
-from spool.worker.errors import ProviderError
+from spool.worker.errors import OutputLimit, ProviderError
 from spool.worker.lifecycle import renew_leases
 from spool.worker.loop import AgentRun
 from spool.worker.providers import resolve
@@ -41,37 +45,57 @@ log = logging.getLogger(__name__)
 FLUSH_ON_CANCEL_S = 2.0
 
 
-async def run_job(ctx: dict[str, Any], job_id: str) -> None:
-    """arq entry point (enqueued by name as `run_job`)."""
+async def run_job(
+    ctx: dict[str, Any], job_id: str, tenant: str | None = None, session_id: str | None = None
+) -> None:
+    """arq entry point (enqueued by name as `run_job(job_id, tenant, session_id)`)."""
     state = WorkerState.of(ctx)
     try:
-        await _run(state, job_id, int(ctx["job_try"]))
+        if tenant is not None and session_id is not None:
+            session: SessionRef | None = SessionRef(tenant, session_id)
+        else:  # enqueued by an older API: look the session up
+            session = await state.store.locate(job_id)
+        if session is None:
+            log.warning("job %s has no session (deleted or expired); skipping", job_id)
+            return
+        await _run(state, session, job_id, int(ctx["job_try"]))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
         raise Retry(defer=1) from exc
 
 
-async def _run(state: WorkerState, job_id: str, attempt: int) -> None:
+async def _run(state: WorkerState, session: SessionRef, job_id: str, attempt: int) -> None:
     with state.running.track(job_id) as cancel:
         _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
             renew_leases(state.clients.main, [job_id], state.settings.lease_s),
-            state.store.load(job_id),
+            state.store.load(session, job_id),
         )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
-            return
-        marks = await job_marks(state.clients.streams, rec.session_id, job_id)
-        if marks.terminal_id is None:
-            pub = Publisher(
-                state.batcher,
-                rec.session_id,
-                job_id,
-                attempt,
-                first_seq=(marks.last_seq or 0) + 1,
-                coalesce_s=coalesce_ms(rec.spec.parameters, state.settings.coalesce_ms) / 1000,
-            )
-            await _attempt(Attempt(state, rec, attempt, pub, cancel))
-    await start_next(state, rec.session_id, job_id)
+        else:
+            await _run_attempt(state, rec, attempt, cancel)
+    await start_next(state, session, job_id)
+
+
+async def _run_attempt(
+    state: WorkerState, rec: JobRecord, attempt: int, cancel: asyncio.Event
+) -> None:
+    marks = await job_marks(state.clients.streams, state.keys, rec.session, rec.job_id)
+    if marks.terminal_id is not None:
+        return
+    settings = state.settings
+    pub = Publisher(
+        state.batcher,
+        rec.session,
+        rec.job_id,
+        attempt,
+        first_seq=(marks.last_seq or 0) + 1,
+        coalesce_s=coalesce_ms(rec.spec.parameters, settings.coalesce_ms) / 1000,
+        max_events=settings.job_max_events,
+        max_bytes=settings.job_max_bytes,
+        max_event_bytes=settings.event_max_bytes,
+    )
+    await _attempt(Attempt(state, rec, attempt, pub, cancel))
 
 
 async def _attempt(attempt: "Attempt") -> None:
@@ -79,6 +103,12 @@ async def _attempt(attempt: "Attempt") -> None:
         await attempt.run()
     except StreamClosed as exc:
         log.info("job %s attempt %d stopped: %s", attempt.rec.job_id, attempt.attempt, exc)
+    except (RedisConnectionError, RedisTimeoutError):
+        raise  # arq runs the job again
+    except Exception:  # a bug: end the job rather than leave it (and its session) running
+        log.exception("job %s attempt %d failed unexpectedly", attempt.rec.job_id, attempt.attempt)
+        with contextlib.suppress(StreamClosed):
+            await attempt.fail_internal()
     except asyncio.CancelledError:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(attempt.hand_back(), FLUSH_ON_CANCEL_S)
@@ -88,15 +118,17 @@ async def _attempt(attempt: "Attempt") -> None:
             await asyncio.wait_for(attempt.pub.flush(), FLUSH_ON_CANCEL_S)
 
 
-async def start_next(state: WorkerState, session_id: str, finished_job_id: str) -> None:
-    """Advance the session's FIFO past finished jobs and enqueue the next one."""
-    head = await state.sessions.advance(session_id, finished_job_id)
+async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
+    """Advance the session's FIFO past finished jobs and enqueue the next one. When none is
+    left the session is idle: its keys (and its jobs' index entries) start their TTL."""
+    head = await state.sessions.advance(session, finished_job_id)
     while head is not None:
-        marks = await job_marks(state.clients.streams, session_id, head)
+        marks = await job_marks(state.clients.streams, state.keys, session, head)
         if marks.terminal_id is None:
-            await state.queue.enqueue(head)
+            await state.queue.enqueue(session, head)
             return
-        head = await state.sessions.advance(session_id, head)  # cancelled while waiting
+        head = await state.sessions.advance(session, head)  # cancelled while waiting
+    await state.store.keep_index(session, state.settings.retention_s)
 
 
 class Attempt:
@@ -113,6 +145,7 @@ class Attempt:
         self.attempt = attempt
         self.pub = pub
         self.cancel = cancel
+        self.agent: AgentRun | None = None  # once generation starts: its partial output
         self.started: datetime | None = None  # when this attempt began generating
 
     async def run(self) -> None:
@@ -135,18 +168,19 @@ class Attempt:
         await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
         _, history = await asyncio.gather(
             self.state.store.update(
+                self.rec.session,
                 self.rec.job_id,
                 status="running",
                 attempt=self.attempt,
                 started_at=started,
                 interrupted=None,
             ),
-            memory.load(self.state.clients.main, self.rec.spec),
+            memory.load(self.state.clients.main, self.state.keys, self.rec.spec),
         )
-        run = AgentRun(self.rec.spec, self.pub, settings, history)
+        run = self.agent = AgentRun(self.rec.spec, self.pub, settings, history)
         try:
             reason = await self._generate(run, resolve(self.rec.model, settings))
-        except ProviderError as exc:
+        except (ProviderError, OutputLimit) as exc:
             error = ErrorInfo(code=exc.code, message=exc.message)
             await self._fail(error, run.usage, run.output_text)
             return
@@ -178,7 +212,7 @@ class Attempt:
             metrics.TIME_TO_FIRST_TOKEN.observe(max(0, ttft) / 1000)
         duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
         cost = run.cost()
-        await memory.record(main, self.rec.session_id, run.turns, settings)
+        await memory.record(main, self.state.keys, self.rec.session, run.turns, settings)
         fields: dict[str, Any] = {
             "output_text": run.output_text,
             "usage": run.usage,
@@ -197,6 +231,13 @@ class Attempt:
         await self.pub.emit(JobFailed(**fields))
         await self.pub.flush()
 
+    async def fail_internal(self) -> None:
+        """End the job `internal_error` after an unexpected exception, keeping its output."""
+        run = self.agent
+        usage, text = (run.partial_usage(), run.output_text) if run else (Usage(), "")
+        message = "the worker failed unexpectedly; the job was ended"
+        await self._fail(ErrorInfo(code="internal_error", message=message), usage, text)
+
     async def _cancelled(self, output_text: str, usage: Usage) -> None:
         fields: dict[str, Any] = {"output_text": output_text, "usage": usage}
         await self._finish("cancelled", fields)
@@ -205,10 +246,12 @@ class Attempt:
 
     async def _finish(self, status: str, fields: dict[str, Any]) -> None:
         """Record the outcome before the terminal event, so a client reacting to it sees it."""
-        await self.pub.flush()
+        with contextlib.suppress(Exception):  # the failing events are not what we are ending
+            await self.pub.flush()
         now = datetime.now(UTC)
-        await self.state.store.update(self.rec.job_id, status=status, finished_at=now, **fields)
-        await self.state.store.touch_session(self.rec.session_id)
+        await self.state.store.update(
+            self.rec.session, self.rec.job_id, status=status, finished_at=now, **fields
+        )
         metrics.JOBS_FINISHED.labels(status).inc()
         if self.started is not None:
             metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
@@ -216,7 +259,9 @@ class Attempt:
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""
         await self.pub.flush()
-        await self.state.store.update(self.rec.job_id, interrupted="worker_shutdown")
+        await self.state.store.update(
+            self.rec.session, self.rec.job_id, interrupted="worker_shutdown"
+        )
 
     def _expired(self) -> bool:
         limit = self.state.settings.queue_max_wait_s

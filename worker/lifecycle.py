@@ -6,10 +6,10 @@ worker shortens and renews that key to `lease_s` for each job it runs: a live wo
 keeps its jobs, a dead one loses them within `lease_s`, and another worker runs them
 again (as `job.retrying`).
 
-Cancels: the API publishes a job id on `keys.CANCEL_CHANNEL`; the worker running it
+Cancels: the API publishes a job id on `Keys.cancel_channel`; the worker running it
 sets that job's cancel event at once (arq's poll-based abort is too slow).
 
-Wake-ups: whoever enqueues a job publishes on `keys.WAKE_CHANNEL`, and idle workers poll
+Wake-ups: whoever enqueues a job publishes on `Keys.wake_channel`, and idle workers poll
 the queue at once instead of at their next poll tick (arq sleeps `poll_delay` between
 polls: 0.5 s by default, 260 ms mean pickup). The poll stays, slower, as a safety net.
 Both listen on one pub/sub connection per worker process.
@@ -22,7 +22,7 @@ import logging
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from spool.shared import keys
+from spool.shared.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,13 @@ async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: flo
         await asyncio.sleep(every_s)
 
 
-async def listen(redis: Redis, running: Running, wake: asyncio.Event) -> None:
+async def listen(redis: Redis, keys: Keys, running: Running, wake: asyncio.Event) -> None:
     """Cancel requests and queue wake-ups, reconnecting (and waking once) after a drop."""
-    cancel_channel = keys.CANCEL_CHANNEL.encode()
+    cancel_channel = keys.cancel_channel.encode()
     while True:
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(keys.CANCEL_CHANNEL, keys.WAKE_CHANNEL)
+            await pubsub.subscribe(keys.cancel_channel, keys.wake_channel)
             wake.set()  # anything enqueued while we were not listening
             async for message in pubsub.listen():
                 if message.get("type") != "message":

@@ -11,7 +11,7 @@ from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from spool.shared import keys, serializer
+from spool.shared import serializer
 from spool.shared.connections import RedisClients
 from spool.shared.settings import Settings
 from spool.worker.claim import Claimer
@@ -96,7 +96,7 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
                 timeout=settings.job_timeout_s,
             )
         ],
-        queue_name=keys.QUEUE_NAME,
+        queue_name=clients.keys.queue,
         redis_pool=state.arq,
         on_startup=on_startup,
         on_shutdown=on_shutdown,

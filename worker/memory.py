@@ -1,9 +1,10 @@
 """Conversation memory: a session's finished turns, prepended to its next jobs.
 
-Stored under `keys.history_key(session_id)` as a Redis list with one JSON element per
+Stored under `Keys.history(session)` as a Redis list with one JSON element per
 finished job (its input, the assistant's turns, tool calls and results), so trimming
 drops whole exchanges, oldest first, and never splits a tool call from its result.
-Bounded by `SPOOL_HISTORY_MAX_JOBS` and `SPOOL_HISTORY_MAX_BYTES`; expires with the session.
+Bounded by `SPOOL_HISTORY_MAX_JOBS` and `SPOOL_HISTORY_MAX_BYTES`; expires with the session
+(`shared.sessions`), and is never recreated for a session that was deleted meanwhile.
 """
 
 import msgspec
@@ -11,18 +12,25 @@ from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
 from spool.shared.jobs import JobSpec, Message
-from spool.shared.keys import history_key
+from spool.shared.keys import Keys, SessionRef
 from spool.shared.settings import Settings
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[Message])
 
+PUSH_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
+return redis.call('RPUSH', KEYS[1], ARGV[1])
+"""
 
-async def load(redis: Redis, spec: JobSpec) -> list[Message]:
+
+async def load(redis: Redis, keys: Keys, spec: JobSpec) -> list[Message]:
     """The session's earlier turns, oldest first (none when the job says `history: false`)."""
     if not spec.history:
         return []
-    raw: list[bytes] = await awaited(redis.lrange(history_key(spec.session_id), 0, -1))
+    raw: list[bytes] = await awaited(redis.lrange(keys.history(spec.session), 0, -1))
     turns: list[Message] = []
     for element in raw:
         try:
@@ -42,14 +50,18 @@ def keep_from(sizes: list[int], max_items: int, max_bytes: int) -> int:
     return start
 
 
-async def record(redis: Redis, session_id: str, turns: list[Message], settings: Settings) -> None:
-    """Append one finished job's turns and trim the oldest exchanges beyond the bounds."""
-    key = history_key(session_id)
-    await awaited(redis.rpush(key, _encoder.encode(turns)))
+async def record(
+    redis: Redis, keys: Keys, s: SessionRef, turns: list[Message], settings: Settings
+) -> None:
+    """Append one finished job's turns (if the session still exists) and trim the oldest
+    exchanges beyond the bounds."""
+    key = keys.history(s)
+    pushed = await awaited(
+        redis.eval(PUSH_LUA, 2, key, keys.session(s), _encoder.encode(turns))  # type: ignore[arg-type]
+    )
+    if not pushed:
+        return
     raw: list[bytes] = await awaited(redis.lrange(key, 0, -1))
     start = keep_from([len(r) for r in raw], settings.history_max_jobs, settings.history_max_bytes)
-    async with redis.pipeline(transaction=True) as pipe:
-        if start:
-            pipe.ltrim(key, start, -1)
-        pipe.expire(key, settings.retention_s)
-        await pipe.execute()
+    if start:
+        await awaited(redis.ltrim(key, start, -1))

@@ -57,8 +57,9 @@ READ_TIMEOUT_S = 5.0
 class MetricsServer:
     """`GET /metrics` on `host:port`, answered from the worker's event loop."""
 
-    def __init__(self, redis: Redis, running: Callable[[], int]) -> None:
+    def __init__(self, redis: Redis, queue: str, running: Callable[[], int]) -> None:
         self.redis = redis
+        self.queue = queue
         self.running = running
         self._server: asyncio.Server | None = None
 
@@ -99,7 +100,7 @@ class MetricsServer:
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         JOBS_RUNNING.set(self.running())
-        await QUEUE.refresh(self.redis)
+        await QUEUE.refresh(self.redis, self.queue)
         return exposition(REGISTRY, accept)
 
     @staticmethod

@@ -9,30 +9,52 @@ Optionally (`coalesce_s` > 0) consecutive text or thinking deltas of one step ar
 for up to that long into one event: fewer, larger events for clients and Redis, at the
 price of that much added latency. Any other event releases the held delta first, so
 order is kept.
+
+Bounds (contract §4): a text or thinking delta larger than `max_event_bytes` is split
+into several deltas (their concatenation is unchanged), a tool result's output is cut
+to it; past `max_events` events or `max_bytes` bytes in one job, `emit` raises
+`OutputLimit` (the terminal event that follows is always let through).
 """
 
 import asyncio
 
 from spool.shared.ids import now_ms
+from spool.shared.keys import SessionRef
 from spool.shared.streams import Append, Outgoing
 from spool.worker.batcher import Batcher
-from spool_client.events import Event, TextDelta, ThinkingDelta, encoder, event_type
+from spool.worker.errors import OutputLimit
+from spool_client.events import (
+    TERMINAL_TYPES,
+    Event,
+    TextDelta,
+    ThinkingDelta,
+    ToolResult,
+    encoder,
+    event_type,
+)
+
+UNLIMITED = 1 << 62
+WORST_JSON_BYTES_PER_CHAR = 6  # `\u001f`: a control character escaped in JSON
+CUT_MARK = "\n[output cut: over the event size limit]"
 
 
 class Publisher:
     def __init__(
         self,
         batcher: Batcher,
-        session_id: str,
+        session: SessionRef,
         job_id: str,
         attempt: int,
         first_seq: int,
         *,
         max_buffer: int = 10_000,
         coalesce_s: float = 0.0,
+        max_events: int = UNLIMITED,
+        max_bytes: int = UNLIMITED,
+        max_event_bytes: int = UNLIMITED,
     ) -> None:
         self._batcher = batcher
-        self._session_id = session_id
+        self._session = session
         self._job_id = job_id
         self._attempt = attempt
         self._seq = first_seq
@@ -46,6 +68,10 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._error: BaseException | None = None
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._max_event_bytes = max_event_bytes
+        self._bytes = 0
 
     async def emit(self, event: Event) -> None:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
@@ -56,11 +82,19 @@ class Publisher:
             await self._room.wait()
             if self._error is not None:
                 raise self._error
+        if event_type(event) not in TERMINAL_TYPES:
+            self._check_limits()
         if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
             self._hold(event)
             return
         self._release()
         self._push(event)
+
+    def _check_limits(self) -> None:
+        if self._seq >= self._max_events:
+            raise OutputLimit(f"the job emitted over {self._max_events} events")
+        if self._bytes >= self._max_bytes:
+            raise OutputLimit(f"the job emitted over {self._max_bytes} bytes")
 
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis."""
@@ -91,11 +125,27 @@ class Publisher:
             self._push(held)
 
     def _push(self, event: Event) -> None:
+        if isinstance(event, TextDelta | ThinkingDelta):
+            piece = max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
+            if len(event.delta) > piece:
+                text = event.delta
+                for start in range(0, len(text), piece):
+                    self._push_one(type(event)(step=event.step, delta=text[start : start + piece]))
+                return
+        elif isinstance(event, ToolResult):
+            limit = max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
+            if len(event.output) > limit:
+                event.output = event.output[:limit] + CUT_MARK
+        self._push_one(event)
+
+    def _push_one(self, event: Event) -> None:
         event.job_id = self._job_id
         event.seq = self._seq
         event.ts = now_ms()
         self._seq += 1
-        self._pending.append(Outgoing(event_type(event), event.seq, encoder.encode(event)))
+        data = encoder.encode(event)
+        self._bytes += len(data)
+        self._pending.append(Outgoing(event_type(event), event.seq, data))
         self._idle.clear()
         self._batcher.ready(self)
 
@@ -104,7 +154,7 @@ class Publisher:
     def take(self, limit: int) -> Append | None:
         if self._error is not None or not self._pending:
             return None
-        return Append(self._session_id, self._job_id, self._attempt, self._pending[:limit])
+        return Append(self._session, self._job_id, self._attempt, self._pending[:limit])
 
     def written(self, count: int) -> None:
         del self._pending[:count]
