@@ -3,7 +3,14 @@
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from spool.api import openapi, routes_jobs, routes_ops, routes_sessions
+from spool.api import (
+    openapi,
+    routes_approvals,
+    routes_jobs,
+    routes_models,
+    routes_ops,
+    routes_sessions,
+)
 from spool.api.errors import install_error_handlers
 from spool.api.state import Role, lifespan_for
 from spool.shared.settings import Settings
@@ -29,6 +36,8 @@ def create_app(settings: Settings, role: Role = "all") -> FastAPI:
     app.include_router(routes_ops.router)
     if role in ("all", "jobs"):
         app.include_router(routes_jobs.router)
+        app.include_router(routes_approvals.router)
+        app.include_router(routes_models.router)
         app.include_router(routes_sessions.router)
     if role in ("all", "events"):
         app.include_router(routes_sessions.events_router)

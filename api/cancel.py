@@ -4,7 +4,9 @@ The API marks the record (`cancel_requested`), then publishes the job id on
 `Keys.cancel_channel`: the worker running it stops the generation at once, closes the
 provider's stream and writes `job.cancelled` with the partial output and usage. A job
 no worker has started yet is ended here, by an append that only succeeds while no
-attempt has begun; whichever side writes first, the job gets one terminal event.
+attempt has begun; whichever side writes first, the job gets one terminal event. A job
+parked on tool approvals has no worker: its continuation is enqueued, and it writes
+`job.cancelled` with the output so far.
 """
 
 from datetime import UTC, datetime
@@ -22,8 +24,14 @@ async def request_cancel(state: AppState, session: SessionRef, job_id: str) -> N
     await state.store.update(session, job_id, cancel_requested=True)
     await state.clients.main.publish(state.keys.cancel_channel, job_id)
     rec = await state.store.load(session, job_id)
-    if rec is not None:
-        await _cancel_if_not_started(state, rec)
+    if rec is None:
+        return
+    if rec.waiting and rec.parked is not None:
+        # parked on approvals: no worker holds it, so its continuation ends it (cancelled);
+        # a worker still parking it sees the request and enqueues the continuation itself
+        await state.approvals.wake(session, job_id, rec.parked.continuation)
+        return
+    await _cancel_if_not_started(state, rec)
 
 
 async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:

@@ -14,7 +14,7 @@ from spool.api.openapi import EventStream, doc
 from spool.api.sse import resolve_cursor, sse_response
 from spool.api.state import AppState, State
 from spool.api.submission import decode_request, submit_job
-from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView
+from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView, PendingApproval
 from spool.shared.keys import SessionRef
 
 router = APIRouter()
@@ -101,7 +101,12 @@ async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
     "/v1/jobs/{job_id}", tags=["jobs"], openapi_extra=doc({200: JobView}, errors=(401, 404, 503))
 )
 async def get_job(job_id: str, state: State, tenant: Tenant) -> Response:
-    return json_response(JobView.of(await owned_job(state, job_id, tenant)))
+    rec = await owned_job(state, job_id, tenant)
+    pending: list[PendingApproval] = []
+    if rec.waiting and rec.parked is not None:
+        decided = await state.approvals.decisions(rec, rec.parked)
+        pending = [p for p in rec.parked.pending if p.call_id not in decided]
+    return json_response(JobView.of(rec, pending))
 
 
 class CancelView(msgspec.Struct):

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from spool.api import metrics
 from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
+from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients
 from spool.shared.sessions import SessionQueue
 from spool.shared.settings import Settings
@@ -57,6 +58,7 @@ class AppState:
         )
         self.sessions = SessionQueue(self.clients.main, keys, settings.retention_s)
         self.idempotency = Idempotency(self.clients.main, keys)
+        self.approvals = Approvals(self.clients.main, keys)
         self.session_owner = SingleFlight(self.store.session)
         self.hub = Hub(self.clients.streams, keys)
         self.streams = StreamCounts()

@@ -73,6 +73,9 @@ def _tools(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--system", default=None, help="the system prompt")
 @click.option("--tools", multiple=True, help="tools the model may call: a,b or repeated")
 @click.option("--max-steps", type=click.IntRange(1, 64), default=None, help="agent-loop steps")
+@click.option(
+    "--require-approval", is_flag=True, default=None, help="every tool call waits for a y/n"
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
 @click.option(
     "--output",
@@ -93,6 +96,7 @@ def submit(
     system: str | None,
     tools: tuple[str, ...],
     max_steps: int | None,
+    require_approval: bool | None,
     as_json: bool,
     output: Path | None,
     text_only: bool,
@@ -104,6 +108,7 @@ def submit(
     otherwise the command to decide it is printed.
     """
     fields = {"agent": agent, "system": system, "tools": _tools(tools), "max_steps": max_steps}
+    fields["require_approval"] = require_approval
 
     async def run() -> int:
         async with SpoolClient(base_url(url), api_key()) as client:

@@ -12,6 +12,7 @@ system = "You are terse."
 tools = ["calculator"]
 parameters = { temperature = 0.2 }
 max_steps = 4
+require_approval = ["send_email"]      # or true: every tool call waits for a human
 
 [prices."local:llama3.1"]              # USD per million tokens
 input = 0.0
@@ -55,6 +56,7 @@ class Agent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tools: list[str] = []
     parameters: dict[str, Any] = {}
     max_steps: Annotated[int, msgspec.Meta(ge=1, le=64)] | None = None
+    require_approval: bool | list[str] | None = None  # tool calls that wait for a human
 
 
 class AgentsFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -97,6 +97,21 @@ class Keys:
     def idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}:idem:{tenant}:{key}"
 
+    def tools(self) -> str:
+        """Hash: tool name → until when (ms) a live worker serves it (workers refresh it)."""
+        return f"{self.prefix}:tools"
+
+    def approvals_due(self) -> str:
+        """Sorted set: parked jobs' continuations (`<job id>~<n>`) by when they must run at
+        the latest (their approvals' expiry); workers sweep it, so expiry needs no client."""
+        return f"{self.prefix}:approvals:due"
+
+
+def decision_field(continuation: int, call_id: str) -> str:
+    """The name (after the job's own field prefix) of the job record's field holding the
+    decision on `call_id` of the job's n-th parking."""
+    return f"decision:{continuation}:{call_id}"
+
 
 def parse_index(value: bytes) -> SessionRef | None:
     """A `job_index` value back into its session."""

@@ -45,22 +45,27 @@ class JobQueue:
         self._script = redis.register_script(ENQUEUE_LUA)
         self._keys = keys
 
-    async def enqueue(self, s: SessionRef, job_id: str) -> bool:
-        """Queue `run_job(job_id, tenant, session_id)`; False if that job is already queued
-        (or has a result)."""
-        keys_, args = enqueue_keys(self._keys, job_id), enqueue_args(self._keys, s, job_id)
+    async def enqueue(self, s: SessionRef, job_id: str, arq_id: str | None = None) -> bool:
+        """Queue `run_job(job_id, tenant, session_id)` as arq job `arq_id` (default: the job
+        id; a parked job's continuation has its own); False if that arq job is queued."""
+        arq_id = arq_id or job_id
+        keys_ = enqueue_keys(self._keys, arq_id)
+        args = enqueue_args(self._keys, s, job_id, arq_id)
         added: int = await awaited(self._script(keys=keys_, args=args))
         return bool(added)
 
 
-def enqueue_keys(keys: Keys, job_id: str) -> list[str]:
+def enqueue_keys(keys: Keys, arq_id: str) -> list[str]:
     assert keys.queue != default_queue_name  # Spool's queue is its own
-    return [job_key_prefix + job_id, result_key_prefix + job_id, keys.queue]
+    return [job_key_prefix + arq_id, result_key_prefix + arq_id, keys.queue]
 
 
-def enqueue_args(keys: Keys, s: SessionRef, job_id: str) -> list[bytes | int | str]:
-    """arq's job payload (msgspec, not pickle), its expiry, its score (now), the id and the
-    wake-up channel. The payload names the job's session, so the worker needs no look-up."""
+def enqueue_args(
+    keys: Keys, s: SessionRef, job_id: str, arq_id: str | None = None
+) -> list[bytes | int | str]:
+    """arq's job payload (msgspec, not pickle), its expiry, its score (now), the arq id and
+    the wake-up channel. The payload names the job's session, so the worker needs no
+    look-up."""
     now = now_ms()
     payload = serialize_job(
         JOB_FUNCTION,
@@ -70,4 +75,15 @@ def enqueue_args(keys: Keys, s: SessionRef, job_id: str) -> list[bytes | int | s
         now,
         serializer=serializer.serialize,
     )
-    return [payload, EXPIRES_MS, now, job_id, keys.wake_channel]
+    return [payload, EXPIRES_MS, now, arq_id or job_id, keys.wake_channel]
+
+
+def continuation_id(job_id: str, continuation: int) -> str:
+    """The arq job id of a parked job's n-th continuation (`job-…~n`)."""
+    return f"{job_id}~{continuation}"
+
+
+def parse_arq_id(arq_id: str) -> tuple[str, int]:
+    """`(job id, continuation)`: 0 for the job's own arq job."""
+    job_id, sep, n = arq_id.rpartition("~")
+    return (job_id, int(n)) if sep and n.isdigit() else (arq_id, 0)

@@ -32,7 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_ping_s: float = 15.0
     sse_retry_ms: int = 1000
     log_level: str = "INFO"
-    job_timeout_s: int = 3600
+    job_timeout_s: float = 3600.0  # a job's whole-job deadline unless it sets `timeout_s`
+    approval_timeout_s: float = 3600.0  # a pending approval counts as rejected after this
     max_tries: int = 3
     key_prefix: str = DEFAULT_PREFIX  # every Redis key starts with it (deployments can share)
     stream_maxlen: int = 100_000  # a session stream keeps about this many entries (0: no cap)
@@ -61,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # tools and conversation memory (worker)
     tool_timeout_s: float = 30.0
     tools_module: str | None = None  # "pkg.module": its TOOLS list of functions is registered
+    tools_refresh_s: float = 20.0  # workers re-publish the tool names they serve this often
     history_max_jobs: int = 20
     history_max_bytes: int = 256_000
     # metrics (worker): GET /metrics on this port when set (the API serves its own /metrics)

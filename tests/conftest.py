@@ -18,7 +18,7 @@ from spool.cli.embedded import EmbeddedRedis, free_port
 from tests.fakes.stack import other_db
 from tests.procs import Api, Worker, service_env
 
-STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250"}
+STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250", "tools_refresh_s": "0.2"}
 
 
 LOG_DIR = pytest.StashKey[Path]()

@@ -2,6 +2,7 @@
 settings object's fields, docs/api.md names every route, docs/events.md every event type
 and field, and no doc points outside the repository."""
 
+import ast
 import re
 import typing
 from pathlib import Path
@@ -10,12 +11,15 @@ import msgspec
 from fastapi.routing import APIRoute
 
 from spool.api.app import create_app
+from spool.api.routes_approvals import DecisionRequest
+from spool.shared.jobs import JobRequest, JobView
 from spool.shared.settings import Settings
 from spool_client.events import AnyEvent, Event
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 COMMON = {f.name for f in msgspec.structs.fields(Event)}
+TEMPLATES = ROOT / "shared" / "templates.py"
 
 
 def section(text: str, heading: str) -> str:
@@ -60,8 +64,20 @@ def test_api_reference_names_every_route() -> None:
                 assert f"`{method} {route.path}`" in text, f"{method} {route.path}"
 
 
+def _own_and_shared_fields(event_type: type) -> tuple[set[str], set[str]]:
+    """Fields the type declares itself, and those it shares with other event types through
+    a base class between it and `Event` (described once, before the per-type sections)."""
+    shared: set[str] = set()
+    for base in event_type.__mro__[1:]:
+        if isinstance(base, type) and issubclass(base, Event) and base is not Event:
+            shared |= {f.name for f in msgspec.structs.fields(base)}
+    every = {f.name for f in msgspec.structs.fields(event_type)}
+    return every - shared - COMMON, shared - COMMON
+
+
 def test_events_reference_describes_every_type_and_field() -> None:
     text = (DOCS / "events.md").read_text()
+    intro = section(text, "## Event types").split("\n### ", 1)[0]
     for event_type in typing.get_args(AnyEvent):
         tag = event_type.__struct_config__.tag
         heading = next(
@@ -70,9 +86,41 @@ def test_events_reference_describes_every_type_and_field() -> None:
         )
         assert heading is not None, f"docs/events.md has no section for {tag}"
         body = section(text, heading)
-        for field in msgspec.structs.fields(event_type):
-            if field.name not in COMMON:
-                assert f"`{field.name}`" in body, f"{tag}.{field.name} is not described"
+        own, shared = _own_and_shared_fields(event_type)
+        for name in own:
+            assert f"`{name}`" in body, f"{tag}.{name} is not described"
+        for name in shared:
+            assert f"`{name}`" in intro, f"{tag}.{name} (shared) is not described"
+
+
+def test_api_reference_describes_every_body_field() -> None:
+    text = (DOCS / "api.md").read_text()
+    for struct in (JobRequest, JobView, DecisionRequest):
+        for field in msgspec.structs.fields(struct):
+            assert f"`{field.name}`" in text, f"{struct.__name__}.{field.name}"
+
+
+def _error_codes() -> set[str]:
+    """Every `snake_case` code the API answers with, found in `ApiError(status, code, ...)`
+    and `error_response(status, code, ...)` calls (plus the template errors' codes)."""
+    codes = set()
+    for path in (ROOT / "api").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            code = node.args[1]
+            if name in ("ApiError", "error_response") and isinstance(code, ast.Constant):
+                codes.add(str(code.value))
+    return codes | set(re.findall(r'TemplateError\(\s*"([a-z_]+)"', TEMPLATES.read_text()))
+
+
+def test_api_reference_lists_every_error_code() -> None:
+    text = (DOCS / "api.md").read_text()
+    codes = _error_codes()
+    assert len(codes) > 10
+    for code in codes:
+        assert f"`{code}`" in text, f"error code {code} is not in docs/api.md"
 
 
 def test_docs_point_nowhere_outside_the_repository() -> None:

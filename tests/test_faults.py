@@ -105,16 +105,17 @@ def check_reconstruction(events: list[Frame], expected_text: str) -> None:
 async def kill_mid_stream(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> tuple[dict[str, str], list[Frame]]:
-    """A job streams on one worker; a second worker starts; the first is SIGKILLed. The
-    job's events, read over one connection from before the kill to the terminal event."""
+    """A job streams on one worker, which is SIGKILLed; then a second worker starts (kill
+    first: starting a worker can take longer than the job on a loaded machine). The job's
+    events, read over one connection from before the kill to the terminal event."""
     doomed = Worker(env, log_dir).start()
     workers.append(doomed)
     accepted = await submit(http, parameters=SLOW)
     seen: asyncio.Queue[Frame] = asyncio.Queue()
     reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
     await wait_events(seen, "text.delta", 5)
-    workers.append(Worker(env, log_dir).start())
     doomed.signal(signal.SIGKILL)
+    workers.append(Worker(env, log_dir).start())
     return accepted, await asyncio.wait_for(reader, 60)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients, arq_pool
 from spool.shared.queue import JobQueue
 from spool.shared.sessions import SessionQueue
@@ -14,6 +15,7 @@ from spool.shared.settings import Settings
 from spool.shared.store import JobStore
 from spool.shared.streams import StreamWriter
 from spool.worker.batcher import Batcher
+from spool.worker.duties import publish_tools, sweep_approvals
 from spool.worker.lifecycle import Running, heartbeat, listen
 from spool.worker.metrics import MetricsServer
 
@@ -33,6 +35,7 @@ class WorkerState:
         self.sessions = SessionQueue(clients.main, keys, settings.retention_s)
         self.arq: ArqRedis = arq_pool(clients.main, keys)
         self.queue = JobQueue(clients.main, keys)
+        self.approvals = Approvals(clients.main, keys)
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -48,6 +51,8 @@ class WorkerState:
                 heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
             ),
             asyncio.create_task(listen(self.clients.main, self.keys, self.running, self.wake)),
+            asyncio.create_task(publish_tools(self.clients.main, self.keys, s)),
+            asyncio.create_task(sweep_approvals(self.approvals, self.store)),
         ]
         if s.worker_metrics_port is not None:
             await self.metrics.start(s.worker_metrics_host, s.worker_metrics_port)

@@ -1,11 +1,13 @@
 """The arq job function: one attempt at one job, from `job.started` to its terminal event.
 
 An attempt ends in exactly one of: `job.completed`, `job.failed` (provider error,
-`expired`, `worker_lost`, `output_limit`, or `internal_error` for any unexpected
-exception, so that a bug never leaves a job `running` and its session wedged),
-`job.cancelled` (a cancel request), or a hand-back to arq (SIGTERM past the grace period:
-the next attempt starts over with `job.retrying`). Whatever the outcome, the session's
-next job is then started.
+`timeout`, `expired`, `worker_lost`, `output_limit`, or `internal_error` for any
+unexpected exception, so that a bug never leaves a job `running` and its session wedged),
+`job.cancelled` (a cancel request), a hand-back to arq (SIGTERM past the grace period: the
+next attempt starts over with `job.retrying`), or parking: tool calls wait for approval,
+the job's state is in its record and the worker lets it go; a continuation (its own arq
+job, `worker/continuation.py`) takes it up later. Unless the job parked (or another run
+owns it), the session's next job is then started.
 """
 
 import asyncio
@@ -18,16 +20,19 @@ from arq import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from spool.shared.jobs import JobRecord, coalesce_ms
+from spool.shared.ids import now_ms
+from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, coalesce_ms
 from spool.shared.keys import SessionRef
+from spool.shared.queue import parse_arq_id
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
+from spool.worker.continuation import Plan, plan
 from spool.worker.errors import OutputLimit, ProviderError
+from spool.worker.generation import Generation
 from spool.worker.lifecycle import renew_leases
-from spool.worker.loop import AgentRun
+from spool.worker.parking import Parked
 from spool.worker.providers import resolve
-from spool.worker.providers.base import Provider
 from spool.worker.publisher import Publisher
 from spool_client.events import (
     ErrorInfo,
@@ -37,6 +42,7 @@ from spool_client.events import (
     JobFailed,
     JobRetrying,
     JobStarted,
+    TextDelta,
     Usage,
 )
 
@@ -50,65 +56,77 @@ async def run_job(
 ) -> None:
     """arq entry point (enqueued by name as `run_job(job_id, tenant, session_id)`)."""
     state = WorkerState.of(ctx)
+    arq_id = str(ctx.get("job_id") or job_id)
     try:
         if tenant is not None and session_id is not None:
             session: SessionRef | None = SessionRef(tenant, session_id)
-        else:  # enqueued by an older API: look the session up
+        else:  # enqueued by an older API, or by an approvals sweep: look the session up
             session = await state.store.locate(job_id)
         if session is None:
             log.warning("job %s has no session (deleted or expired); skipping", job_id)
+            await state.approvals.unschedule(job_id, parse_arq_id(arq_id)[1])
             return
-        await _run(state, session, job_id, int(ctx["job_try"]))
+        await _run(state, session, job_id, arq_id, int(ctx["job_try"]))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
         raise Retry(defer=1) from exc
 
 
-async def _run(state: WorkerState, session: SessionRef, job_id: str, attempt: int) -> None:
-    with state.running.track(job_id) as cancel:
+async def _run(
+    state: WorkerState, session: SessionRef, job_id: str, arq_id: str, job_try: int
+) -> None:
+    _, continuation = parse_arq_id(arq_id)
+    with state.running.track(job_id, arq_id) as cancel:
         _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
-            renew_leases(state.clients.main, [job_id], state.settings.lease_s),
+            renew_leases(state.clients.main, [arq_id], state.settings.lease_s),
             state.store.load(session, job_id),
         )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
-        else:
-            await _run_attempt(state, rec, attempt, cancel)
+            await state.approvals.unschedule(job_id, continuation)
+        elif await _run_attempt(state, rec, continuation, job_try, cancel) == "parked":
+            return  # parked, or another run owns the job: the session's next job waits
     await start_next(state, session, job_id)
 
 
 async def _run_attempt(
-    state: WorkerState, rec: JobRecord, attempt: int, cancel: asyncio.Event
-) -> None:
+    state: WorkerState, rec: JobRecord, continuation: int, job_try: int, cancel: asyncio.Event
+) -> str:
     marks = await job_marks(state.clients.streams, state.keys, rec.session, rec.job_id)
     if marks.terminal_id is not None:
-        return
+        await state.approvals.unschedule(rec.job_id, continuation)
+        return "ended"
+    todo = await plan(state, rec, continuation, job_try)
+    if todo is None:
+        return "parked"
     settings = state.settings
     pub = Publisher(
         state.batcher,
         rec.session,
         rec.job_id,
-        attempt,
+        todo.attempt,
         first_seq=(marks.last_seq or 0) + 1,
         coalesce_s=coalesce_ms(rec.spec.parameters, settings.coalesce_ms) / 1000,
         max_events=settings.job_max_events,
         max_bytes=settings.job_max_bytes,
         max_event_bytes=settings.event_max_bytes,
     )
-    await _attempt(Attempt(state, rec, attempt, pub, cancel))
+    return await _attempt(Attempt(state, todo.rec, todo, pub, cancel))
 
 
-async def _attempt(attempt: "Attempt") -> None:
+async def _attempt(attempt: "Attempt") -> str:
     try:
-        await attempt.run()
+        return await attempt.run()
     except StreamClosed as exc:
         log.info("job %s attempt %d stopped: %s", attempt.rec.job_id, attempt.attempt, exc)
+        return "stopped"
     except (RedisConnectionError, RedisTimeoutError):
         raise  # arq runs the job again
     except Exception:  # a bug: end the job rather than leave it (and its session) running
         log.exception("job %s attempt %d failed unexpectedly", attempt.rec.job_id, attempt.attempt)
         with contextlib.suppress(StreamClosed):
             await attempt.fail_internal()
+        return "failed"
     except asyncio.CancelledError:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(attempt.hand_back(), FLUSH_ON_CANCEL_S)
@@ -136,132 +154,199 @@ class Attempt:
         self,
         state: WorkerState,
         rec: JobRecord,
-        attempt: int,
+        todo: Plan,
         pub: Publisher,
         cancel: asyncio.Event,
     ) -> None:
         self.state = state
         self.rec = rec
-        self.attempt = attempt
+        self.todo = todo
+        self.attempt = todo.attempt
         self.pub = pub
         self.cancel = cancel
-        self.agent: AgentRun | None = None  # once generation starts: its partial output
-        self.started: datetime | None = None  # when this attempt began generating
+        self.started = datetime.now(UTC)
+        self.gen: Generation | None = None  # once generation starts: its partial output
 
-    async def run(self) -> None:
-        settings = self.state.settings
-        if self.attempt > 1:
+    async def run(self) -> str:
+        """The attempt's outcome: `completed`, `failed`, `cancelled` or `parked`."""
+        settings, parked = self.state.settings, self.todo.parked
+        if self.todo.retry:
             why = self.rec.interrupted or "worker_lost"
             await self.pub.emit(JobRetrying(attempt=self.attempt, reason=why))
-        if self.attempt > settings.max_tries:
+            if parked is not None and parked.text:  # the output so far, as before the pause
+                await self.pub.emit(
+                    TextDelta(step=parked.step, chain_step=parked.chain_step, delta=parked.text)
+                )
+        if self.todo.job_try > settings.max_tries:
             message = f"gave up after {settings.max_tries} attempts"
-            await self._fail(ErrorInfo(code="worker_lost", message=message), Usage(), "")
-            return
-        if self.attempt == 1 and self._expired():
+            return await self._fail(ErrorInfo(code="worker_lost", message=message), None)
+        if self.attempt == 1 and parked is None and self._expired():
             message = f"waited in the queue over {settings.queue_max_wait_s:g}s"
-            await self._fail(ErrorInfo(code="expired", message=message), Usage(), "")
-            return
+            return await self._fail(ErrorInfo(code="expired", message=message), None)
+        gen = self.gen = await self._generation()
         if self.rec.cancel_requested:
-            await self._cancelled("", Usage())
-            return
-        started = self.started = datetime.now(UTC)
-        await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
-        _, history = await asyncio.gather(
-            self.state.store.update(
-                self.rec.session,
-                self.rec.job_id,
-                status="running",
-                attempt=self.attempt,
-                started_at=started,
-                interrupted=None,
-            ),
-            memory.load(self.state.clients.main, self.state.keys, self.rec.spec),
-        )
-        run = self.agent = AgentRun(self.rec.spec, self.pub, settings, history)
+            return await self._cancelled(gen)
+        if parked is None:
+            await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
+        deadline = await self._start()
         try:
-            reason = await self._generate(run, resolve(self.rec.model, settings))
+            reason = await self._generate(gen, deadline)
         except (ProviderError, OutputLimit) as exc:
-            error = ErrorInfo(code=exc.code, message=exc.message)
-            await self._fail(error, run.usage, run.output_text)
-            return
+            return await self._fail(ErrorInfo(code=exc.code, message=exc.message), gen)
+        except Parked as exc:
+            return await self._park(exc.state)
         if reason is None:
-            await self._cancelled(run.output_text, run.partial_usage())
-            return
-        await self._complete(run, reason, started)
+            return await self._cancelled(gen)
+        return await self._complete(gen, reason)
 
-    async def _generate(self, run: AgentRun, provider: Provider) -> FinishReason | None:
-        """Run the agent loop until it ends (its finish reason) or a cancel arrives (None)."""
-        generation = asyncio.create_task(run.run(provider))
+    async def _generation(self) -> Generation:
+        history = await memory.load(self.state.clients.main, self.state.keys, self.rec.spec)
+        parked = self.todo.parked
+        gen = Generation(
+            self.rec.spec,
+            self.pub,
+            self.state.settings,
+            history,
+            self.rec.chain_done,
+            self._save_steps,
+            self._save_parked,
+            continuation=self.rec.resumed,
+        )
+        if parked is not None and parked.chain_step == gen.current.chain_step:
+            gen.current.restore(parked)
+        return gen
+
+    async def _start(self) -> int:
+        """Record the start; returns the whole-job deadline (ms), moved on by time parked."""
+        now = now_ms()
+        timeout_s = self.rec.spec.timeout_s or self.state.settings.job_timeout_s
+        deadline = self.rec.deadline_ms or now + int(timeout_s * 1000)
+        parked = self.todo.parked
+        if parked is not None and not self.todo.retry:
+            deadline += max(0, now - parked.parked_at_ms)
+        fields: dict[str, Any] = {
+            "status": "running",
+            "attempt": self.attempt,
+            "interrupted": None,
+            "deadline_ms": deadline,
+        }
+        self.started = self.rec.started_at or datetime.now(UTC)
+        if self.rec.started_at is None:
+            fields["started_at"] = self.started
+        await self._update(**fields)
+        return deadline
+
+    async def _update(self, **fields: Any) -> None:
+        await self.state.store.update(self.rec.session, self.rec.job_id, **fields)
+
+    async def _save_steps(self, done: list[ChainStepDone]) -> None:
+        await self._update(chain_done=done)
+
+    async def _save_parked(self, parked: LoopState) -> None:
+        await self._update(parked=parked)
+
+    async def _generate(self, gen: Generation, deadline_ms: int) -> FinishReason | None:
+        """Run the job until it ends (its finish reason), a cancel arrives (None), it parks
+        (`Parked`) or its deadline passes (`ProviderError` `timeout`)."""
+        todo = self.todo
+        decisions = {}
+        if todo.parked is not None:
+            decisions = await self.state.approvals.decisions(self.rec, todo.parked)
+        generation = asyncio.create_task(
+            gen.run(lambda model: resolve(model, self.state.settings), todo.parked, decisions)
+        )
         stop = asyncio.create_task(self.cancel.wait())
+        remaining = max(0.0, (deadline_ms - now_ms()) / 1000)
         try:
-            await asyncio.wait({generation, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {generation, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stop.cancel()
             if not generation.done():
                 generation.cancel()  # closes the provider's HTTP stream: no more tokens paid for
             await asyncio.gather(generation, stop, return_exceptions=True)
         if generation.cancelled():
-            return None
+            if self.cancel.is_set():
+                return None
+            timeout_s = self.rec.spec.timeout_s or self.state.settings.job_timeout_s
+            message = f"the job ran past its timeout of {timeout_s:g}s"
+            raise ProviderError("timeout", message)
         return generation.result()
 
-    async def _complete(self, run: AgentRun, reason: FinishReason, started: datetime) -> None:
+    async def _park(self, parked: LoopState) -> str:
+        """Let the job go while its tool calls wait; enqueue its continuation at once if
+        every decision came in while it was parking."""
+        await self.pub.flush()
+        if await self.state.approvals.park(self.rec, parked):
+            await self.state.approvals.wake(self.rec.session, self.rec.job_id, parked.continuation)
+        return "parked"
+
+    async def _complete(self, gen: Generation, reason: FinishReason) -> str:
         settings, main = self.state.settings, self.state.clients.main
         created_ms = int(self.rec.created_at.timestamp() * 1000)
-        ttft = None if run.first_delta_ms is None else run.first_delta_ms - created_ms
+        first = gen.first_delta_ms
+        ttft = None if first is None else first - created_ms
         if ttft is not None:
             metrics.TIME_TO_FIRST_TOKEN.observe(max(0, ttft) / 1000)
-        duration = int((datetime.now(UTC) - started).total_seconds() * 1000)
-        cost = run.cost()
-        await memory.record(main, self.state.keys, self.rec.session, run.turns, settings)
+        duration = int((datetime.now(UTC) - self.started).total_seconds() * 1000)
+        cost = gen.cost()
+        await memory.record(main, self.state.keys, self.rec.session, gen.turns(), settings)
         fields: dict[str, Any] = {
-            "output_text": run.output_text,
-            "usage": run.usage,
+            "output_text": gen.output_text,
+            "usage": gen.usage,
             "cost": cost,
             "ttft_ms": ttft,
             "duration_ms": duration,
-            "warnings": run.warnings,
+            "warnings": gen.warnings,
+            "stop_reason": gen.stop_reason,
         }
         await self._finish("completed", fields)
         await self.pub.emit(JobCompleted(finish_reason=reason, **fields))
         await self.pub.flush()
+        return "completed"
 
-    async def _fail(self, error: ErrorInfo, usage: Usage, output_text: str) -> None:
-        fields: dict[str, Any] = {"error": error, "usage": usage, "output_text": output_text}
+    async def _fail(self, error: ErrorInfo, gen: Generation | None) -> str:
+        fields: dict[str, Any] = {
+            "error": error,
+            "usage": gen.partial_usage() if gen else Usage(),
+            "output_text": gen.output_text if gen else "",
+            "cost": gen.cost(partial=True) if gen else None,
+        }
         await self._finish("failed", fields)
         await self.pub.emit(JobFailed(**fields))
         await self.pub.flush()
+        return "failed"
 
     async def fail_internal(self) -> None:
         """End the job `internal_error` after an unexpected exception, keeping its output."""
-        run = self.agent
-        usage, text = (run.partial_usage(), run.output_text) if run else (Usage(), "")
         message = "the worker failed unexpectedly; the job was ended"
-        await self._fail(ErrorInfo(code="internal_error", message=message), usage, text)
+        await self._fail(ErrorInfo(code="internal_error", message=message), self.gen)
 
-    async def _cancelled(self, output_text: str, usage: Usage) -> None:
-        fields: dict[str, Any] = {"output_text": output_text, "usage": usage}
+    async def _cancelled(self, gen: Generation) -> str:
+        fields: dict[str, Any] = {
+            "output_text": gen.output_text,
+            "usage": gen.partial_usage(),
+            "cost": gen.cost(partial=True),
+        }
         await self._finish("cancelled", fields)
         await self.pub.emit(JobCancelled(**fields))
         await self.pub.flush()
+        return "cancelled"
 
     async def _finish(self, status: str, fields: dict[str, Any]) -> None:
         """Record the outcome before the terminal event, so a client reacting to it sees it."""
         with contextlib.suppress(Exception):  # the failing events are not what we are ending
             await self.pub.flush()
         now = datetime.now(UTC)
-        await self.state.store.update(
-            self.rec.session, self.rec.job_id, status=status, finished_at=now, **fields
-        )
+        await self._update(status=status, finished_at=now, **fields)
         metrics.JOBS_FINISHED.labels(status).inc()
-        if self.started is not None:
-            metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
+        metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
 
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""
         await self.pub.flush()
-        await self.state.store.update(
-            self.rec.session, self.rec.job_id, interrupted="worker_shutdown"
-        )
+        await self._update(interrupted="worker_shutdown")
 
     def _expired(self) -> bool:
         limit = self.state.settings.queue_max_wait_s

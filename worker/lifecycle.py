@@ -28,18 +28,22 @@ log = logging.getLogger(__name__)
 
 
 class Running:
-    """The jobs this process runs: job id → its cancel event."""
+    """The jobs this process runs: job id → its cancel event, and its arq job id (a parked
+    job's continuation runs under an arq id of its own, whose lease is the one to renew)."""
 
     def __init__(self) -> None:
         self.cancels: dict[str, asyncio.Event] = {}
+        self.arq_ids: dict[str, str] = {}
 
     @contextlib.contextmanager
-    def track(self, job_id: str):  # type: ignore[no-untyped-def]
+    def track(self, job_id: str, arq_id: str | None = None):  # type: ignore[no-untyped-def]
         event = self.cancels[job_id] = asyncio.Event()
+        self.arq_ids[job_id] = arq_id or job_id
         try:
             yield event
         finally:
             self.cancels.pop(job_id, None)
+            self.arq_ids.pop(job_id, None)
 
 
 async def renew_leases(redis: Redis, job_ids: list[str], lease_s: float) -> None:
@@ -54,7 +58,7 @@ async def renew_leases(redis: Redis, job_ids: list[str], lease_s: float) -> None
 async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: float) -> None:
     while True:
         try:
-            await renew_leases(redis, list(running.cancels), lease_s)
+            await renew_leases(redis, list(running.arq_ids.values()), lease_s)
         except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
             log.warning("lease renewal failed: %s", exc)
         await asyncio.sleep(every_s)

@@ -1,22 +1,39 @@
 """The agent loop: model call, tool calls, repeat, until a final answer or `max_steps`.
 
-Each step emits `step.started`, the model's deltas, one `tool.call` per requested call,
-a `tool.result` per call, then `step.finished`. A retryable provider failure before the
-step's first delta is retried after the provider's `Retry-After`, else with jittered
-exponential backoff (noted in `warnings`); the run keeps its
-partial state (text, usage) so that a failure or cancellation can report what was produced.
+Each step emits `step.started`, the model's deltas (`tool.call.delta`s as a call's
+arguments stream), one `tool.call` per requested call, a `tool.result` per call, then
+`step.finished`. A retryable provider failure before the step's first delta is retried
+after the provider's `Retry-After`, else with jittered exponential backoff (noted in
+`warnings`); the run keeps its partial state (text, usage) so that a failure or
+cancellation can report what was produced.
+
+Calls that need a human's approval (`require_approval`) end the run with `Parked`: the
+calls that need none have run, `tool.approval_requested` is out, and `Parked.state` holds
+everything any worker needs to continue later (`AgentRun.resume`).
 """
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import assert_never
+
+import msgspec
 
 from spool.shared.agents import AgentsFileError, load_agents
 from spool.shared.ids import now_ms
-from spool.shared.jobs import JobSpec, Message, ThinkingPart, ToolCallPart, ToolResultPart
+from spool.shared.jobs import (
+    Decision,
+    JobSpec,
+    LoopState,
+    Message,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 from spool.shared.pricing import TokenCounts, price_job
 from spool.shared.settings import Settings
 from spool.worker.errors import ProviderError, ToolError
+from spool.worker.parking import announce_decisions, park
 from spool.worker.providers.base import (
     Finished,
     ModelRequest,
@@ -25,6 +42,7 @@ from spool.worker.providers.base import (
     TextChunk,
     ThinkingBlock,
     ThinkingChunk,
+    ToolCallChunk,
     ToolCallRequest,
     ToolSpec,
     UsageReport,
@@ -36,11 +54,13 @@ from spool.worker.tools.runner import run_tools
 from spool_client.events import (
     Cost,
     FinishReason,
+    StepEvent,
     StepFinished,
     StepStarted,
     TextDelta,
     ThinkingDelta,
     ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
@@ -56,6 +76,7 @@ class StepOutput:
         self.calls: list[ToolCallRequest] = []
         self.usage = UsageReport(Usage())
         self.reason: FinishReason = "stop"
+        self.stop_reason: str | None = None
         self.emitted = False
 
     def message(self) -> Message:
@@ -70,11 +91,13 @@ class AgentRun:
         publisher: Publisher,
         settings: Settings | None = None,
         history: list[Message] | None = None,
+        chain_step: int | None = None,
     ) -> None:
         self.spec = spec
         self.pub = publisher
         self.settings = settings or Settings()
         self.history = history or []
+        self.chain_step = chain_step
         self.turns: list[Message] = list(spec.messages)  # this job's turns, for memory
         self.text: list[str] = []
         self.usage = Usage()  # of the model calls that ended
@@ -82,6 +105,13 @@ class AgentRun:
         self._live: StepOutput | None = None  # the model call under way
         self.first_delta_ms: int | None = None
         self.warnings: list[str] = []
+        self.stop_reason: str | None = None  # the provider's, of the last model call
+        self.continuation = 0  # how many times the job parked before this run
+        self.on_park: Callable[[LoopState], Awaitable[None]] | None = None
+
+    async def emit(self, event: StepEvent) -> None:
+        event.chain_step = self.chain_step
+        await self.pub.emit(event)
 
     @property
     def output_text(self) -> str:
@@ -91,24 +121,37 @@ class AgentRun:
         """Usage so far, including the call under way (a cancelled job reports this)."""
         return self.usage + self._live.usage.usage if self._live else self.usage
 
-    def cost(self) -> Cost | None:
+    def partial_tokens(self) -> TokenCounts:
+        live = self._live.usage if self._live else None
+        if live is None:
+            return self.tokens
+        return self.tokens + TokenCounts(
+            input=live.usage.input_tokens,
+            output=live.usage.output_tokens,
+            cache_read=live.cache_read,
+            cache_write=live.cache_write,
+        )
+
+    def cost(self, partial: bool = False) -> Cost | None:
+        """The cost of the tokens used (with `partial`, the call under way's too)."""
         try:
             prices = load_agents(self.settings.agents_file).prices
         except AgentsFileError as exc:
             prices = {}
             self.warnings.append(f"price overrides ignored: {exc}")
-        cost, warning = price_job(self.spec.model, self.tokens, prices)
-        if warning:
+        tokens = self.partial_tokens() if partial else self.tokens
+        cost, warning = price_job(self.spec.model, tokens, prices)
+        if warning and warning not in self.warnings:
             self.warnings.append(warning)
         return cost
 
-    async def run(self, provider: Provider) -> FinishReason:
+    async def run(self, provider: Provider, first_step: int = 0) -> FinishReason:
         tools = self._tools()
         specs = [
             ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
             for t in tools.values()
         ]
-        for step in range(self.spec.max_steps):
+        for step in range(first_step, self.spec.max_steps):
             request = ModelRequest(
                 model=self.spec.model,
                 messages=self.history + self.turns,
@@ -121,16 +164,61 @@ class AgentRun:
             self.turns.append(out.message())
             if not out.calls:
                 return out.reason
-            results = []
-            async for result in run_tools(out.calls, tools, step, self.settings.tool_timeout_s):
-                await self.pub.emit(result)
-                results.append(result)
-            order = {c.call_id: i for i, c in enumerate(out.calls)}
-            results.sort(key=lambda r: order[r.call_id])
-            parts = [ToolResultPart(r.call_id, r.name, r.output, r.is_error) for r in results]
-            self.turns.append(Message("user", "", tool_results=parts))
+            await self._run_calls(out.calls, tools, step)
         self.warnings.append(f"stopped after max_steps={self.spec.max_steps}")
         return "length"
+
+    async def _call_tools(
+        self, calls: list[ToolCallRequest], tools: dict[str, Tool], step: int
+    ) -> list[ToolResultPart]:
+        parts = []
+        async for result in run_tools(calls, tools, step, self.settings.tool_timeout_s):
+            await self.emit(result)
+            parts.append(
+                ToolResultPart(result.call_id, result.name, result.output, result.is_error)
+            )
+        return parts
+
+    def _answer(self, calls: list[ToolCallPart], results: list[ToolResultPart]) -> None:
+        """The user turn carrying every call's result, in the order the model asked."""
+        order = {c.call_id: i for i, c in enumerate(calls)}
+        results = sorted(results, key=lambda r: order.get(r.call_id, len(order)))
+        self.turns.append(Message("user", "", tool_results=results))
+
+    async def _run_calls(
+        self, calls: list[ToolCallRequest], tools: dict[str, Tool], step: int
+    ) -> None:
+        waiting = [c for c in calls if self.spec.needs_approval(c.name)]
+        results = await self._call_tools([c for c in calls if c not in waiting], tools, step)
+        parts = [ToolCallPart(c.call_id, c.name, c.arguments) for c in calls]
+        if waiting:
+            await park(self, step, parts, results, waiting)  # raises Parked
+        self._answer(parts, results)
+
+    def restore(self, state: LoopState) -> None:
+        """Take up a parked run's state (before `resume`)."""
+        self.turns = list(state.turns)
+        self.text = [state.text] if state.text else []
+        self.usage = state.usage
+        self.tokens = state.tokens
+        self.first_delta_ms = state.first_delta_ms
+        self.warnings = list(state.warnings)
+        self.continuation = state.continuation
+
+    async def resume(
+        self, provider: Provider, state: LoopState, decisions: dict[str, Decision]
+    ) -> FinishReason:
+        """Continue a parked run: each pending call decided (undecided ones as `timeout`),
+        approved calls run with their (possibly edited) arguments, then the loop goes on."""
+        approved, rejected = await announce_decisions(self, state, decisions)
+        results = [*state.results, *rejected]
+        results += await self._call_tools(approved, self._tools(), state.step)
+        edited = {c.call_id: ToolCallPart(c.call_id, c.name, c.arguments) for c in approved}
+        calls = [edited.get(c.call_id, c) for c in state.calls]
+        if self.turns and self.turns[-1].role == "assistant":  # the calls as they were run
+            self.turns[-1] = msgspec.structs.replace(self.turns[-1], tool_calls=calls)
+        self._answer(calls, results)
+        return await self.run(provider, state.step + 1)
 
     def _tools(self) -> dict[str, Tool]:
         try:
@@ -143,7 +231,7 @@ class AgentRun:
 
     async def _step(self, provider: Provider, request: ModelRequest) -> StepOutput:
         step = request.step
-        await self.pub.emit(StepStarted(step=step))
+        await self.emit(StepStarted(step=step))
         for attempt in range(self.settings.provider_retries + 1):
             out = self._live = StepOutput()
             try:
@@ -162,8 +250,14 @@ class AgentRun:
                 await asyncio.sleep(delay)
         self._count(out.usage)
         self._live = None
-        await self.pub.emit(
-            StepFinished(step=step, finish_reason=out.reason, usage=out.usage.usage)
+        self.stop_reason = out.stop_reason
+        await self.emit(
+            StepFinished(
+                step=step,
+                finish_reason=out.reason,
+                usage=out.usage.usage,
+                stop_reason=out.stop_reason,
+            )
         )
         return out
 
@@ -206,22 +300,28 @@ class AgentRun:
                 self._delta(out)
                 out.text.append(text)
                 self.text.append(text)
-                await self.pub.emit(TextDelta(step=step, delta=text))
+                await self.emit(TextDelta(step=step, delta=text))
             case ThinkingChunk(text):
                 self._delta(out)
-                await self.pub.emit(ThinkingDelta(step=step, delta=text))
+                await self.emit(ThinkingDelta(step=step, delta=text))
             case ThinkingBlock(text, signature):
                 out.thinking.append(ThinkingPart(text, signature))
+            case ToolCallChunk(call_id, name, piece):
+                self._delta(out)
+                await self.emit(
+                    ToolCallDelta(step=step, call_id=call_id, name=name, arguments_delta=piece)
+                )
             case ToolCallRequest(call_id, name, arguments):
                 self._delta(out)
                 out.calls.append(event)
-                await self.pub.emit(
+                await self.emit(
                     ToolCall(step=step, call_id=call_id, name=name, arguments=arguments)
                 )
             case UsageReport():
                 out.usage = event
-            case Finished(finish):
+            case Finished(finish, stop_reason):
                 out.reason = finish
+                out.stop_reason = stop_reason
             case _:
                 assert_never(event)
 

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared import serializer
 from spool.shared.connections import RedisClients
+from spool.shared.jobs import MAX_TIMEOUT_S
 from spool.shared.settings import Settings
 from spool.worker.claim import Claimer
 from spool.worker.context import WorkerState
@@ -93,7 +94,9 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
                 name="run_job",
                 # one more try than Spool's own bound, so that the last try can write `worker_lost`
                 max_tries=settings.max_tries + 1,
-                timeout=settings.job_timeout_s,
+                # Spool enforces each job's own deadline (`timeout_s`); arq's bound only
+                # catches a job Spool failed to stop
+                timeout=MAX_TIMEOUT_S + 60,
             )
         ],
         queue_name=clients.keys.queue,

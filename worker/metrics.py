@@ -33,7 +33,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )
 JOB_DURATION = Histogram(
     "spool_job_duration_seconds",
-    "From an attempt's start to the job's end",
+    "From the job's start (by a worker) to its end",
     ["status"],
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,

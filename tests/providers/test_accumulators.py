@@ -18,6 +18,7 @@ from spool.worker.providers.base import (
     TextChunk,
     ThinkingBlock,
     ThinkingChunk,
+    ToolCallChunk,
     ToolCallRequest,
     UsageReport,
 )
@@ -66,8 +67,10 @@ def test_anthropic_thinking_text_and_tool_use() -> None:
         ThinkingChunk("hm"),
         ThinkingBlock("hm", "S"),
         TextChunk("Hi"),
+        ToolCallChunk("t1", "calc", '{"a"'),
+        ToolCallChunk("t1", "calc", ": 1}"),
         ToolCallRequest("t1", "calc", {"a": 1}),
-        Finished("tool_calls"),
+        Finished("tool_calls", "tool_use"),
     ]
 
 
@@ -85,13 +88,19 @@ def test_openai_fragments_merge_by_index() -> None:
     assert events[0] == TextChunk("ok")
     calls = [e for e in events if isinstance(e, ToolCallRequest)]
     assert calls == [ToolCallRequest("a", "f", {"x": 1}), ToolCallRequest("b", "g", {})]
-    assert events[-1] == Finished("tool_calls")
+    pieces = [e for e in events if isinstance(e, ToolCallChunk)]
+    assert pieces == [
+        ToolCallChunk("b", "g", "{}"),
+        ToolCallChunk("a", "f", '{"x"'),
+        ToolCallChunk("a", "f", ": 1}"),
+    ]
+    assert events[-1] == Finished("tool_calls", "tool_calls")
     (usage,) = [e for e in events if isinstance(e, UsageReport)]
     assert usage.usage.total_tokens == 6
 
 
 def test_openai_length_and_bad_arguments() -> None:
-    assert replay_openai([*o.text("a"), *o.end("length", 1, 1)])[-1] == Finished("length")
+    assert replay_openai([*o.text("a"), *o.end("length", 1, 1)])[-1] == Finished("length", "length")
     with pytest.raises(ProviderError, match="not JSON"):
         replay_openai([*o.tool_call(0, "a", "f", '{"x'), *o.end("tool_calls", 1, 1)])
 

@@ -42,6 +42,45 @@ async def test_plain_text(http: httpx.AsyncClient, fake: FakeProvider) -> None:
     assert sent.json["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 
 
+async def test_rejected_call_reaches_the_model_as_a_tool_result(
+    http: httpx.AsyncClient, fake: FakeProvider
+) -> None:
+    """A call waiting for approval, rejected: the provider's next request carries the
+    rejection (with its reason) as the call's tool_result, and the call never ran."""
+    fake.reset(
+        Reply(
+            sse=[
+                a.message_start(10),
+                *a.tool_use_block(0, "toolu_07", "calculator", '{"expression": "9*9"}'),
+                *a.message_end("tool_use", 5),
+            ]
+        ),
+        text_reply("Understood."),
+    )
+    accepted = await submit(
+        http, model=MODEL, tools=["calculator"], require_approval=["calculator"]
+    )
+    async with http.stream("GET", accepted["events_url"]) as response:
+        async for line in response.aiter_lines():
+            if line == "event: tool.approval_requested":
+                break
+    url = f"/v1/jobs/{accepted['job_id']}/approvals/toolu_07"
+    decided = await http.post(url, json={"approved": False, "reason": "not now"})
+    assert decided.status_code == 200
+    events = await follow_job(http, accepted)
+    assert events[-1].json["output_text"] == "Understood."
+    (result,) = of(events, "tool.result")
+    assert result["is_error"] is True
+    _, second = fake.requests
+    (answer,) = second.json["messages"][-1]["content"]
+    assert answer["type"] == "tool_result"
+    assert answer["tool_use_id"] == "toolu_07"
+    assert answer["is_error"] is True
+    assert "rejected" in answer["content"]
+    assert "not now" in answer["content"]
+    assert second.json["messages"][-2]["content"][-1]["input"] == {"expression": "9*9"}
+
+
 async def test_thinking_streams_before_text(http: httpx.AsyncClient, fake: FakeProvider) -> None:
     fake.reset(
         Reply(
@@ -83,11 +122,19 @@ async def test_calculator_round_trip_sums_usage_and_costs(
     (call,) = of(events, "tool.call")
     assert call["arguments"] == {"expression": "2+2"}
     assert call["call_id"] == "toolu_01"
+    # the arguments stream as the model writes them, before the complete call
+    deltas = of(events, "tool.call.delta")
+    assert [d["arguments_delta"] for d in deltas] == ['{"expres', 'sion": "2', '+2"}']
+    assert {(d["call_id"], d["name"], d["step"]) for d in deltas} == {("toolu_01", "calculator", 0)}
+    kinds = [e.event for e in events]
+    assert kinds.index("tool.call") > max(i for i, k in enumerate(kinds) if k == "tool.call.delta")
     (result,) = of(events, "tool.result")
     assert result["output"] == "4"
     assert result["is_error"] is False
     assert [s["finish_reason"] for s in of(events, "step.finished")] == ["tool_calls", "stop"]
+    assert [s["stop_reason"] for s in of(events, "step.finished")] == ["tool_use", "end_turn"]
     done = events[-1].json
+    assert done["stop_reason"] == "end_turn"
     assert done["output_text"] == "Let me compute.2 + 2 = 4"
     # input counts cached tokens: (100 + 1000) + 150; output 20 + 10
     assert done["usage"] == {"input_tokens": 1250, "output_tokens": 30, "total_tokens": 1280}

@@ -51,6 +51,16 @@ async def test_two_parallel_tool_calls(http: httpx.AsyncClient, fake: FakeProvid
         ("call_a", {"expression": "2+2"}),
         ("call_b", {"expression": "3*3"}),
     ]
+    # each call's arguments stream in pieces, interleaved as the model sent them
+    deltas = [
+        (d["call_id"], d["name"], d["arguments_delta"]) for d in of(events, "tool.call.delta")
+    ]
+    assert deltas == [
+        ("call_a", "calculator", '{"expression":'),
+        ("call_b", "calculator", '{"expression": "3'),
+        ("call_a", "calculator", ' "2+2"}'),
+        ("call_b", "calculator", '*3"}'),
+    ]
     results = {r["call_id"]: r["output"] for r in of(events, "tool.result")}
     assert results == {"call_a": "4", "call_b": "9"}
     done = events[-1].json

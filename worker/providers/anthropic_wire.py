@@ -23,6 +23,7 @@ from spool.worker.providers.base import (
     TextChunk,
     ThinkingBlock,
     ThinkingChunk,
+    ToolCallChunk,
     ToolCallRequest,
     UsageReport,
     usage_of,
@@ -150,6 +151,8 @@ class MessageSnapshot:
                 block.signature += delta.signature
             case "input_json_delta":
                 block.parts.append(delta.partial_json)
+                if delta.partial_json:
+                    return [ToolCallChunk(block.call_id, block.name, delta.partial_json)]
         return []
 
     def _stop(self, index: int) -> list[ProviderEvent]:
@@ -172,7 +175,7 @@ class MessageSnapshot:
             raise ProviderError(
                 "provider_disconnected", "the stream ended before message_stop", retryable=True
             )
-        return [Finished(STOP_REASONS.get(self.stop_reason or "", "stop"))]
+        return [Finished(STOP_REASONS.get(self.stop_reason or "", "stop"), self.stop_reason)]
 
 
 def message_events(message: AnthropicMessage) -> list[ProviderEvent]:
@@ -189,5 +192,6 @@ def message_events(message: AnthropicMessage) -> list[ProviderEvent]:
         elif block.type == "tool_use":
             events.append(ToolCallRequest(block.id, block.name, dict(block.input)))
     events.append(_usage(message.usage, None))
-    events.append(Finished(STOP_REASONS.get(message.stop_reason or "", "stop")))
+    reason = message.stop_reason
+    events.append(Finished(STOP_REASONS.get(reason or "", "stop"), reason))
     return events

@@ -50,6 +50,15 @@ class ThinkingBlock(msgspec.Struct):
     signature: str = ""
 
 
+class ToolCallChunk(msgspec.Struct):
+    """A piece of a tool call's arguments JSON text, as streamed (the complete call follows
+    as a `ToolCallRequest` with the same `call_id`)."""
+
+    call_id: str
+    name: str
+    arguments_delta: str
+
+
 class ToolCallRequest(msgspec.Struct):
     call_id: str
     name: str
@@ -66,9 +75,18 @@ class UsageReport(msgspec.Struct):
 
 class Finished(msgspec.Struct):
     reason: FinishReason
+    stop_reason: str | None = None  # the provider's own word (`end_turn`, `length`, ...)
 
 
-ProviderEvent = TextChunk | ThinkingChunk | ThinkingBlock | ToolCallRequest | UsageReport | Finished
+ProviderEvent = (
+    TextChunk
+    | ThinkingChunk
+    | ThinkingBlock
+    | ToolCallChunk
+    | ToolCallRequest
+    | UsageReport
+    | Finished
+)
 
 
 def usage_of(input_tokens: int, output_tokens: int) -> Usage:

@@ -13,6 +13,7 @@ from typing import Any
 
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from spool.shared.jobs import Message
 from spool.worker.errors import ProviderError
@@ -22,6 +23,7 @@ from spool.worker.providers.base import (
     ProviderEvent,
     TextChunk,
     ThinkingChunk,
+    ToolCallChunk,
     ToolCallRequest,
     UsageReport,
     usage_of,
@@ -116,15 +118,23 @@ class CompletionSnapshot:
             if delta.content:
                 events.append(TextChunk(delta.content))
             for fragment in delta.tool_calls or []:
-                call = self.calls.setdefault(fragment.index, _Call())
-                call.call_id = fragment.id or call.call_id
-                if fragment.function is not None:
-                    call.name = fragment.function.name or call.name
-                    call.arguments.append(fragment.function.arguments or "")
+                events += self._fragment(fragment)
             self.finish_reason = choice.finish_reason or self.finish_reason
         if chunk.usage is not None:
             events.append(usage_report(chunk.usage))
         return events
+
+    def _fragment(self, fragment: ChoiceDeltaToolCall) -> list[ProviderEvent]:
+        call = self.calls.setdefault(fragment.index, _Call())
+        call.call_id = fragment.id or call.call_id
+        if fragment.function is None:
+            return []
+        call.name = fragment.function.name or call.name
+        piece = fragment.function.arguments or ""
+        call.arguments.append(piece)
+        if not piece:
+            return []
+        return [ToolCallChunk(call.call_id or f"call_{fragment.index}", call.name, piece)]
 
     def finish(self) -> list[ProviderEvent]:
         if self.finish_reason is None:
@@ -138,7 +148,7 @@ class CompletionSnapshot:
             for i, c in sorted(self.calls.items())
         ]
         reason = "tool_calls" if self.calls else self.finish_reason
-        events.append(Finished(FINISH_REASONS.get(reason, "stop")))
+        events.append(Finished(FINISH_REASONS.get(reason, "stop"), self.finish_reason))
         return events
 
 
@@ -156,5 +166,5 @@ def completion_events(completion: ChatCompletion) -> list[ProviderEvent]:
         reason = choice.finish_reason
     if completion.usage is not None:
         events.append(usage_report(completion.usage))
-    events.append(Finished(FINISH_REASONS.get(reason, "stop")))
+    events.append(Finished(FINISH_REASONS.get(reason, "stop"), reason))
     return events

@@ -19,11 +19,13 @@ from spool.worker.providers.base import (
     ProviderEvent,
     TextChunk,
     ThinkingChunk,
+    ToolCallChunk,
     ToolCallRequest,
     UsageReport,
 )
-from spool_client.events import Usage
+from spool_client.events import FinishReason, Usage
 
+ARGUMENTS_PIECE = 16  # characters of a tool call's arguments per `tool.call.delta`
 _TOKEN = re.compile(r"\s*\S+\s*|\s+")
 _WORDS = [
     *("stream", "durable", "resume", "event", "token", "worker", "queue", "session"),
@@ -47,6 +49,12 @@ def default_text(messages: list[Message]) -> str:
     digest = hashlib.sha256(prompt.encode()).digest()
     words = [_WORDS[b % len(_WORDS)] for b in digest + digest[:8]]
     return f"You said: {prompt.strip()[:200]}\n" + " ".join(words).capitalize() + "."
+
+
+def json_pieces(arguments: dict[str, object], size: int = ARGUMENTS_PIECE) -> list[str]:
+    """The arguments' JSON text in pieces of `size` characters, as a model streams them."""
+    text = msgspec.json.encode(arguments).decode()
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _chunks(tokens: list[str], size: int) -> Iterator[tuple[int, str]]:
@@ -86,5 +94,9 @@ class SimulatedProvider:
         yield UsageReport(_usage(usage.input_tokens, spent))
         calls = params.tool_calls if request.step == 0 else []
         for i, call in enumerate(calls):
-            yield ToolCallRequest(call_id=f"call_{i}", name=call.name, arguments=call.arguments)
-        yield Finished("tool_calls" if calls else "stop")
+            call_id = f"call_{i}"
+            for piece in json_pieces(call.arguments):
+                yield ToolCallChunk(call_id, call.name, piece)
+            yield ToolCallRequest(call_id=call_id, name=call.name, arguments=call.arguments)
+        reason: FinishReason = "tool_calls" if calls else "stop"
+        yield Finished(reason, reason)

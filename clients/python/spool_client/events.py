@@ -55,58 +55,58 @@ class JobStarted(Event, tag="job.started"):
     worker: str
 
 
-class StepStarted(Event, tag="step.started"):
+class StepEvent(Event, kw_only=True):
+    """An event of one agent-loop step; `chain_step` (0-based) is set for a chain's steps."""
+
     step: int
+    chain_step: int | None = None
 
 
-class TextDelta(Event, tag="text.delta"):
-    step: int
+class StepStarted(StepEvent, tag="step.started"):
+    pass
+
+
+class TextDelta(StepEvent, tag="text.delta"):
     delta: str
 
 
-class ThinkingDelta(Event, tag="thinking.delta"):
-    step: int
+class ThinkingDelta(StepEvent, tag="thinking.delta"):
     delta: str
 
 
-class ToolCall(Event, tag="tool.call"):
-    step: int
-    call_id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-class ToolCallDelta(Event, tag="tool.call.delta"):
+class ToolCallDelta(StepEvent, tag="tool.call.delta"):
     """A piece of a tool call's arguments JSON text, as the model streams it."""
 
-    step: int
     call_id: str
     name: str = ""
     arguments_delta: str = ""
 
 
-class ToolApprovalRequested(Event, tag="tool.approval_requested"):
+class ToolCall(StepEvent, tag="tool.call"):
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolApprovalRequested(StepEvent, tag="tool.approval_requested"):
     """The job waits for a human decision on this call (`expires_at`: ms since the epoch)."""
 
-    step: int
     call_id: str
     name: str
     arguments: dict[str, Any] = {}
     expires_at: int | None = None
 
 
-class ToolApprovalResolved(Event, tag="tool.approval_resolved"):
+class ToolApprovalResolved(StepEvent, tag="tool.approval_resolved"):
     """The decision; `arguments` are the call as it runs (edited, if the approver edited it)."""
 
-    step: int
     call_id: str
     approved: bool
     reason: str | None = None
     arguments: dict[str, Any] | None = None
 
 
-class ToolResult(Event, tag="tool.result"):
-    step: int
+class ToolResult(StepEvent, tag="tool.result"):
     call_id: str
     name: str
     output: str
@@ -114,10 +114,10 @@ class ToolResult(Event, tag="tool.result"):
     duration_ms: int = 0
 
 
-class StepFinished(Event, tag="step.finished"):
-    step: int
+class StepFinished(StepEvent, tag="step.finished"):
     finish_reason: FinishReason
     usage: Usage
+    stop_reason: str | None = None  # the provider's own word, e.g. `end_turn`, `max_tokens`
 
 
 class JobRetrying(Event, tag="job.retrying"):
@@ -133,6 +133,7 @@ class JobCompleted(Event, tag="job.completed"):
     ttft_ms: int | None = None
     duration_ms: int = 0
     warnings: list[str] = []
+    stop_reason: str | None = None  # the provider's raw stop reason of the last model call
 
 
 class JobFailed(Event, tag="job.failed"):
