@@ -9,9 +9,9 @@ import click
 import uvicorn
 from fastapi import FastAPI
 
+from spool.api import logs
 from spool.api.app import create_app
 from spool.api.hub import Hub
-from spool.api.sse import QuietStalledCutoffs
 from spool.shared.settings import Settings
 
 log = logging.getLogger("spool.api")
@@ -57,11 +57,11 @@ def main(port: int, host: str, role: str, allow_open: bool) -> None:
             f"no SPOOL_API_KEYS set: refusing to serve {host} openly "
             "(use --allow-open on a private network)"
         )
-    app = create_app(settings, role)  # type: ignore[arg-type]
+    app = create_app(settings, role, check_host=settings.open_access and not allow_open)  # type: ignore[arg-type]
     config = uvicorn.Config(
         app, host=host, port=port, log_level=settings.log_level.lower(), timeout_graceful_shutdown=5
     )
-    logging.getLogger("uvicorn.error").addFilter(QuietStalledCutoffs())
+    logs.install()
     Server(config, app).run()
 
 

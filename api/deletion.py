@@ -26,4 +26,5 @@ async def delete_session(state: AppState, session: SessionRef) -> None:
     await streams.delete(k.stream(session), k.marks(session))
     for job_id in live:
         await main.publish(k.cancel_channel, job_id)
+    await state.limits.ended(session.tenant, *live)
     await streams.publish(k.notify(session), DELETED_NOTICE)

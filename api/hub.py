@@ -38,6 +38,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from spool.api import sse_encoder
 from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
 from spool.shared.keys import Keys, SessionRef
@@ -91,7 +92,17 @@ class Entry:
         self.sid: StreamId = sid
         self.kind = kind
         self.job = job
-        self.frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (raw_id, kind, data)
+        self.frame = sse_encoder.encode(data, id=raw_id, event=kind)
+
+    @property
+    def raw_id(self) -> bytes:
+        """The entry's id as the stream wrote it, sliced from the frame's `id:` line."""
+        return self.frame[4 : self.frame.index(b"\n")]
+
+    @property
+    def data(self) -> bytes:
+        """The event's JSON, sliced from the frame (kept once: the frame holds it)."""
+        return self.frame[self.frame.index(b"\ndata: ") + 7 : -2]
 
 
 def _take(entries: list[Entry], limit: int, max_bytes: int) -> list[Entry]:

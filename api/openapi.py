@@ -37,8 +37,21 @@ class PlainText:
     """Marker for `doc(ok=...)`: the response is `text/plain` (the metrics format)."""
 
 
+class Raw:
+    """For `doc(ok=...)`: a response in another system's format, given as its OpenAPI
+    `content` (the adapters of docs/formats.md)."""
+
+    def __init__(self, content: dict[str, Any]) -> None:
+        self.content = content
+
+
+def other_stream(description: str) -> Raw:
+    """Server-Sent Events in another format: each frame's `data:` described in words."""
+    return Raw({"text/event-stream": {"schema": {"type": "string", "description": description}}})
+
+
 MARKERS = (EventStream, PlainText)
-Body = type | None
+Body = type | Raw | None
 
 ERROR_TEXT = {
     400: "Malformed request: body not JSON, or a resume cursor not of the form `<ms>-<seq>`",
@@ -48,7 +61,7 @@ ERROR_TEXT = {
     409: "Conflict: the session is busy (`on_busy: reject`) or was just deleted, or the "
     "Idempotency-Key's first request is still running",
     413: "The body is larger than `SPOOL_MAX_BODY_BYTES`",
-    415: "The body is not `application/json`",
+    415: "A body that is not `application/json`",
     422: "A field is invalid (unknown model or agent, missing template variable, ...)",
     429: "Over a limit; retry after `Retry-After` seconds",
     503: "Redis is unreachable; retry after `Retry-After` seconds",
@@ -71,6 +84,7 @@ class Doc:
     errors: tuple[int, ...] = ()
     public: bool = False  # no API key (health, readiness, metrics)
     descriptions: dict[int, str] = field(default_factory=dict)
+    example: dict[str, Any] | None = None  # a request body (Swagger UI's "Try it out")
 
 
 _DOCS: dict[str, Doc] = {}
@@ -83,11 +97,12 @@ def doc(
     errors: tuple[int, ...] = (),
     public: bool = False,
     descriptions: dict[int, str] | None = None,
+    example: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A route's `openapi_extra`: its request body type, its success bodies by status
     (a msgspec type, `EventStream`, `PlainText`, or None for no body) and its errors."""
     key = f"doc-{len(_DOCS)}"
-    _DOCS[key] = Doc(ok, body, errors, public, descriptions or {})
+    _DOCS[key] = Doc(ok, body, errors, public, descriptions or {}, example)
     return {DOC_KEY: key}
 
 
@@ -147,7 +162,7 @@ def _referenced_types(document: dict[str, Any]) -> list[type]:
             continue
         spec = _DOCS[key]
         for t in (spec.body, *spec.ok.values()):
-            if t is not None and t not in MARKERS:
+            if isinstance(t, type) and t not in MARKERS:
                 types[t] = None
     return list(types)
 
@@ -161,10 +176,10 @@ def _ref_name(schema: dict[str, Any]) -> str:
 
 def _describe(operation: dict[str, Any], spec: Doc, names: dict[type, str]) -> None:
     if spec.body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(names[spec.body])}},
-        }
+        media: dict[str, Any] = {"schema": _ref(names[spec.body])}
+        if spec.example is not None:
+            media["example"] = spec.example
+        operation["requestBody"] = {"required": True, "content": {"application/json": media}}
     responses: dict[str, Any] = {}
     for status, body in spec.ok.items():
         responses[str(status)] = _success(status, body, spec, names)
@@ -179,6 +194,8 @@ def _success(status: int, body: Body, spec: Doc, names: dict[type, str]) -> dict
     description = spec.descriptions.get(status, HTTPStatus(status).phrase)
     if body is None:
         return {"description": description}
+    if isinstance(body, Raw):
+        return {"description": description, "content": body.content}
     if body is EventStream:
         content = {"text/event-stream": {"schema": _ref(EVENTS)}}
     elif body is PlainText:

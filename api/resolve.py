@@ -14,6 +14,7 @@ from spool.shared.jobs import (
     ChainStepSpec,
     JobRequest,
     Message,
+    ProviderParameters,
     SimulatedParameters,
     coalesce_ms,
 )
@@ -37,11 +38,11 @@ def validate_model(
         coalesce_ms(parameters, 0)
     except ValueError as exc:
         raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
-    if provider == "simulated":
-        try:
-            msgspec.convert(parameters, SimulatedParameters)
-        except msgspec.ValidationError as exc:
-            raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
+    schema = SimulatedParameters if provider == "simulated" else ProviderParameters
+    try:
+        msgspec.convert(parameters, schema)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
 
 
 def apply_agent(req: JobRequest, agents: AgentsFile, default_model: str) -> JobRequest:

@@ -47,7 +47,7 @@ def _decode(body: bytes) -> DecisionRequest:
     "/v1/jobs/{job_id}/approvals/{call_id}",
     tags=["jobs"],
     openapi_extra=doc(
-        {200: DecisionView}, body=DecisionRequest, errors=(400, 401, 404, 409, 413, 422, 503)
+        {200: DecisionView}, body=DecisionRequest, errors=(400, 401, 404, 409, 413, 415, 422, 503)
     ),
 )
 async def decide(

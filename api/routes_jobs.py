@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from spool.api.auth import Tenant
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
+from spool.api.formats import SPOOL, Format, FormatName, parse_format
 from spool.api.idempotency import Accepted
 from spool.api.openapi import EventStream, doc
 from spool.api.sse import resolve_cursor, sse_response
@@ -19,7 +20,8 @@ from spool.shared.keys import SessionRef
 
 router = APIRouter()
 
-SUBMIT_ERRORS = (400, 401, 404, 409, 413, 422, 503)
+SUBMIT_ERRORS = (400, 401, 404, 409, 413, 415, 422, 429, 503)
+EXAMPLE = {"input": "Tell me about streams", "model": "simulated"}
 
 
 def json_response(obj: object, status: int = 200) -> Response:
@@ -44,6 +46,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Accepted:
     """Decode, validate and enqueue the body, once per `Idempotency-Key`."""
     req = decode_request(await read_body(request, state.settings.max_body_bytes))
+    return await accept_request(state, tenant, key, req)
+
+
+async def accept_request(
+    state: AppState, tenant: str, key: str | None, req: JobRequest
+) -> Accepted:
+    """Enqueue `req`, once per `Idempotency-Key` (every route that runs a job comes here)."""
     if key is None:
         return await submit_job(state, tenant, req)
     first = await state.idempotency.claim(tenant, key, req)
@@ -62,7 +71,7 @@ async def accept(request: Request, state: AppState, tenant: str, key: str | None
     "/v1/jobs",
     status_code=202,
     tags=["jobs"],
-    openapi_extra=doc({202: Accepted}, body=JobRequest, errors=SUBMIT_ERRORS),
+    openapi_extra=doc({202: Accepted}, body=JobRequest, errors=SUBMIT_ERRORS, example=EXAMPLE),
 )
 async def create_job(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
@@ -74,16 +83,34 @@ async def create_job(
 @router.post(
     "/v1/stream",
     tags=["jobs"],
-    openapi_extra=doc({200: EventStream}, body=JobRequest, errors=(*SUBMIT_ERRORS, 429)),
+    openapi_extra=doc({200: EventStream}, body=JobRequest, errors=SUBMIT_ERRORS, example=EXAMPLE),
 )
 async def create_and_stream(
-    request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
+    request: Request,
+    state: State,
+    tenant: Tenant,
+    idempotency_key: IdempotencyKey = None,
+    format: FormatName = SPOOL,
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
+    fmt = parse_format(format)  # before anything is enqueued
     accepted = await accept(request, state, tenant, idempotency_key)
+    return await stream_accepted(state, tenant, accepted, fmt)
+
+
+async def stream_accepted(
+    state: AppState,
+    tenant: str,
+    accepted: Accepted,
+    fmt: Format | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The stream of a job just accepted, from its `job.queued`; the headers name the job and
+    its session, for a client that loses the stream and resumes it on the events route."""
     session = SessionRef(tenant, accepted.session_id)
     cursor = await resolve_cursor(state, session, accepted.job_id, None)
-    return sse_response(state, session, cursor)
+    ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
+    return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})})
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:

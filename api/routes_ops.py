@@ -1,5 +1,6 @@
 """Operational routes: liveness, readiness, metrics, and the demo page."""
 
+import logging
 from importlib import resources
 
 import msgspec
@@ -12,6 +13,8 @@ from spool.api.openapi import PlainText, doc
 from spool.api.routes_jobs import json_response
 from spool.api.state import State
 from spool.shared.metrics import exposition
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -32,9 +35,10 @@ async def readyz(state: State) -> Response:
     try:
         await state.clients.main.ping()
         await state.clients.streams.ping()
-    except Exception as exc:
+    except Exception as exc:  # the detail (addresses) goes to the log, not to anyone asking
+        log.warning("readiness check failed: %s", exc)
         return error_response(
-            503, "redis_unavailable", f"Redis is unreachable: {exc}", {"Retry-After": "1"}
+            503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
         )
     return json_response(Status("ready"))
 

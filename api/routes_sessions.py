@@ -17,6 +17,7 @@ from spool.api import tokens
 from spool.api.auth import StreamTenant, Tenant
 from spool.api.deletion import delete_session as delete_everything
 from spool.api.errors import ApiError
+from spool.api.formats import SPOOL, FormatName, parse_format
 from spool.api.openapi import EventStream, doc
 from spool.api.routes_jobs import json_response
 from spool.api.sse import parse_cursor, resolve_cursor, sse_response
@@ -114,10 +115,13 @@ async def session_events(
     job_id: str | None = None,
     last_event_id: Annotated[str | None, Query()] = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    format: FormatName = SPOOL,
 ) -> Response:
-    """Follow a session over SSE; resume with `Last-Event-ID` (header) or `last_event_id`."""
+    """Follow a session over SSE; resume with `Last-Event-ID` (header) or `last_event_id`;
+    `format` picks the wire format (`spool`, or another client's, docs/formats.md)."""
+    fmt = parse_format(format)
     start = parse_cursor(last_event_id_header, last_event_id)
     session = session_of(tenant, session_id)
     await owned_session(state, session)
     cursor = await resolve_cursor(state, session, job_id, start)
-    return sse_response(state, session, cursor)
+    return sse_response(state, session, cursor, fmt)

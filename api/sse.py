@@ -20,8 +20,10 @@ from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.types import Message, Receive, Scope, Send
 
-from spool.api import metrics
+from spool.api import metrics, sse_encoder
 from spool.api.errors import ApiError
+from spool.api.formats import Format
+from spool.api.formats.view import View
 from spool.api.hub import Follower, Hub, SessionGone
 from spool.api.state import AppState, StreamCounts
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
@@ -36,7 +38,7 @@ WRITE_BYTES = 64 << 10  # the largest piece handed to the server at once
 STREAMS_RETRY_S = 5
 
 # Set (in the request's own task) when a stalled client was cut off on purpose, so that
-# `QuietStalledCutoffs` drops uvicorn's "returned without completing response" error.
+# `api.logs.QuietStalledCutoffs` drops uvicorn's "returned without completing response" error.
 stalled_cutoff: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "stalled_cutoff", default=False
 )
@@ -86,7 +88,7 @@ async def _check_gap(state: AppState, session: SessionRef, cursor: Cursor) -> No
         first_available=format_stream_id(first_id),
         ts=now_ms(),
     )
-    cursor.gap = b"event: session.gap\ndata: %s\n\n" % encoder.encode(gap)
+    cursor.gap = sse_encoder.encode(encoder.encode(gap), event=b"session.gap")
     cursor.after = before(first_id)
 
 
@@ -115,9 +117,14 @@ class SseResponse(StreamingResponse):
     media_type = "text/event-stream"
 
     def __init__(
-        self, body: AsyncIterator[bytes], send_timeout_s: float, slot: StreamCounts, tenant: str
+        self,
+        body: AsyncIterator[bytes],
+        send_timeout_s: float,
+        slot: StreamCounts,
+        tenant: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(body, headers=SSE_HEADERS)
+        super().__init__(body, headers=headers or SSE_HEADERS)
         self.send_timeout_s = send_timeout_s
         self._slot = slot
         self._tenant = tenant
@@ -138,16 +145,17 @@ class SseResponse(StreamingResponse):
             self._slot.release(self._tenant)
 
 
-class QuietStalledCutoffs(logging.Filter):
-    """Drop uvicorn's error line for a response Spool cut off on purpose (a stalled client)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (stalled_cutoff.get() and "without completing response" in record.getMessage())
-
-
-def sse_response(state: AppState, session: SessionRef, cursor: Cursor | None) -> Response:
+def sse_response(
+    state: AppState,
+    session: SessionRef,
+    cursor: Cursor | None,
+    fmt: Format | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The session's events from `cursor`, in Spool's own format or in `fmt` (§10)."""
+    headers = {**SSE_HEADERS, **(fmt.headers if fmt else {}), **(headers or {})}
     if cursor is None:
-        return Response(status_code=204)
+        return Response(status_code=204, headers=headers)
     settings = state.settings
     if not state.streams.acquire(session.tenant, settings.tenant_max_streams):
         raise ApiError(
@@ -157,8 +165,9 @@ def sse_response(state: AppState, session: SessionRef, cursor: Cursor | None) ->
             "server (SPOOL_TENANT_MAX_STREAMS); close one or retry later.",
             {"Retry-After": str(STREAMS_RETRY_S)},
         )
-    stream = frames(state.hub, session, cursor, settings.sse_ping_s, settings.sse_retry_ms)
-    return SseResponse(stream, settings.sse_send_timeout_s, state.streams, session.tenant)
+    view = View(fmt, state.clients.streams, state.keys, session) if fmt is not None else None
+    stream = frames(state.hub, session, cursor, settings.sse_ping_s, settings.sse_retry_ms, view)
+    return SseResponse(stream, settings.sse_send_timeout_s, state.streams, session.tenant, headers)
 
 
 def pieces(data: bytes) -> list[bytes]:
@@ -170,44 +179,61 @@ def pieces(data: bytes) -> list[bytes]:
 
 
 async def frames(
-    hub: Hub, session: SessionRef, cursor: Cursor, ping_s: float, retry_ms: int
+    hub: Hub,
+    session: SessionRef,
+    cursor: Cursor,
+    ping_s: float,
+    retry_ms: int,
+    view: View | None = None,
 ) -> AsyncIterator[bytes]:
-    yield b"retry: %d\n\n" % retry_ms
-    if cursor.gap is not None:
-        yield cursor.gap
+    """Spool's frames are the hub's, built once per entry for every follower; a `view`
+    (another format) renders each entry for this response alone, and sends no `retry:`,
+    gap, deletion or ping message: those formats' readers take every message for a chunk."""
+    if view is None:
+        yield sse_encoder.retry(retry_ms)
+        if cursor.gap is not None:
+            yield cursor.gap
     async with hub.follow(session) as follower:
         try:
-            async for chunk in _follow(follower, session, cursor, ping_s):
+            async for chunk in _follow(follower, session, cursor, ping_s, view):
                 for piece in pieces(chunk):
                     yield piece
         except SessionGone:
-            deleted = SessionDeleted(ts=now_ms())
-            yield b"event: session.deleted\ndata: %s\n\n" % encoder.encode(deleted)
+            if view is None:
+                deleted = SessionDeleted(ts=now_ms())
+                yield sse_encoder.encode(encoder.encode(deleted), event=b"session.deleted")
 
 
 async def _follow(
-    follower: Follower, session: SessionRef, cursor: Cursor, ping_s: float
+    follower: Follower,
+    session: SessionRef,
+    cursor: Cursor,
+    ping_s: float,
+    view: View | None = None,
 ) -> AsyncIterator[bytes]:
     after, only = cursor.after, cursor.job_id
+    comment = sse_encoder.comment if view is None else sse_encoder.comment_line
     while True:
         try:
             batch = await follower.next_batch(after, ping_s)
+            if view is not None and batch:
+                await view.prepare(e for e in batch if only is None or e.job == only)
         except RedisError as exc:  # Redis is away: hold the connection, retry shortly
             log.warning("SSE read for %s failed: %s", session, exc)
-            yield b": redis unavailable, retrying\n\n"
+            yield comment(b"redis unavailable, retrying")
             await asyncio.sleep(REDIS_RETRY_S)
             continue
         if batch is None:
             return
         if not batch:
-            yield b": ping\n\n"
+            yield comment(b"ping")
             continue
         out = []
         for entry in batch:
             after = entry.sid
             if only is not None and entry.job != only:
                 continue
-            out.append(entry.frame)
+            out.append(entry.frame if view is None else view.render(entry))
             if only is not None and entry.kind in _TERMINAL:
                 metrics.EVENTS_DELIVERED.inc(len(out))
                 yield b"".join(out)

@@ -12,6 +12,7 @@ from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
 from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients
+from spool.shared.limits import TenantLimits
 from spool.shared.sessions import SessionQueue
 from spool.shared.settings import Settings
 from spool.shared.singleflight import SingleFlight
@@ -62,6 +63,7 @@ class AppState:
         self.session_owner = SingleFlight(self.store.session)
         self.hub = Hub(self.clients.streams, keys)
         self.streams = StreamCounts()
+        self.limits = TenantLimits(self.clients.main, keys, settings)
 
     async def aclose(self) -> None:
         await self.hub.aclose()

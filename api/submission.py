@@ -1,5 +1,7 @@
 """Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue."""
 
+import contextlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import msgspec
@@ -28,16 +30,45 @@ from spool.shared.store import SessionDeleted
 from spool.shared.streams import Outgoing, StreamClosed
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
+MAX_NESTING = 32  # deeper JSON is refused (msgspec recurses; so would every later encode)
+ACTIVE_RETRY_S = 5
+
 _decoder = msgspec.json.Decoder(JobRequest)
 
 
 def decode_request(body: bytes) -> JobRequest:
     try:
-        return _decoder.decode(body)
+        req = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid_field", str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    if nesting(req) > MAX_NESTING:
+        raise _too_deep()
+    return req
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400, "too_deeply_nested", f"The body nests objects or arrays deeper than {MAX_NESTING}."
+    )
+
+
+def nesting(value: object, limit: int = MAX_NESTING + 1) -> int:
+    """How deep objects and arrays nest in `value` (counted up to `limit`)."""
+    if limit <= 0:
+        return 0
+    if isinstance(value, msgspec.Struct):
+        children: Iterable[object] = msgspec.structs.astuple(value)
+    elif isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return 0
+    return 1 + max((nesting(c, limit - 1) for c in children), default=0)
 
 
 def agents_of(state: AppState) -> AgentsFile:
@@ -89,6 +120,24 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
     session = SessionRef(tenant, session_id)
     if req.on_busy == "reject" and await state.sessions.busy(session):
         raise _busy(session_id)  # the common case, before anything is written
+    if not await state.limits.admit(tenant, spec.job_id):
+        limit = state.settings.tenant_max_active_jobs
+        raise ApiError(
+            429,
+            "too_many_active_jobs",
+            f"This tenant has {limit} jobs queued or running (SPOOL_TENANT_MAX_ACTIVE_JOBS).",
+            {"Retry-After": str(ACTIVE_RETRY_S)},
+        )
+    try:
+        return await _submit(state, session, spec, req)
+    except BaseException:  # not queued (or not surely): it stops counting at once
+        with contextlib.suppress(Exception):
+            await state.limits.ended(tenant, spec.job_id)
+        raise
+
+
+async def _submit(state: AppState, session: SessionRef, spec: JobSpec, req: JobRequest) -> Accepted:
+    session_id, tenant = session.session_id, session.tenant
     job_id, model = spec.job_id, spec.model
     now = datetime.now(UTC)
     try:

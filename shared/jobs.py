@@ -111,6 +111,23 @@ class SimulatedToolCall(msgspec.Struct, forbid_unknown_fields=True):
     arguments: dict[str, Any] = {}
 
 
+class ProviderParameters(msgspec.Struct, kw_only=True):
+    """The `parameters` the provider adapters read or pass on, typed so that a wrong type
+    is a 422 at submit rather than a failure in the worker; other keys pass through."""
+
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    reasoning_effort: str | None = None
+    metadata: dict[str, Any] | None = None
+    thinking: bool | int | dict[str, Any] | None = None
+    stream: bool | None = None
+
+
 class SimulatedParameters(msgspec.Struct, kw_only=True):
     """`parameters` of the `simulated` model (contract §6); other keys are ignored."""
 

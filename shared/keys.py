@@ -43,6 +43,8 @@ class Keys:
         self.hub_channel = f"{prefix}:hub"  # the fan-out's own channel (keeps pub/sub alive)
         self.cancel_channel = f"{prefix}:cancel"  # job ids whose cancellation was asked
         self.wake_channel = f"{prefix}:wake"  # "a job was enqueued": idle workers poll at once
+        self.workers = f"{prefix}:workers"  # zset: `<name>|<concurrency>` → lease expiry (ms)
+        self.tenants = f"{prefix}:tenants"  # zset: tenants with active jobs → staleness (ms)
 
     # -- one session: every key carries the session's hash tag -----------------------
 
@@ -93,6 +95,14 @@ class Keys:
     def job_index(self, job_id: str) -> str:
         """String: the job's session as `<tenant>/<session_id>` (job ids are global)."""
         return f"{self.prefix}:jobidx:{job_id}"
+
+    def running(self, tenant: str) -> str:
+        """Zset: the tenant's jobs a worker runs now → lease expiry (ms)."""
+        return f"{self.prefix}:running:{tenant}"
+
+    def active(self, tenant: str) -> str:
+        """Zset: the tenant's queued or running jobs → when the entry is stale (ms)."""
+        return f"{self.prefix}:active:{tenant}"
 
     def idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}:idem:{tenant}:{key}"

@@ -1,5 +1,7 @@
 """Small test helpers over the public HTTP API."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -46,3 +48,12 @@ async def follow_job(http: httpx.AsyncClient, accepted: dict[str, Any]) -> list[
     assert events, "no events"
     assert events[-1].event in TERMINAL, [e.event for e in events]
     return events
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 20) -> None:
+    """Poll an async condition until it holds; fail naming `what` after `within_s`."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

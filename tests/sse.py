@@ -23,8 +23,9 @@ class Frame:
         return value
 
 
-async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
-    """Parse `text/event-stream` line by line; yields one Frame per blank-line-terminated block."""
+async def frames(response: httpx.Response, multiline: bool = False) -> AsyncIterator[Frame]:
+    """Parse `text/event-stream` line by line; yields one Frame per blank-line-terminated block.
+    Spool's own frames have one `data:` line; with `multiline`, several join with `\n`."""
     frame = Frame()
     async for line in response.aiter_lines():
         if line == "":
@@ -40,6 +41,9 @@ async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
         elif name == "event":
             frame.event = value
         elif name == "data":
+            if frame.data is not None and multiline:
+                frame.data += "\n" + value
+                continue
             assert frame.data is None, "data must be one line of JSON"
             frame.data = value
         elif name == "retry":

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, Dialog, Page, async_playwright
 
 from tests.conftest import STACK_SETTINGS
 from tests.procs import ROOT, Api, service_env
@@ -157,3 +157,38 @@ async def test_cancel_button_stops_the_running_job(browser: BrowserContext, stac
     assert len(shown) < len(TEXT)
     assert "out tokens" in (await page.text_content("#usage") or "")
     assert await page.is_disabled("#cancel")
+
+
+async def ask_for_a_tool(page: Page, stack: Api) -> None:
+    await page.goto(f"{stack.url}/")
+    await page.click("#options > summary")
+    call = {"name": "calculator", "arguments": {"expression": "6*7"}}
+    params = {"text": "Let me compute.", "tool_calls": [call], "ttft_ms": 0}
+    await page.fill("#params", json.dumps(params))
+    await page.fill("#tools-list", "calculator")
+    await page.check("#approval")
+    await page.click("#send")
+    await page.wait_for_selector("#approvals .approval button.approve")
+    assert "calculator" in (await page.text_content("#approvals") or "")
+
+
+async def test_approve_and_reject_buttons_decide_a_waiting_tool_call(
+    browser: BrowserContext, stack: Api
+) -> None:
+    page = await browser.new_page()
+    await ask_for_a_tool(page, stack)
+    await page.click("#approvals button.approve")
+    await completed(page)
+    assert "call_0 approved" in (await page.text_content("#approvals") or "")
+    assert "← calculator: 42" in (await page.text_content("#tools") or "")
+
+    async def give_a_reason(dialog: Dialog) -> None:  # the page asks why on Reject
+        await dialog.accept("too risky")
+
+    page.on("dialog", give_a_reason)
+    await page.fill("#session", "")  # a new session
+    await ask_for_a_tool(page, stack)
+    await page.click("#approvals button.reject")
+    await completed(page)
+    assert "call_0 rejected: too risky" in (await page.text_content("#approvals") or "")
+    assert "too risky" in (await page.text_content("#tools .error") or "")

@@ -5,7 +5,7 @@ its queue) with a one-second retention, so "longer than the retention" is quick.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aredis
 
 from spool.shared.keys import Keys, SessionRef
-from tests.helpers import follow_job, read_stream, submit
+from tests.helpers import follow_job, read_stream, submit, until
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame
 
@@ -61,14 +61,6 @@ async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
     client = aredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, within_s: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def text_of(events: list[Frame]) -> str:

@@ -1,4 +1,4 @@
-"""Claiming many queued jobs in one round trip.
+"""Claiming many queued jobs in one round trip, within each tenant's running cap.
 
 arq's `Worker.start_jobs` claims jobs one at a time, each with a WATCH/MULTI transaction
 (four round trips); on a worker busy streaming hundreds of jobs every round trip waits
@@ -6,17 +6,39 @@ for the event loop too, and pickup fell to ~70 jobs/s. This script applies arq's
 a whole poll's worth of ids at once: a job is claimed if it is due (score ≤ now) and no
 in-progress key exists, and claiming sets that key with arq's TTL. Same keys, same rule,
 atomically (a script runs alone), so arq workers and this one can share a queue.
+
+Fairness (`SPOOL_TENANT_MAX_RUNNING`): each claimed job is also entered in its tenant's
+running set with a lease (`Keys.running`; the heartbeat renews it, the job's end removes
+it). A job whose tenant already runs its cap is left in the queue, and the slot goes to
+the next job of another tenant: one tenant cannot fill every worker slot. The default
+cap (0) is half the live capacity, the sum of the concurrency the workers registered,
+while two or more tenants have jobs; a tenant alone may use every slot.
+The tenant comes from the job index (`Keys.job_index`).
 """
 
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
+from spool.shared.keys import Keys
 
 CLAIM_LUA = f"""
 local queue, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local lease, cap, workers = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local running_prefix, index_prefix, tenants = ARGV[7], ARGV[8], ARGV[9]
+if cap <= 0 and redis.call('ZCOUNT', tenants, now, '+inf') < 2 then
+  cap = 1e12  -- one busy tenant: no one to share with
+elseif cap <= 0 then
+  local capacity = 0
+  redis.call('ZREMRANGEBYSCORE', workers, '-inf', now)
+  for _, w in ipairs(redis.call('ZRANGE', workers, 0, -1)) do
+    capacity = capacity + tonumber(string.match(w, '|(%d+)$') or '0')
+  end
+  cap = math.max(1, math.floor(capacity / 2))
+end
+local counts = {{}}
 local claimed = {{}}
-for i = 4, #ARGV do
+for i = 10, #ARGV do
   if #claimed >= 2 * limit then
     break
   end
@@ -24,9 +46,27 @@ for i = 4, #ARGV do
   local score = redis.call('ZSCORE', queue, id)
   local busy = '{in_progress_key_prefix}' .. id
   if score and tonumber(score) <= now and redis.call('EXISTS', busy) == 0 then
-    redis.call('PSETEX', busy, ttl, '1')
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = score
+    local owner = redis.call('GET', index_prefix .. id)
+    local tenant = owner and string.match(owner, '^([^/]+)/')
+    local room = true
+    if tenant then
+      local running = running_prefix .. tenant
+      if counts[tenant] == nil then
+        redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+        counts[tenant] = redis.call('ZCARD', running)
+      end
+      room = counts[tenant] < cap
+      if room then
+        counts[tenant] = counts[tenant] + 1
+        redis.call('ZADD', running, now + lease, id)
+        redis.call('PEXPIRE', running, lease)
+      end
+    end
+    if room then
+      redis.call('PSETEX', busy, ttl, '1')
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = score
+    end
   end
 end
 return claimed
@@ -34,17 +74,22 @@ return claimed
 
 
 class Claimer:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, keys: Keys, lease_s: float, max_running: int) -> None:
         self._script = redis.register_script(CLAIM_LUA)
+        self._keys = keys
+        self._lease_ms = int(lease_s * 1000)
+        self._max_running = max_running
 
     async def claim(
         self, queue: str, job_ids: list[str], limit: int, now_ms: int, in_progress_ms: int
     ) -> list[tuple[str, int]]:
         """Up to `limit` of `job_ids` that this worker now owns (with their scores), in queue
-        order. `job_ids` may include running jobs (arq keeps them queued until they end)."""
+        order, skipping jobs of tenants at their running cap. `job_ids` may include running
+        jobs (arq keeps them queued until they end)."""
         if not job_ids or limit <= 0:
             return []
-        flat: list[bytes] = await awaited(
-            self._script(keys=[queue], args=[now_ms, in_progress_ms, limit, *job_ids])
-        )
+        k = self._keys
+        args: list[str | int] = [now_ms, in_progress_ms, limit, self._lease_ms]
+        args += [self._max_running, k.workers, k.running(""), k.job_index(""), k.tenants]
+        flat: list[bytes] = await awaited(self._script(keys=[queue], args=[*args, *job_ids]))
         return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]

@@ -1,6 +1,7 @@
 """The worker's typed state, created at start-up and closed at shut-down (see `worker.main`)."""
 
 import asyncio
+import contextlib
 import os
 import socket
 from typing import Any
@@ -9,6 +10,7 @@ from arq.connections import ArqRedis
 
 from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients, arq_pool
+from spool.shared.limits import TenantLimits, worker_member
 from spool.shared.queue import JobQueue
 from spool.shared.sessions import SessionQueue
 from spool.shared.settings import Settings
@@ -23,7 +25,7 @@ _CTX_KEY = "spool"
 
 
 class WorkerState:
-    def __init__(self, settings: Settings, clients: RedisClients) -> None:
+    def __init__(self, settings: Settings, clients: RedisClients, concurrency: int = 1) -> None:
         self.settings = settings
         self.clients = clients
         self.keys = keys = clients.keys
@@ -35,6 +37,8 @@ class WorkerState:
         self.sessions = SessionQueue(clients.main, keys, settings.retention_s)
         self.arq: ArqRedis = arq_pool(clients.main, keys)
         self.queue = JobQueue(clients.main, keys)
+        self.limits = TenantLimits(clients.main, keys, settings)
+        self.concurrency = concurrency
         self.approvals = Approvals(clients.main, keys)
         self.running = Running()
         self.wake = asyncio.Event()
@@ -48,7 +52,14 @@ class WorkerState:
         s = self.settings
         self._tasks = [
             asyncio.create_task(
-                heartbeat(self.clients.main, self.running, s.heartbeat_s, s.lease_s)
+                heartbeat(
+                    self.clients.main,
+                    self.keys,
+                    self.running,
+                    worker_member(self.name, self.concurrency),
+                    s.heartbeat_s,
+                    s.lease_s,
+                )
             ),
             asyncio.create_task(listen(self.clients.main, self.keys, self.running, self.wake)),
             asyncio.create_task(publish_tools(self.clients.main, self.keys, s)),
@@ -62,6 +73,10 @@ class WorkerState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # this worker's capacity leaves the fleet now
+            await self.clients.main.zrem(
+                self.keys.workers, worker_member(self.name, self.concurrency)
+            )
         await self.batcher.aclose()
         await self.clients.aclose()
 

@@ -76,9 +76,11 @@ async def _run(
     state: WorkerState, session: SessionRef, job_id: str, arq_id: str, job_try: int
 ) -> None:
     _, continuation = parse_arq_id(arq_id)
-    with state.running.track(job_id, arq_id) as cancel:
+    with state.running.track(job_id, arq_id, session.tenant) as cancel:
         _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
-            renew_leases(state.clients.main, [arq_id], state.settings.lease_s),
+            renew_leases(
+                state.clients.main, state.keys, {arq_id: session.tenant}, state.settings.lease_s
+            ),
             state.store.load(session, job_id),
         )
         if rec is None:
@@ -139,12 +141,14 @@ async def _attempt(attempt: "Attempt") -> str:
 async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
     """Advance the session's FIFO past finished jobs and enqueue the next one. When none is
     left the session is idle: its keys (and its jobs' index entries) start their TTL."""
+    await state.limits.ended(session.tenant, finished_job_id)
     head = await state.sessions.advance(session, finished_job_id)
     while head is not None:
         marks = await job_marks(state.clients.streams, state.keys, session, head)
         if marks.terminal_id is None:
             await state.queue.enqueue(session, head)
             return
+        await state.limits.ended(session.tenant, head)
         head = await state.sessions.advance(session, head)  # cancelled while waiting
     await state.store.keep_index(session, state.settings.retention_s)
 

@@ -22,43 +22,67 @@ import logging
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 
 log = logging.getLogger(__name__)
 
 
 class Running:
-    """The jobs this process runs: job id → its cancel event, and its arq job id (a parked
-    job's continuation runs under an arq id of its own, whose lease is the one to renew)."""
+    """The jobs this process runs: job id → its cancel event, its arq job id (a parked
+    job's continuation runs under an arq id of its own, whose lease is the one to renew)
+    and its tenant (whose running set holds the same lease)."""
 
     def __init__(self) -> None:
         self.cancels: dict[str, asyncio.Event] = {}
         self.arq_ids: dict[str, str] = {}
+        self.tenants: dict[str, str | None] = {}
 
     @contextlib.contextmanager
-    def track(self, job_id: str, arq_id: str | None = None):  # type: ignore[no-untyped-def]
+    def track(  # type: ignore[no-untyped-def]
+        self, job_id: str, arq_id: str | None = None, tenant: str | None = None
+    ):
         event = self.cancels[job_id] = asyncio.Event()
         self.arq_ids[job_id] = arq_id or job_id
+        self.tenants[job_id] = tenant
         try:
             yield event
         finally:
             self.cancels.pop(job_id, None)
             self.arq_ids.pop(job_id, None)
+            self.tenants.pop(job_id, None)
+
+    def leases(self) -> dict[str, str | None]:
+        """arq id → tenant, of every job this process runs."""
+        return {arq_id: self.tenants.get(job) for job, arq_id in self.arq_ids.items()}
 
 
-async def renew_leases(redis: Redis, job_ids: list[str], lease_s: float) -> None:
-    if not job_ids:
+async def renew_leases(
+    redis: Redis, keys: Keys, leases: dict[str, str | None], lease_s: float
+) -> None:
+    """Renew arq's in-progress key of each job (by arq id), and its tenant's running-set
+    entry when it has one (the claim script made it)."""
+    if not leases:
         return
+    lease_ms = int(lease_s * 1000)
+    expiry = now_ms() + lease_ms
     async with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))  # never creates
+        for arq_id, tenant in leases.items():
+            pipe.pexpire(in_progress_key_prefix + arq_id, lease_ms)  # never creates
+            if tenant is not None:
+                pipe.zadd(keys.running(tenant), {arq_id: expiry}, xx=True)
+                pipe.pexpire(keys.running(tenant), lease_ms)
         await pipe.execute()
 
 
-async def heartbeat(redis: Redis, running: Running, every_s: float, lease_s: float) -> None:
+async def heartbeat(
+    redis: Redis, keys: Keys, running: Running, member: str, every_s: float, lease_s: float
+) -> None:
+    """Renew the running jobs' leases, and this worker's entry in the fleet's capacity."""
     while True:
         try:
-            await renew_leases(redis, list(running.arq_ids.values()), lease_s)
+            await renew_leases(redis, keys, running.leases(), lease_s)
+            await redis.zadd(keys.workers, {member: now_ms() + int(lease_s * 1000)})
         except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
             log.warning("lease renewal failed: %s", exc)
         await asyncio.sleep(every_s)

@@ -297,6 +297,7 @@ class AgentRun:
     async def _handle(self, step: int, event: ProviderEvent, out: StepOutput) -> None:
         match event:
             case TextChunk(text):
+                self.pub.check_limits()  # before the text counts as output
                 self._delta(out)
                 out.text.append(text)
                 self.text.append(text)

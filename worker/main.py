@@ -75,7 +75,7 @@ class SpoolWorker(Worker):
 def build_worker(settings: Settings, concurrency: int) -> Worker:
     """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx."""
     clients = RedisClients(settings)
-    state = WorkerState(settings, clients)
+    state = WorkerState(settings, clients, concurrency)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         state.install(ctx)
@@ -87,7 +87,7 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
 
     return SpoolWorker(
         wake=state.wake,
-        claimer=Claimer(clients.main),
+        claimer=Claimer(clients.main, clients.keys, settings.lease_s, settings.tenant_max_running),
         functions=[
             func(
                 run_job,

@@ -83,14 +83,16 @@ class Publisher:
             if self._error is not None:
                 raise self._error
         if event_type(event) not in TERMINAL_TYPES:
-            self._check_limits()
+            self.check_limits()
         if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
             self._hold(event)
             return
         self._release()
         self._push(event)
 
-    def _check_limits(self) -> None:
+    def check_limits(self) -> None:
+        """Raise `OutputLimit` if the job may emit no more (before the caller records output
+        it is about to emit)."""
         if self._seq >= self._max_events:
             raise OutputLimit(f"the job emitted over {self._max_events} events")
         if self._bytes >= self._max_bytes:
