@@ -3,7 +3,8 @@
 Design (notify-then-range):
 - Every append publishes its new entries on the session's notify channel, with the id
   the stream ended at before them. The hub holds ONE pub/sub connection for the whole
-  process and subscribes to the channels of the sessions its clients follow.
+  process (one per shard on a Redis Cluster, `api/subscriber.py`) and subscribes to the
+  channels of the sessions its clients follow.
 - Each followed session is a `Topic` with a bounded ring buffer of its newest
   entries. A notification whose "before" id is where the buffer ends is appended as it
   is (no Redis read); otherwise (a missed notification, start-up, a recreated stream)
@@ -36,9 +37,9 @@ from collections.abc import AsyncIterator
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from spool.api import sse_encoder
+from spool.api.subscriber import subscriber_for
 from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
 from spool.shared.keys import Keys, SessionRef
@@ -189,7 +190,7 @@ class Hub:
         self.batch = batch
         self.topics: dict[SessionRef, Topic] = {}
         self._by_channel: dict[bytes, Topic] = {}
-        self._pubsub: PubSub = redis.pubsub()
+        self._subscriber = subscriber_for(redis, keys.hub_channel, self._on_message)
         self._read = redis.register_script(READ_LUA)
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
@@ -204,7 +205,7 @@ class Hub:
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._listen(), name="hub-listener"),
+            asyncio.create_task(self._subscriber.run(), name="hub-listener"),
             asyncio.create_task(self._command(), name="hub-commands"),
         ]
 
@@ -213,7 +214,7 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._subscriber.aclose()
 
     @contextlib.asynccontextmanager
     async def follow(self, session: SessionRef) -> AsyncIterator["Follower"]:
@@ -268,8 +269,11 @@ class Hub:
             if not batch:
                 continue
             try:
-                await getattr(self._pubsub, verb)(*batch)
-            except Exception as exc:  # the listener reconnects, and redis-py re-subscribes
+                if verb == "subscribe":
+                    await self._subscriber.subscribe(batch)
+                else:
+                    await self._subscriber.unsubscribe(batch)
+            except Exception as exc:  # the listener reconnects, and re-subscribes
                 log.warning("hub %s failed: %s", verb, exc)
 
     def _mark(self, topic: Topic) -> None:
@@ -303,36 +307,18 @@ class Hub:
             return True
         return born == topic.born
 
-    async def _listen(self) -> None:
-        """Read notifications forever, reconnecting (and re-syncing every topic) on errors."""
-        while True:
-            try:
-                await self._pubsub.subscribe(self.keys.hub_channel)
-                async for message in self._pubsub.listen():
-                    self._on_message(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("hub pub/sub connection lost (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
-
-    def _on_message(self, message: dict[str, object]) -> None:
-        channel = message.get("channel")
-        topic = self._by_channel.get(channel) if isinstance(channel, bytes) else None
+    def _on_message(self, kind: str, channel: bytes, data: bytes | None) -> None:
+        """A notification ("message"), or a confirmed (re)subscription ("subscribe", after
+        which the topic re-reads Redis: notifications may have been missed meanwhile)."""
+        topic = self._by_channel.get(channel)
         if topic is None:
             return
-        data = message.get("data")
-        if message.get("type") == "message" and data == DELETED_NOTICE:
+        if kind == "message" and data == DELETED_NOTICE:
             topic.end()
             return
-        if (
-            message.get("type") == "message"
-            and isinstance(data, bytes)
-            and self._apply(topic, data)
-        ):
+        if kind == "message" and data is not None and self._apply(topic, data):
             return
-        if message.get("type") in ("message", "subscribe"):
-            self._mark(topic)
+        self._mark(topic)
 
     @staticmethod
     def _apply(topic: Topic, notice: bytes) -> bool:

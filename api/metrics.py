@@ -3,7 +3,7 @@
 One registry per process (see `shared/metrics.py`); every metric is listed in
 docs/operations.md. `spool_jobs_finished_total` here counts only the jobs the API ends
 itself (cancelled before any worker started them, or not enqueued); the workers count
-the rest. `spool_approvals_waiting` stays 0 until tool approvals exist.
+the rest.
 """
 
 from prometheus_client import Counter, Gauge
@@ -22,8 +22,5 @@ JOBS_FINISHED = Counter(
 STREAMS_OPEN = Gauge("spool_event_streams_open", "SSE responses open now", registry=REGISTRY)
 EVENTS_DELIVERED = Counter(
     "spool_events_delivered", "Events written to SSE responses", registry=REGISTRY
-)
-APPROVALS_WAITING = Gauge(
-    "spool_approvals_waiting", "Tool calls waiting for a human decision", registry=REGISTRY
 )
 QUEUE = QueueGauges(REGISTRY)

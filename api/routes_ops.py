@@ -46,7 +46,7 @@ async def readyz(state: State) -> Response:
 @router.get("/metrics", tags=["ops"], openapi_extra=doc({200: PlainText}, public=True))
 async def prometheus_metrics(request: Request, state: State) -> Response:
     """This process's metrics in Prometheus' text format (the queue is read now)."""
-    await metrics.QUEUE.refresh(state.clients.main, state.keys.queue)
+    await metrics.QUEUE.refresh(state.clients.main, state.keys)
     body, content_type = exposition(metrics.REGISTRY, request.headers.get("accept", ""))
     return Response(body, headers={"Content-Type": content_type})
 

@@ -11,7 +11,7 @@ import click
 import httpx
 
 from spool.cli.client import err_console
-from spool.cli.embedded import EmbeddedRedis, reachable
+from spool.cli.embedded import EmbeddedRedis, EmbeddedUnavailable, reachable
 from spool.shared.settings import DEFAULT_REDIS_URL, default_model_for
 
 
@@ -22,7 +22,10 @@ def _redis_for_dev(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
     if not wanted and reachable(DEFAULT_REDIS_URL):
         return DEFAULT_REDIS_URL, None
     embedded = EmbeddedRedis(data_dir / "redis", port=_env_port("SPOOL_EMBEDDED_REDIS_PORT"))
-    embedded.start()
+    try:
+        embedded.start()
+    except EmbeddedUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     return embedded.url, embedded
 
 

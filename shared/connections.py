@@ -1,13 +1,16 @@
 """Redis clients, each owned by whoever opens it (an API lifespan, a worker start-up)."""
 
 from collections.abc import Awaitable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import parse_url
 
 from spool.shared import serializer
+from spool.shared.cluster import ClusterRedis, cluster_slots
 from spool.shared.keys import Keys
+from spool.shared.sentinel import is_sentinel_url, open_sentinel_redis
 from spool.shared.settings import Settings
 
 T = TypeVar("T")
@@ -18,21 +21,33 @@ def awaited(result: Awaitable[T] | T) -> Awaitable[T]:
     return cast(Awaitable[T], result)
 
 
+def _connection_options(client_name: str | None) -> dict[str, Any]:
+    return {"client_name": client_name, "socket_connect_timeout": 2, "health_check_interval": 30}
+
+
 def open_redis(url: str, max_connections: int, client_name: str | None = None) -> Redis:
-    """A client whose pool never holds more than `max_connections` (callers wait for one).
+    """A client whose pool never holds more than `max_connections` (callers wait for one);
+    of the primary that Sentinel names for a `redis+sentinel://` URL.
 
     `client_name` names every connection (`CLIENT SETNAME`), so that `CLIENT LIST` shows
     which process holds which connections.
     """
+    if is_sentinel_url(url):
+        return open_sentinel_redis(url, max_connections, **_connection_options(client_name))
     pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        client_name=client_name,
-        timeout=10,
-        socket_connect_timeout=2,
-        health_check_interval=30,
+        url, max_connections=max_connections, timeout=10, **_connection_options(client_name)
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+def open_streams(url: str, max_connections: int, client_name: str | None = None) -> Redis:
+    """The stream Redis: the plain client, or a `ClusterRedis` when `url` names a node of a
+    Redis Cluster (at most `max_connections` per primary)."""
+    slots = None if is_sentinel_url(url) else cluster_slots(url)
+    if slots is None:
+        return open_redis(url, max_connections, client_name)
+    options = {k: v for k, v in parse_url(url).items() if k not in ("host", "port", "db", "path")}
+    return ClusterRedis(slots, options | _connection_options(client_name), max_connections)
 
 
 def arq_pool(redis: Redis, keys: Keys) -> ArqRedis:
@@ -55,7 +70,7 @@ class RedisClients:
         self.streams = (
             self.main
             if settings.streams_url == settings.redis_url
-            else open_redis(settings.streams_url, limit, client_name)
+            else open_streams(settings.streams_url, limit, client_name)
         )
 
     async def aclose(self) -> None:

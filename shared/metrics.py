@@ -27,19 +27,21 @@ from prometheus_client.exposition import choose_encoder
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
+from spool.shared.keys import Keys
 
 log = logging.getLogger(__name__)
 
 SCAN_LIMIT = 10_000  # queue entries looked at for the running count (running jobs come first)
 
-# (queue length, claimed among the oldest SCAN_LIMIT); arq's in-progress key marks a claim
+# (queue length, claimed among the oldest SCAN_LIMIT, parked jobs); arq's in-progress key
+# marks a claim; a job waiting for approvals has one entry in the approvals' due set
 QUEUE_LUA = f"""
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local running = 0
 for _, id in ipairs(ids) do
   running = running + redis.call('EXISTS', '{in_progress_key_prefix}' .. id)
 end
-return {{redis.call('ZCARD', KEYS[1]), running}}
+return {{redis.call('ZCARD', KEYS[1]), running, redis.call('ZCARD', KEYS[2])}}
 """
 
 
@@ -53,7 +55,8 @@ def new_registry() -> CollectorRegistry:
 
 
 class QueueGauges:
-    """`spool_queue_depth` and `spool_queue_running`, refreshed from Redis at scrape time."""
+    """`spool_queue_depth`, `spool_queue_running` and `spool_approvals_waiting`, refreshed
+    from Redis at scrape time."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.depth = Gauge(
@@ -62,18 +65,25 @@ class QueueGauges:
         self.running = Gauge(
             "spool_queue_running", "Jobs in the queue that a worker runs", registry=registry
         )
+        self.approvals = Gauge(
+            "spool_approvals_waiting",
+            "Jobs parked until a human decides their tool calls",
+            registry=registry,
+        )
 
-    async def refresh(self, redis: Redis, queue: str) -> None:
+    async def refresh(self, redis: Redis, keys: Keys) -> None:
         """Read the queue; on a Redis error keep the last values (the scrape still answers)."""
         try:
             script = redis.register_script(QUEUE_LUA)
-            reply: list[int] = await awaited(script(keys=[queue], args=[SCAN_LIMIT]))
-            total, running = reply
+            where = [keys.queue, keys.approvals_due()]
+            reply: list[int] = await awaited(script(keys=where, args=[SCAN_LIMIT]))
+            total, running, parked = reply
         except Exception as exc:
             log.warning("queue metrics not refreshed: %s", exc)
             return
         self.depth.set(max(0, int(total) - int(running)))
         self.running.set(int(running))
+        self.approvals.set(int(parked))
 
 
 def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:

@@ -12,6 +12,7 @@ import msgspec
 
 from spool.shared.errors import SpoolError
 from spool.shared.keys import DEFAULT_PREFIX, PREFIX_PATTERN, TENANT_PATTERN
+from spool.shared.sentinel import BadSentinelUrl, is_sentinel_url, parse_sentinel_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -93,7 +94,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"bad SPOOL_* setting: {exc}") from exc
         if not PREFIX_PATTERN.match(settings.key_prefix):
             raise SettingsError("SPOOL_KEY_PREFIX is 1-64 of A-Z a-z 0-9 . _ : -")
+        settings.check_urls()
         return settings
+
+    def check_urls(self) -> None:
+        """A `redis+sentinel://` URL must name Sentinels and a master."""
+        for name, url in (("REDIS_URL", self.redis_url), ("STREAM_REDIS_URL", self.streams_url)):
+            if is_sentinel_url(url):
+                try:
+                    parse_sentinel_url(url)
+                except BadSentinelUrl as exc:
+                    raise SettingsError(f"SPOOL_{name}: {exc}") from exc
 
 
 DEFAULT_MODELS_BY_KEY = (

@@ -12,6 +12,7 @@ on the session's notify channel together with the id the stream ended at before 
 fan-out that holds everything up to that id appends them without reading the stream.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
 from spool.shared.keys import Keys, SessionRef
@@ -26,7 +28,7 @@ from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-APPEND_LUA = f"""
+APPEND_LUA_TEMPLATE = f"""
 local stream, marks, tomb = KEYS[1], KEYS[2], KEYS[3]
 local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 if redis.call('EXISTS', tomb) == 1 then
@@ -88,9 +90,23 @@ else
   redis.call('EXPIRE', stream, ttl)
   redis.call('EXPIRE', marks, ttl)
 end
-redis.call('PUBLISH', channel, cmsgpack.pack(note))
+redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
 return ids
 """
+# standalone: PUBLISH; on a cluster: SPUBLISH, which stays on the shard that holds the
+# session's slot (the notify channel shares the session's hash tag) instead of going to
+# every node of the cluster
+APPEND_LUA = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+APPEND_LUA_SHARDED = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+
+
+async def publish_notice(redis: Redis, channel: str, message: bytes) -> None:
+    """Publish on a session's notify channel as the append script does: `SPUBLISH` on a
+    cluster (the hub subscribes per shard), `PUBLISH` standalone."""
+    if isinstance(redis, ClusterRedis):
+        await redis.execute_command("SPUBLISH", channel, message)
+    else:
+        await redis.publish(channel, message)
 
 
 class StreamClosed(SpoolError):
@@ -139,7 +155,8 @@ class StreamWriter:
     def __init__(self, redis: Redis, keys: Keys, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
         self.keys = keys
-        self._script = redis.register_script(APPEND_LUA)
+        self._lua = APPEND_LUA_SHARDED if isinstance(redis, ClusterRedis) else APPEND_LUA
+        self._script = redis.register_script(self._lua)
         self._retention_s = retention_s
         self._maxlen = maxlen
 
@@ -152,14 +169,30 @@ class StreamWriter:
         calls = [self._call(a.session, a.job_id, a.attempt, a.batch) for a in appends]
         results = await self._evalsha_all(calls)
         if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
-            await self._redis.script_load(APPEND_LUA)
+            await self._redis.script_load(self._lua)  # on a cluster: on every primary
             results = await self._evalsha_all(calls)  # idempotent: written seqs are skipped
         return [_outcome(r) for r in results]
 
     async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if not isinstance(self._redis, ClusterRedis):
+            return await self._evalsha_on(self._redis, calls)
+        # a cluster: one pipeline per shard, all shards at once
+        groups = list(self._redis.group_by_node(keys_[0] for keys_, _ in calls).values())
+        replies = await asyncio.gather(
+            *(self._evalsha_on(self._redis, [calls[i] for i in group]) for group in groups)
+        )
+        results: list[Any] = [None] * len(calls)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, result in zip(group, reply, strict=True):
+                results[i] = result
+        return results
+
+    async def _evalsha_on(
+        self, redis: Redis, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
         # EVALSHA directly: a script object in a pipeline makes redis-py send SCRIPT EXISTS
         # first, one more round trip per call
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with redis.pipeline(transaction=False) as pipe:
             for keys_, args in calls:
                 pipe.evalsha(self._script.sha, len(keys_), *keys_, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)

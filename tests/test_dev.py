@@ -33,7 +33,7 @@ def test_spool_dev_starts_everything_on_embedded_redis_and_stops_cleanly(tmp_pat
         text = log.read_text()
         assert proc.poll() is None, text
         assert f"http://127.0.0.1:{port}/" in text
-        assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()
+        assert (tmp_path / "data" / "redis" / "appendonlydir").is_dir()  # multi-part AOF (7.0+)
         url = f"http://127.0.0.1:{port}"
         job = httpx.post(
             f"{url}/v1/jobs",

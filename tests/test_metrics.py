@@ -55,7 +55,6 @@ async def test_a_job_moves_the_api_and_worker_metrics(
     assert value(api, "spool_events_delivered_total") >= value(
         api_before, "spool_events_delivered_total"
     ) + len(events)
-    assert ("spool_approvals_waiting", ()) in api
     assert ("spool_queue_depth", ()) in api
     assert ("process_resident_memory_bytes", ()) in api
 
@@ -93,6 +92,21 @@ async def test_open_streams_and_running_jobs_are_gauged(
         await chunks.aclose()
     reply = await http.post(f"/v1/jobs/{accepted['job_id']}/cancel")
     assert reply.status_code in (200, 202)
+    await follow_job(http, accepted)
+
+
+async def test_a_job_waiting_for_approval_is_gauged(http: httpx.AsyncClient, stack: Api) -> None:
+    call = {"name": "calculator", "arguments": {"expression": "6 * 7"}}
+    asks = {**FAST, "text": "Let me compute.", "tool_calls": [call]}
+    accepted = await submit(http, tools=["calculator"], require_approval=True, parameters=asks)
+    job_url = f"/v1/jobs/{accepted['job_id']}"
+    deadline = time.monotonic() + 30
+    while (await http.get(job_url)).json()["status"] != "awaiting_approval":
+        assert time.monotonic() < deadline, "the job never waited for approval"
+        await asyncio.sleep(0.05)
+    assert value(await scrape(f"{stack.url}/metrics"), "spool_approvals_waiting") >= 1
+    assert value(await scrape(worker_metrics_url(stack)), "spool_approvals_waiting") >= 1
+    assert (await http.post(f"{job_url}/cancel")).status_code in (200, 202)
     await follow_job(http, accepted)
 
 

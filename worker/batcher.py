@@ -14,6 +14,7 @@ from typing import Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import TryAgainError
 
 from spool.shared.errors import SpoolError
 from spool.shared.streams import Append, StreamWriter
@@ -90,7 +91,8 @@ class Batcher:
             try:
                 with APPEND_SECONDS.time():
                     return await self._writer.append_many(appends)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, TryAgainError, OSError) as exc:
+                # TRYAGAIN: a cluster slot is being migrated; it ends with the migration
                 if loop.time() + delay > deadline:
                     raise
                 log.warning("stream appends failed (%s); retrying in %.2fs", exc, delay)

@@ -43,9 +43,7 @@ class WorkerState:
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.metrics = MetricsServer(
-            clients.main, clients.keys.queue, lambda: len(self.running.cancels)
-        )
+        self.metrics = MetricsServer(clients.main, clients.keys, lambda: len(self.running.cancels))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 
+from spool.shared.keys import Keys
 from spool.shared.metrics import QueueGauges, exposition, new_registry
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,9 @@ READ_TIMEOUT_S = 5.0
 class MetricsServer:
     """`GET /metrics` on `host:port`, answered from the worker's event loop."""
 
-    def __init__(self, redis: Redis, queue: str, running: Callable[[], int]) -> None:
+    def __init__(self, redis: Redis, keys: Keys, running: Callable[[], int]) -> None:
         self.redis = redis
-        self.queue = queue
+        self.keys = keys
         self.running = running
         self._server: asyncio.Server | None = None
 
@@ -100,7 +101,7 @@ class MetricsServer:
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         JOBS_RUNNING.set(self.running())
-        await QUEUE.refresh(self.redis, self.queue)
+        await QUEUE.refresh(self.redis, self.keys)
         return exposition(REGISTRY, accept)
 
     @staticmethod
