@@ -1,6 +1,8 @@
 """API errors and their one mapping to HTTP: `{"error": {"code", "message"}}` (contract §2)."""
 
 import logging
+from collections.abc import Iterable
+from typing import TypeVar
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -38,6 +40,47 @@ def error_response(
 ) -> Response:
     body = msgspec.json.encode(ErrorBody(ErrorInfo(code=code, message=message)))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+T = TypeVar("T")
+MAX_NESTING = 32  # deeper JSON is refused (msgspec recurses; so would every later encode)
+
+
+def decode_json(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """A request body decoded, or the API's error: 400 not JSON (or nested deeper than
+    `MAX_NESTING`), 422 not the expected shape."""
+    try:
+        value = decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_field", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    if nesting(value) > MAX_NESTING:
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400, "too_deeply_nested", f"The body nests objects or arrays deeper than {MAX_NESTING}."
+    )
+
+
+def nesting(value: object, limit: int = MAX_NESTING + 1) -> int:
+    """How deep objects and arrays nest in `value` (counted up to `limit`)."""
+    if limit <= 0:
+        return 0
+    if isinstance(value, msgspec.Struct):
+        children: Iterable[object] = msgspec.structs.astuple(value)
+    elif isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return 0
+    return 1 + max((nesting(c, limit - 1) for c in children), default=0)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}

@@ -53,25 +53,25 @@ MAX_BATCH_BYTES = 256 << 10  # data handed to one client at a time (at least one
 MAX_BUFFER_BYTES = 1 << 20  # a topic's buffer of newest entries
 
 # Entries after ARGV[1] (exclusive), at most ARGV[2] of them and about ARGV[3] bytes of
-# data (at least one), ranged 8 at a time so Redis never copies many large entries
-# either; returned flat: id, type, job, data, id, ...
+# data (at least one), ranged 8 at a time at first (more while they are small) so Redis
+# never copies many large entries either; returned flat: id, type, job, data, id, ...
 READ_LUA = """
 local start, count, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local out, n, size = {}, 0, 0
+local out, n, size, step = {}, 0, 0, 8
 while n < count and size < budget do
-  local rows = redis.call('XRANGE', KEYS[1], '(' .. start, '+', 'COUNT', math.min(8, count - n))
+  local rows = redis.call('XRANGE', KEYS[1], '(' .. start, '+', 'COUNT', math.min(step, count - n))
   if #rows == 0 then break end
   for _, row in ipairs(rows) do
-    local f = {}
-    for i = 1, #row[2], 2 do f[row[2][i]] = row[2][i + 1] end
-    local d = f['d'] or ''
+    local f = row[2]  -- the append script writes t, j, d in this order
+    local d = f[6] or ''
     if n > 0 and size + #d > budget then return out end
     out[#out + 1] = row[1]
-    out[#out + 1] = f['t'] or ''
-    out[#out + 1] = f['j'] or ''
+    out[#out + 1] = f[2] or ''
+    out[#out + 1] = f[4] or ''
     out[#out + 1] = d
     n, size, start = n + 1, size + #d, row[1]
   end
+  if size * 4 < budget then step = math.min(step * 4, 64) end  -- small entries: more at once
 end
 return out
 """

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from spool.api.auth import Tenant
-from spool.api.errors import ApiError
+from spool.api.errors import ApiError, decode_json
 from spool.api.openapi import doc
 from spool.api.routes_jobs import json_response, owned_job, read_body
 from spool.api.state import State
@@ -34,15 +34,6 @@ _decoder = msgspec.json.Decoder(DecisionRequest)
 router = APIRouter()
 
 
-def _decode(body: bytes) -> DecisionRequest:
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, "invalid_field", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
-
-
 @router.post(
     "/v1/jobs/{job_id}/approvals/{call_id}",
     tags=["jobs"],
@@ -54,7 +45,7 @@ async def decide(
     job_id: str, call_id: str, request: Request, state: State, tenant: Tenant
 ) -> Response:
     """Approve (optionally with edited arguments) or reject a tool call that waits."""
-    body = _decode(await read_body(request, state.settings.max_body_bytes))
+    body = decode_json(_decoder, await read_body(request, state.settings.max_body_bytes))
     rec = await owned_job(state, job_id, tenant)
     decision = Decision(approved=body.approved, reason=body.reason, arguments=body.arguments)
     verdict, continuation = await state.approvals.decide(rec, call_id, decision)

@@ -1,14 +1,13 @@
 """Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue."""
 
 import contextlib
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import msgspec
 
 from spool.api import metrics
 from spool.api.cancel import request_cancel
-from spool.api.errors import ApiError
+from spool.api.errors import ApiError, decode_json
 from spool.api.idempotency import Accepted
 from spool.api.resolve import (
     DEFAULT_MAX_STEPS,
@@ -30,45 +29,13 @@ from spool.shared.store import SessionDeleted
 from spool.shared.streams import Outgoing, StreamClosed
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
-MAX_NESTING = 32  # deeper JSON is refused (msgspec recurses; so would every later encode)
 ACTIVE_RETRY_S = 5
 
 _decoder = msgspec.json.Decoder(JobRequest)
 
 
 def decode_request(body: bytes) -> JobRequest:
-    try:
-        req = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, "invalid_field", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise _too_deep() from exc
-    if nesting(req) > MAX_NESTING:
-        raise _too_deep()
-    return req
-
-
-def _too_deep() -> ApiError:
-    return ApiError(
-        400, "too_deeply_nested", f"The body nests objects or arrays deeper than {MAX_NESTING}."
-    )
-
-
-def nesting(value: object, limit: int = MAX_NESTING + 1) -> int:
-    """How deep objects and arrays nest in `value` (counted up to `limit`)."""
-    if limit <= 0:
-        return 0
-    if isinstance(value, msgspec.Struct):
-        children: Iterable[object] = msgspec.structs.astuple(value)
-    elif isinstance(value, dict):
-        children = value.values()
-    elif isinstance(value, list | tuple):
-        children = value
-    else:
-        return 0
-    return 1 + max((nesting(c, limit - 1) for c in children), default=0)
+    return decode_json(_decoder, body)
 
 
 def agents_of(state: AppState) -> AgentsFile:

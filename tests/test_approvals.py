@@ -221,6 +221,8 @@ async def test_rejected_call_is_not_run_and_the_loop_goes_on(
     accepted = await submit(http, tools=["calculator"], require_approval=True, parameters=ASKS)
     waiting = Follower(http, accepted)
     await waiting.wait_for("tool.approval_requested")
+    bad = await decide(http, accepted["job_id"], "call_0", approved="maybe")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_field")
     response = await decide(http, accepted["job_id"], "call_0", approved=False, reason="too risky")
     assert response.json() == {"call_id": "call_0", "approved": False}
     events = await waiting.end()
@@ -256,6 +258,23 @@ async def test_undecided_call_expires_without_any_client(
     assert events[-1].event == "job.completed"
     late = await decide(http, accepted["job_id"], "call_0", approved=True)
     assert late.status_code == 409
+
+
+async def test_time_parked_does_not_count_against_the_job_timeout(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    start_worker(env, log_dir, workers)
+    accepted = await submit(
+        http,
+        tools=["calculator"],
+        require_approval=True,
+        timeout_s=1.5,
+        parameters={**ASKS, "approval_timeout_s": 3},
+    )
+    events = await Follower(http, accepted).end()
+    (resolved,) = of(events, "tool.approval_resolved")
+    assert resolved["reason"] == "timeout"  # it waited 3 s, twice its timeout_s ...
+    assert events[-1].event == "job.completed"  # ... and still completed: waiting is not running
 
 
 async def test_cancel_while_waiting(
@@ -310,3 +329,30 @@ async def test_chain_continues_at_the_unfinished_step_after_a_crash(
     last = [e.json for e in after if e.event == "step.finished"]
     first = [e for e in step0 if e["type"] == "step.finished"]
     assert done["usage"]["output_tokens"] == sum(f["usage"]["output_tokens"] for f in first + last)
+
+
+async def test_chain_step_waits_for_approval_then_the_chain_goes_on(
+    http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
+) -> None:
+    start_worker(env, log_dir, workers)
+    chain = [
+        {"template": "Compute {x}.", "tools": ["calculator"], "parameters": ASKS},
+        {"template": "Check {previous}", "parameters": FAST},
+    ]
+    accepted = await submit(
+        http, input=None, chain=chain, variables={"x": "6*7"}, require_approval=True
+    )
+    waiting = Follower(http, accepted)
+    requested = await waiting.wait_for("tool.approval_requested")
+    assert requested["chain_step"] == 0
+    response = await decide(http, accepted["job_id"], "call_0", approved=True)
+    assert response.status_code == 200
+    events = await waiting.end()
+    (resolved,) = of(events, "tool.approval_resolved")
+    assert resolved["chain_step"] == 0
+    (result,) = of(events, "tool.result")
+    assert (result["output"], result["chain_step"]) == ("42", 0)
+    done = events[-1].json
+    assert done["type"] == "job.completed"
+    assert done["output_text"].startswith("You said: Check Let me compute.Let me compute.")
+    assert [f["chain_step"] for f in of(events, "step.finished")] == [0, 0, 1]

@@ -1,12 +1,16 @@
 """`spool eval`: the real console script against the real stack (simulated model)."""
 
+import asyncio
 import json
+import os
+import pty
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from spool.cli.embedded import free_port
 from tests.procs import Api
-from tests.test_cli import spool
+from tests.test_cli import SPOOL, spool
 
 # Thresholds are generous: these tests check the verdicts and the plumbing, not speed.
 ALL_TEN = """
@@ -133,3 +137,33 @@ async def test_an_unreachable_service_exits_2(tmp_path: Path) -> None:
     assert (code, out) == (2, "")
     assert err.startswith(f"error: cannot reach Spool at {url}")
     assert "Traceback" not in err
+
+
+async def test_on_a_terminal_it_shows_progress_then_a_table(stack: Api, tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            SPOOL, "eval", suite_file(tmp_path, TWO_BROKEN), "--url", stack.url,
+            stdin=terminal, stdout=terminal, stderr=terminal,
+            env={"PATH": "/usr/bin:/bin", "TERM": "xterm", "COLUMNS": "120"},
+        )  # fmt: skip
+        os.close(terminal)
+        screen = b""
+        while True:  # until the child closes the terminal (EIO on Linux)
+            try:
+                data = await asyncio.wait_for(asyncio.to_thread(os.read, controller, 65536), 60)
+            except OSError:
+                break
+            if not data:
+                break
+            screen += data
+        assert await asyncio.wait_for(proc.wait(), 60) == 1
+    finally:
+        os.close(controller)
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", screen).decode()
+    assert "eval" in text
+    assert "0/2" in text  # the progress bar's count, drawn while the cases ran
+    assert "pass fine" in text
+    assert "FAIL looping" in text
+    assert "1/2 passed (50%)" in text  # the table's title, then its rows
+    assert re.search(r"looping\s*│\s*FAIL", text)

@@ -12,7 +12,10 @@ running set with a lease (`Keys.running`; the heartbeat renews it, the job's end
 it). A job whose tenant already runs its cap is left in the queue, and the slot goes to
 the next job of another tenant: one tenant cannot fill every worker slot. The default
 cap (0) is half the live capacity, the sum of the concurrency the workers registered,
-while two or more tenants have jobs; a tenant alone may use every slot.
+while two or more tenants have jobs; a tenant alone may use every slot. When capped
+jobs fill arq's read window (`max(5 * concurrency, 100)` ids per poll), the script looks
+further down the queue (up to `SCAN_MAX` entries), so another tenant's job behind them
+still gets the free slot.
 The tenant comes from the job index (`Keys.job_index`).
 """
 
@@ -22,7 +25,10 @@ from redis.asyncio import Redis
 from spool.shared.connections import awaited
 from spool.shared.keys import Keys
 
+SCAN_MAX = 5000  # queue entries one claim may look at past arq's read window
+
 CLAIM_LUA = f"""
+local SCAN_MAX = {SCAN_MAX}
 local queue, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local lease, cap, workers = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local running_prefix, index_prefix, tenants = ARGV[7], ARGV[8], ARGV[9]
@@ -38,36 +44,47 @@ elseif cap <= 0 then
 end
 local counts = {{}}
 local claimed = {{}}
-for i = 10, #ARGV do
-  if #claimed >= 2 * limit then
-    break
-  end
-  local id = ARGV[i]
-  local score = redis.call('ZSCORE', queue, id)
+local capped = 0
+local function consider(id, score)
   local busy = '{in_progress_key_prefix}' .. id
-  if score and tonumber(score) <= now and redis.call('EXISTS', busy) == 0 then
-    local owner = redis.call('GET', index_prefix .. id)
-    local tenant = owner and string.match(owner, '^([^/]+)/')
-    local room = true
-    if tenant then
-      local running = running_prefix .. tenant
-      if counts[tenant] == nil then
-        redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
-        counts[tenant] = redis.call('ZCARD', running)
-      end
-      room = counts[tenant] < cap
-      if room then
-        counts[tenant] = counts[tenant] + 1
-        redis.call('ZADD', running, now + lease, id)
-        redis.call('PEXPIRE', running, lease)
-      end
-    end
-    if room then
-      redis.call('PSETEX', busy, ttl, '1')
-      claimed[#claimed + 1] = id
-      claimed[#claimed + 1] = score
-    end
+  if not score or tonumber(score) > now or redis.call('EXISTS', busy) == 1 then
+    return
   end
+  local owner = redis.call('GET', index_prefix .. id)
+  local tenant = owner and string.match(owner, '^([^/]+)/')
+  if tenant then
+    local running = running_prefix .. tenant
+    if counts[tenant] == nil then
+      redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+      counts[tenant] = redis.call('ZCARD', running)
+    end
+    if counts[tenant] >= cap then
+      capped = capped + 1
+      return
+    end
+    counts[tenant] = counts[tenant] + 1
+    redis.call('ZADD', running, now + lease, id)
+    redis.call('PEXPIRE', running, lease)
+  end
+  redis.call('PSETEX', busy, ttl, '1')
+  claimed[#claimed + 1] = id
+  claimed[#claimed + 1] = score
+end
+for i = 10, #ARGV do
+  if #claimed >= 2 * limit then break end
+  consider(ARGV[i], redis.call('ZSCORE', queue, ARGV[i]))
+end
+-- Jobs of capped tenants filled arq's read window: look further down the queue, so that
+-- another tenant's job behind them gets the free slot (a bounded scan).
+local offset = #ARGV - 9
+while capped > 0 and #claimed < 2 * limit and offset < SCAN_MAX do
+  local rows = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', offset, 200)
+  if #rows == 0 then break end
+  for j = 1, #rows, 2 do
+    if #claimed >= 2 * limit then break end
+    consider(rows[j], rows[j + 1])
+  end
+  offset = offset + #rows / 2
 end
 return claimed
 """

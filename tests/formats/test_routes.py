@@ -2,6 +2,7 @@
 and exact resume from a `Last-Event-ID` taken mid-stream."""
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -137,3 +138,33 @@ async def test_the_openapi_document_lists_the_format_routes(http: httpx.AsyncCli
     assert set(reconnect) >= {"200", "204"}
     events = paths["/v1/sessions/{session_id}/events"]["get"]["parameters"]
     assert "format" in [p["name"] for p in events]
+
+
+async def test_ui_chat_regenerate_runs_the_clients_conversation(
+    http: httpx.AsyncClient, session_id: str
+) -> None:
+    """Submit answers the last user message with the session's memory; regenerate runs the
+    turns the client sends, without that memory (the simulated model counts input words)."""
+
+    def text(role: str, value: str) -> dict[str, object]:
+        return {"id": value, "role": role, "parts": [{"type": "text", "text": value}]}
+
+    async def chat(trigger: str, *messages: dict[str, object]) -> dict[str, Any]:
+        body = {"id": session_id, "messages": list(messages), "trigger": trigger}
+        response, frames = await read_frames(
+            http, "POST", "/v1/ui/chat", json={**body, "parameters": FAST}
+        )
+        assert response.status_code == 200, response.text
+        assert json.loads(frames[-2].data or "") == {"type": "finish", "finishReason": "stop"}
+        job: dict[str, Any] = (
+            await http.get(f"/v1/jobs/{response.headers['x-spool-job-id']}")
+        ).json()
+        return job
+
+    first = await chat("submit-message", text("user", "zero"))
+    assert first["usage"]["input_tokens"] == 1
+    second = await chat("submit-message", text("user", "zero"), text("user", "one"))
+    assert second["usage"]["input_tokens"] == 1 + 40 + 1  # the memory, then "one"
+    turns = (text("user", "zero"), text("assistant", "cero"), text("user", "one"))
+    again = await chat("regenerate-message", *turns)
+    assert again["usage"]["input_tokens"] == 3  # only what the client sent

@@ -1,0 +1,59 @@
+"""The workers' claim script against a real Redis: each tenant within its running cap,
+and another tenant's job found even behind more capped jobs than arq reads per poll."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from spool.shared.connections import open_redis
+from spool.shared.ids import now_ms
+from spool.shared.keys import Keys
+from spool.worker.claim import Claimer
+
+KEYS = Keys("claimtest")
+IN_PROGRESS_MS = 60_000
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = open_redis(redis_url, 2)
+    yield client
+    await client.aclose()
+
+
+async def queue_jobs(redis: Redis, tenant: str, count: int, first_score: int) -> list[str]:
+    ids = [f"{tenant}-job-{i}" for i in range(count)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for i, job_id in enumerate(ids):
+            pipe.zadd(KEYS.queue, {job_id: first_score + i})
+            pipe.set(KEYS.job_index(job_id), f"{tenant}/s-{i}")
+        await pipe.execute()
+    return ids
+
+
+async def test_a_capped_tenant_leaves_the_slot_to_a_job_behind_its_read_window(
+    redis: Redis,
+) -> None:
+    acme = await queue_jobs(redis, "acme", 150, first_score=1)
+    globex = await queue_jobs(redis, "globex", 1, first_score=1000)
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=1)
+    window = acme[:100]  # what arq's poll hands the worker: only acme's jobs
+    claimed = await claimer.claim(KEYS.queue, window, 4, now_ms(), IN_PROGRESS_MS)
+    assert [job for job, _ in claimed] == [acme[0], globex[0]]
+    assert await redis.zrange(KEYS.running("acme"), 0, -1) == [acme[0].encode()]
+    assert await redis.zrange(KEYS.running("globex"), 0, -1) == [globex[0].encode()]
+    # the next poll: acme is still at its cap, globex has nothing more
+    again = await claimer.claim(KEYS.queue, window, 4, now_ms(), IN_PROGRESS_MS)
+    assert again == []
+
+
+async def test_by_default_a_tenant_alone_may_use_every_slot(redis: Redis) -> None:
+    acme = await queue_jobs(redis, "acme", 10, first_score=1)
+    await redis.zadd(KEYS.workers, {"w1|4": now_ms() + 60_000})  # capacity 4: half is 2
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=0)
+    claimed = await claimer.claim(KEYS.queue, acme, 4, now_ms(), IN_PROGRESS_MS)
+    assert len(claimed) == 4  # no other tenant has jobs: no cap
+    await redis.zadd(KEYS.tenants, {"acme": now_ms() + 60_000, "globex": now_ms() + 60_000})
+    more = await claimer.claim(KEYS.queue, acme, 4, now_ms(), IN_PROGRESS_MS)
+    assert more == []  # two busy tenants: acme's 4 running are over its half (2)
