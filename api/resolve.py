@@ -16,6 +16,7 @@ from spool.shared.jobs import (
     Message,
     ProviderParameters,
     SimulatedParameters,
+    behind_ms,
     coalesce_ms,
 )
 from spool.shared.keys import Keys
@@ -36,6 +37,7 @@ def validate_model(
         raise ApiError(422, "unknown_model", f"Say which model: {provider}:<model>.")
     try:
         coalesce_ms(parameters, 0)
+        behind_ms(parameters, 0)
     except ValueError as exc:
         raise ApiError(422, "invalid_field", f"parameters: {exc}") from exc
     schema = SimulatedParameters if provider == "simulated" else ProviderParameters

@@ -16,12 +16,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import msgspec
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from spool.api import metrics, sse_encoder
 from spool.api.errors import ApiError
+from spool.api.event_stream import EventStreamResponse
 from spool.api.formats import Format
 from spool.api.formats.view import View
 from spool.api.hub import Follower, Hub, SessionGone
@@ -110,11 +111,9 @@ async def _cursor(
     return Cursor(after=start if start is not None else before(queued), job_id=job_id.encode())
 
 
-class SseResponse(StreamingResponse):
-    """A streaming response whose every write must make progress within `send_timeout_s`
-    (else the client is disconnected), holding one of its tenant's stream slots."""
-
-    media_type = "text/event-stream"
+class SseResponse(EventStreamResponse):
+    """An event stream whose every write must make progress within `send_timeout_s` (else
+    the client is disconnected), holding one of its tenant's stream slots."""
 
     def __init__(
         self,
@@ -124,22 +123,15 @@ class SseResponse(StreamingResponse):
         tenant: str,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(body, headers=headers or SSE_HEADERS)
-        self.send_timeout_s = send_timeout_s
+        super().__init__(body, headers or SSE_HEADERS, send_timeout_s)
         self._slot = slot
         self._tenant = tenant
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        timeout = self.send_timeout_s
-
-        async def timed_send(message: Message) -> None:
-            async with asyncio.timeout(timeout):  # uvicorn waits here while the client stalls
-                await send(message)
-
         try:
-            await super().__call__(scope, receive, timed_send)
+            await super().__call__(scope, receive, send)
         except TimeoutError:
-            log.info("disconnecting an SSE client that read nothing for %gs", timeout)
+            log.info("disconnecting an SSE client that read nothing for %gs", self.send_timeout_s)
             stalled_cutoff.set(True)  # uvicorn closes the connection as we return
         finally:
             self._slot.release(self._tenant)

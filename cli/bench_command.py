@@ -15,7 +15,12 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 @click.option("--baseline-url", default="http://127.0.0.1:8100", show_default=True)
 @click.option("--redis-url", default=DEFAULT_REDIS_URL, show_default=True)
 @click.option("--worker-pid", type=int, default=None, help="to report the worker's CPU")
-@click.option("--phase", "phases", multiple=True, type=click.Choice(["p1", "streams", "fanout"]))
+@click.option(
+    "--phase",
+    "phases",
+    multiple=True,
+    type=click.Choice(["p1", "streams", "fanout", "capacity", "density", "submissions"]),
+)
 @click.option("--p1-jobs", default=200, show_default=True)
 @click.option(
     "--p1-concurrency", default=1, show_default=True, help="P1 jobs in flight (1: pure latency)"
@@ -27,6 +32,12 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 @click.option("--sessions", default=100, show_default=True, help="fan-out sessions")
 @click.option("--fanout-tokens", default=20, show_default=True, help="tokens per fan-out job")
 @click.option("--fanout-tps", default=10.0, show_default=True, help="fan-out tokens per second")
+@click.option("--capacity-start", default=200, show_default=True, help="streams, first step")
+@click.option("--capacity-max", default=2000, show_default=True, help="streams, last step")
+@click.option("--capacity-tokens", default=250, show_default=True, help="tokens per step's stream")
+@click.option("--density-streams", default=1000, show_default=True, help="generations at once")
+@click.option("--submissions", default=2000, show_default=True, help="jobs posted in a burst")
+@click.option("--submission-streams", default=1000, show_default=True, help="streams meanwhile")
 @click.option("--processes", default=2, show_default=True, help="load-generator processes")
 @click.option("--out", default="bench.json", show_default=True, type=click.Path(path_type=Path))
 @click.option("--plot", default="bench.png", show_default=True, type=click.Path(path_type=Path))
@@ -44,10 +55,17 @@ def bench(**kw: Any) -> None:
         fanout_sessions=kw["sessions"],
         fanout_tokens=kw["fanout_tokens"],
         fanout_tokens_per_second=kw["fanout_tps"],
+        capacity_start=kw["capacity_start"],
+        capacity_max=kw["capacity_max"],
+        capacity_tokens=kw["capacity_tokens"],
+        density_streams=kw["density_streams"],
+        submissions=kw["submissions"],
+        submission_streams=kw["submission_streams"],
         processes=kw["processes"],
     )
     if kw["spawn"]:
-        stack = run_bench.Stack.spawn(worker_concurrency=max(100, kw["streams"]))
+        most = max(100, opts.streams, opts.capacity_max, opts.density_streams)
+        stack = run_bench.Stack.spawn(worker_concurrency=most + opts.submission_streams)
     else:
         url = base_url(kw["url"])
         stack = run_bench.Stack.attach(url, kw["baseline_url"], kw["redis_url"], kw["worker_pid"])

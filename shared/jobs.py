@@ -153,6 +153,15 @@ def coalesce_ms(parameters: dict[str, Any], default: float) -> float:
     return float(value)
 
 
+def behind_ms(parameters: dict[str, Any], default: float) -> float:
+    """How long a delta waits for its append before the next ones merge into it (adaptive
+    coalescing): `parameters.behind_ms`, else the default; negative: never."""
+    value = parameters.get("behind_ms", default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("behind_ms must be a number of milliseconds")
+    return float(value)
+
+
 class ChainStepSpec(msgspec.Struct, kw_only=True):
     """A chain step with the job's model, system, tools and parameters filled in."""
 

@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_s: float = 10.0  # a job whose worker stops renewing is run again after this
     shutdown_grace_s: float = 30.0  # SIGTERM: running jobs get this long before being handed back
     coalesce_ms: float = 0.0  # merge text deltas this long (per job: parameters.coalesce_ms)
+    # a delta still waiting for an append round this long (the stream is behind) takes in the
+    # next ones (adaptive coalescing, worker/publisher.py); a negative value turns it off
+    behind_ms: float = 20.0
     poll_s: float = 1.0  # the worker's queue poll, a safety net behind the wake-up messages
     queue_max_wait_s: float = 3600.0  # a job that waited longer fails with `expired` (0: never)
     # model providers (worker)

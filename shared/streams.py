@@ -1,6 +1,7 @@
 """Appending to a session's Redis Stream, atomically with the job's marks.
 
-One Lua script per batch: `XADD` every event not yet written (fields `t` type, `j` job
+One Lua function per batch (`APPEND_FUNCTION`; a worker sends every job's batch of a
+round in one call, `APPEND_MANY_LUA`): `XADD` every event not yet written (fields `t` type, `j` job
 id, `d` the exact JSON the client receives; by `seq`, so a resent batch is a no-op),
 record the job's queued/terminal ids and last seq, refuse writes after the job's
 terminal event, from an attempt older than the newest one, for a job this session never
@@ -28,76 +29,122 @@ from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-APPEND_LUA_TEMPLATE = f"""
-local stream, marks, tomb = KEYS[1], KEYS[2], KEYS[3]
-local job, attempt, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', tomb) == 1 then
-  return redis.error_reply('SPOOL_CLOSED the session was deleted')
-end
-if attempt < 0 and redis.call('HEXISTS', marks, job .. ':a') == 1 then
-  return redis.error_reply('SPOOL_STARTED a worker runs the job')
-end
-local last = tonumber(redis.call('HGET', marks, job .. ':s') or '-1')
-if tonumber(ARGV[#ARGV - 1]) <= last then
-  return {{}}
-end
-if redis.call('HEXISTS', marks, job .. ':t') == 1 then
-  return redis.error_reply('SPOOL_CLOSED job already ended')
-end
-if ARGV[6] ~= 'job.queued' and redis.call('HEXISTS', marks, job .. ':q') == 0 then
-  return redis.error_reply('SPOOL_CLOSED the job is not in this session (deleted or expired)')
-end
-if attempt > 0 then
-  local owner = tonumber(redis.call('HGET', marks, job .. ':a') or '0')
-  if owner > attempt then
-    return redis.error_reply('SPOOL_CLOSED attempt ' .. owner .. ' owns the job')
+# append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to): the
+# events in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal
+# as a string
+APPEND_FUNCTION_TEMPLATE = f"""
+local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to)
+  if redis.call('EXISTS', tomb) == 1 then
+    return 'SPOOL_CLOSED the session was deleted'
   end
-  redis.call('HSET', marks, job .. ':a', attempt)
-end
-local ids = {{}}
-local prev = redis.call('HGET', marks, '_last') or '0-0'
-local note = {{prev, job}}
-for i = 6, #ARGV, 3 do
-  local t, seq, d = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if seq > last then
-    local id
-    if maxlen ~= '0' then
-      id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
-    else
-      id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
+  local m = redis.call('HMGET', marks, job .. ':s', job .. ':t', job .. ':a', '_last', job .. ':q')
+  if attempt < 0 and m[3] then
+    return 'SPOOL_STARTED a worker runs the job'
+  end
+  local last = tonumber(m[1] or '-1')
+  if tonumber(args[to - 1]) <= last then
+    return {{}}
+  end
+  if m[2] then
+    return 'SPOOL_CLOSED job already ended'
+  end
+  if args[from] ~= 'job.queued' and not m[5] then
+    return 'SPOOL_CLOSED the job is not in this session (deleted or expired)'
+  end
+  if attempt > 0 then
+    local owner = tonumber(m[3] or '0')
+    if owner > attempt then
+      return 'SPOOL_CLOSED attempt ' .. owner .. ' owns the job'
     end
-    ids[#ids + 1] = id
-    note[#note + 1] = id
-    note[#note + 1] = t
-    note[#note + 1] = d
-    last = seq
-    if t == 'job.queued' then
-      redis.call('HSET', marks, job .. ':q', id)
-      redis.call('HINCRBY', marks, '_live', 1)
-    end
-    if {_TERMINAL} then
-      redis.call('HSET', marks, job .. ':t', id)
-      redis.call('HINCRBY', marks, '_live', -1)
+    if owner ~= attempt then redis.call('HSET', marks, job .. ':a', attempt) end
+  end
+  local ids = {{}}
+  local note = {{m[4] or '0-0', job}}
+  for i = from, to, 3 do
+    local t, seq, d = args[i], tonumber(args[i + 1]), args[i + 2]
+    if seq > last then
+      local id
+      if maxlen ~= '0' then
+        id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
+      else
+        id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
+      end
+      ids[#ids + 1] = id
+      note[#note + 1] = id
+      note[#note + 1] = t
+      note[#note + 1] = d
+      last = seq
+      if t == 'job.queued' then
+        redis.call('HSET', marks, job .. ':q', id)
+        redis.call('HINCRBY', marks, '_live', 1)
+      end
+      if {_TERMINAL} then
+        redis.call('HSET', marks, job .. ':t', id)
+        redis.call('HINCRBY', marks, '_live', -1)
+      end
     end
   end
+  redis.call('HSETNX', marks, '_born', ids[1])
+  redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
+  if tonumber(redis.call('HGET', marks, '_live') or '0') > 0 then
+    redis.call('PERSIST', stream)
+    redis.call('PERSIST', marks)
+  else
+    redis.call('EXPIRE', stream, ttl)
+    redis.call('EXPIRE', marks, ttl)
+  end
+  redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
+  return ids
 end
-redis.call('HSETNX', marks, '_born', ids[1])
-redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
-if tonumber(redis.call('HGET', marks, '_live') or '0') > 0 then
-  redis.call('PERSIST', stream)
-  redis.call('PERSIST', marks)
-else
-  redis.call('EXPIRE', stream, ttl)
-  redis.call('EXPIRE', marks, ttl)
-end
-redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
-return ids
 """
+
+# one append: KEYS stream, marks, tombstone; ARGV job, attempt, ttl, maxlen, channel, then
+# triples
+APPEND_LUA_TEMPLATE = (
+    APPEND_FUNCTION_TEMPLATE
+    + """
+local r = append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
+  ARGV[5], ARGV, 6, #ARGV)
+if type(r) == 'string' then return redis.error_reply(r) end
+return r
+"""
+)
+
+# many appends in one call: ARGV ttl, maxlen, and ONE MessagePack array: per append its
+# stream, marks and tombstone keys, job, attempt, channel, n, then n triples (one argument
+# instead of 7 + 3n: the client packs one value, not thousands). KEYS declares every key
+# (standalone), or on a cluster the first append's (the call goes to that shard; the
+# others are in other slots of the same node, which the flag below allows). Returns per
+# append the number of entries it wrote, or its refusal.
+APPEND_MANY_LUA_TEMPLATE = (
+    APPEND_FUNCTION_TEMPLATE
+    + """
+local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 1
+local args = cmsgpack.unpack(ARGV[3])
+while a <= #args do
+  local stream, marks, tomb = args[a], args[a + 1], args[a + 2]
+  local job, attempt, channel, n = args[a + 3], args[a + 4], args[a + 5], args[a + 6]
+  local r = append(stream, marks, tomb, job, attempt, ttl, maxlen, channel,
+    args, a + 7, a + 6 + 3 * n)
+  out[#out + 1] = type(r) == 'string' and r or #r
+  a = a + 7 + 3 * n
+end
+return out
+"""
+)
+
+
 # standalone: PUBLISH; on a cluster: SPUBLISH, which stays on the shard that holds the
 # session's slot (the notify channel shares the session's hash tag) instead of going to
 # every node of the cluster
 APPEND_LUA = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
 APPEND_LUA_SHARDED = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+APPEND_MANY_LUA = APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+# on a cluster a round is one call per shard: its sessions' keys are in many slots of one
+# node, which a script may touch when it says so (Redis 7+; sharded pub/sub needs 7 too)
+APPEND_MANY_LUA_SHARDED = "#!lua flags=allow-cross-slot-keys\n" + (
+    APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+)
 
 
 async def publish_notice(redis: Redis, channel: str, message: bytes) -> None:
@@ -155,47 +202,59 @@ class StreamWriter:
     def __init__(self, redis: Redis, keys: Keys, retention_s: int, maxlen: int = 0) -> None:
         self._redis = redis
         self.keys = keys
-        self._lua = APPEND_LUA_SHARDED if isinstance(redis, ClusterRedis) else APPEND_LUA
+        sharded = isinstance(redis, ClusterRedis)
+        self._lua = APPEND_LUA_SHARDED if sharded else APPEND_LUA
+        self._many_lua = APPEND_MANY_LUA_SHARDED if sharded else APPEND_MANY_LUA
         self._script = redis.register_script(self._lua)
+        self._many_sha = redis.register_script(self._many_lua).sha
         self._retention_s = retention_s
         self._maxlen = maxlen
 
-    async def append_many(self, appends: Sequence["Append"]) -> list[list[bytes] | SpoolError]:
-        """Several appends (of different jobs) in one pipeline: one round trip for all.
+    async def append_many(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
+        """Several appends (of different jobs) in one script call: one round trip, one
+        script invocation for all (on a cluster: one per shard, all shards at once).
 
-        Each append's outcome is its new ids, or its `StreamClosed`/`WorkerOwned`; a
-        connection error fails the whole call (resending is safe: appends are idempotent).
+        Each append's outcome is the number of entries it wrote (0 for a resent batch), or
+        its `StreamClosed`/`WorkerOwned`; a connection error fails the whole call
+        (resending is safe: appends are idempotent).
         """
-        calls = [self._call(a.session, a.job_id, a.attempt, a.batch) for a in appends]
-        results = await self._evalsha_all(calls)
-        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
-            await self._redis.script_load(self._lua)  # on a cluster: on every primary
-            results = await self._evalsha_all(calls)  # idempotent: written seqs are skipped
-        return [_outcome(r) for r in results]
-
-    async def _evalsha_all(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if not isinstance(self._redis, ClusterRedis):
-            return await self._evalsha_on(self._redis, calls)
-        # a cluster: one pipeline per shard, all shards at once
-        groups = list(self._redis.group_by_node(keys_[0] for keys_, _ in calls).values())
+            return await self._append_group(appends)
+        nodes = self._redis.group_by_node(self.keys.stream(a.session) for a in appends)
+        groups = list(nodes.values())
         replies = await asyncio.gather(
-            *(self._evalsha_on(self._redis, [calls[i] for i in group]) for group in groups)
+            *(self._append_group([appends[i] for i in group]) for group in groups)
         )
-        results: list[Any] = [None] * len(calls)
+        results: list[int | SpoolError] = [0] * len(appends)
         for group, reply in zip(groups, replies, strict=True):
             for i, result in zip(group, reply, strict=True):
                 results[i] = result
         return results
 
-    async def _evalsha_on(
-        self, redis: Redis, calls: list[tuple[list[str], list[Any]]]
-    ) -> list[Any]:
-        # EVALSHA directly: a script object in a pipeline makes redis-py send SCRIPT EXISTS
-        # first, one more round trip per call
-        async with redis.pipeline(transaction=False) as pipe:
-            for keys_, args in calls:
-                pipe.evalsha(self._script.sha, len(keys_), *keys_, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+    async def _append_group(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
+        k = self.keys
+        keys_: list[str] = []
+        flat: list[Any] = []
+        for a in appends:
+            session_keys = (k.stream(a.session), k.marks(a.session), k.tombstone(a.session))
+            keys_ += session_keys
+            flat += (*session_keys, a.job_id, a.attempt, k.notify(a.session), len(a.batch))
+            for out in a.batch:  # data as str: Redis's cmsgpack has no bin type
+                flat += (out.type, out.seq, out.data.decode())
+        if isinstance(self._redis, ClusterRedis):
+            keys_ = keys_[:3]  # the others are in other slots of the same shard
+        args = [self._retention_s, self._maxlen, _pack(flat)]
+        try:
+            results = await self._evalsha_many(keys_, args)
+        except NoScriptError:  # Redis restarted or flushed
+            await self._redis.script_load(self._many_lua)  # on a cluster: on every primary
+            results = await self._evalsha_many(keys_, args)  # idempotent: written seqs skipped
+        return [_outcome(r) for r in results]
+
+    async def _evalsha_many(self, keys_: list[str], args: list[Any]) -> list[Any]:
+        # EVALSHA directly: redis-py's script object would send SCRIPT EXISTS first
+        reply = self._redis.evalsha(self._many_sha, len(keys_), *keys_, *args)
+        results: list[Any] = await reply  # type: ignore[misc]  # redis-py types it as str
         return results
 
     def _call(
@@ -243,15 +302,17 @@ def _refusal(exc: ResponseError) -> SpoolError | None:
     return None
 
 
-def _outcome(result: Any) -> list[bytes] | SpoolError:
-    if isinstance(result, ResponseError):
-        refusal = _refusal(result)
+_pack = msgspec.msgpack.Encoder().encode
+
+
+def _outcome(result: Any) -> int | SpoolError:
+    """One append's part of an `APPEND_MANY_LUA` reply: its entry count, or its refusal."""
+    if isinstance(result, bytes):
+        refusal = _refusal(ResponseError(result.decode()))
         if refusal is None:
-            raise result
+            raise ResponseError(result.decode())
         return refusal
-    if isinstance(result, Exception):
-        raise result
-    return list(result)
+    return int(result)
 
 
 async def job_marks(redis: Redis, keys: Keys, session: SessionRef, job_id: str) -> JobMarks:

@@ -160,3 +160,8 @@ async def test_coalesce_window_is_validated(http: httpx.AsyncClient) -> None:
             "/v1/jobs", json={"input": "x", "parameters": {"coalesce_ms": bad}}
         )
         assert response.status_code == 422, bad
+    for bad in ("soon", True, None):
+        response = await http.post(
+            "/v1/jobs", json={"input": "x", "parameters": {"behind_ms": bad}}
+        )
+        assert response.status_code == 422, bad

@@ -1,11 +1,16 @@
 """The slice's central promise: cut the SSE connection anywhere, resume, lose and repeat nothing."""
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from spool.worker.providers.simulated import tokenize
+from tests.fakes.stack import other_db
 from tests.helpers import TERMINAL, follow_job, read_stream, submit
+from tests.procs import Api, Worker, service_env
 from tests.sse import Frame
 
 PARAGRAPHS = [
@@ -94,3 +99,54 @@ async def test_random_cuts_and_resume_equal_an_uninterrupted_read(
     record = (await http.get(f"/v1/jobs/{job_id}")).json()
     assert streamed == completed["output_text"] == record["output_text"] == TEXT
     assert completed["usage"]["output_tokens"] == len(TEXT.split())
+
+
+@pytest.fixture(scope="module")
+def eager_coalescing(redis_url: str, log_dir: Path) -> Iterator[Api]:
+    """An API and a worker (on their own database) whose worker merges every delta that
+    waits for an append round (`SPOOL_BEHIND_MS=0`): a stream whose tokens come faster
+    than rounds is then coalesced for sure, however fast the machine."""
+    env = service_env(other_db(redis_url, 2), sse_ping_s="0.5", behind_ms="0")
+    worker = Worker(env, log_dir).start()
+    try:
+        api = Api(env, log_dir).start()
+        yield api
+        api.stop()
+    finally:
+        worker.stop()
+
+
+async def test_a_coalesced_stream_resumes_exactly_from_any_id(
+    eager_coalescing: Api, session_id: str
+) -> None:
+    """Tokens far faster than append rounds: the worker merges the deltas that wait for a
+    round (adaptive coalescing). The stream must still resume exactly from every id."""
+    async with httpx.AsyncClient(base_url=eager_coalescing.url, timeout=30.0) as http:
+        await _resume_coalesced(http, session_id)
+
+
+async def _resume_coalesced(http: httpx.AsyncClient, session_id: str) -> None:
+    accepted = await submit(
+        http,
+        session_id=session_id,
+        parameters={"text": TEXT, "tokens_per_second": 1_000_000, "ttft_ms": 0},
+    )
+    full = await follow_job(http, accepted)
+    output = full[-1].json["output_text"]
+    assert output == TEXT
+    deltas = [e.json["delta"] for e in full if e.event == "text.delta"]
+    assert len(deltas) < len(tokenize(TEXT)), "deltas were merged"
+    assert "".join(deltas) == output
+    assert [e.json["seq"] for e in full] == list(range(len(full))), "seq stays dense"
+
+    delta_at = [i for i, e in enumerate(full) if e.event == "text.delta"]
+    cuts = {0, 1, delta_at[0], delta_at[len(delta_at) // 2], delta_at[-1], len(full) - 2}
+    cuts |= set(random.Random(13).sample(range(len(full) - 1), min(4, len(full) - 1)))
+    for cut in sorted(cuts):
+        headers = {"Last-Event-ID": full[cut].id or ""}
+        status, rest = await read_stream(http, accepted["events_url"], headers=headers)
+        assert status == 200
+        assert wire(rest) == wire(full[cut + 1 :]), f"resumed after event {cut}"
+        before = [e.json["delta"] for e in full[: cut + 1] if e.event == "text.delta"]
+        after = [e.json["delta"] for e in rest if e.event == "text.delta"]
+        assert "".join(before + after) == output

@@ -7,7 +7,14 @@ from redis.asyncio import Redis
 
 from spool.shared.connections import open_redis
 from spool.shared.keys import Keys, SessionRef
-from spool.shared.streams import Outgoing, StreamClosed, StreamWriter, decode_notice, job_marks
+from spool.shared.streams import (
+    Append,
+    Outgoing,
+    StreamClosed,
+    StreamWriter,
+    decode_notice,
+    job_marks,
+)
 
 KEYS = Keys("spooltest")
 
@@ -167,3 +174,38 @@ async def test_each_append_publishes_its_entries_after_the_previous_last_id(
         b'{"seq":3}',
     ]
     await pubsub.aclose()
+
+
+async def test_many_appends_in_one_call_each_get_their_own_outcome(redis: Redis) -> None:
+    writer = StreamWriter(redis, KEYS, retention_s=60)
+    m1, m2 = ses("m1"), ses("m2")
+    await writer.append(m1, "j1", 0, [out("job.queued", 0)])
+    await writer.append(m1, "j3", 0, [out("job.queued", 0)])
+    await writer.append(m2, "j2", 0, [out("job.queued", 0)])
+    await writer.append(m2, "j2", 1, [out("job.completed", 1)])
+    appends = [
+        Append(m1, "j1", 1, [out("text.delta", 1), out("text.delta", 2)]),
+        Append(m2, "j2", 1, [out("text.delta", 2)]),  # already ended: refused alone
+        Append(m1, "j3", 1, [out("text.delta", 1)]),  # another job of the same session
+    ]
+    first, refused, third = await writer.append_many(appends)
+    assert (first, third) == (2, 1)
+    assert isinstance(refused, StreamClosed)
+    rows = await redis.xrange(KEYS.stream(m1))
+    assert [(r[1][b"j"], r[1][b"d"]) for r in rows[2:]] == [
+        (b"j1", b'{"seq":1}'),
+        (b"j1", b'{"seq":2}'),
+        (b"j3", b'{"seq":1}'),
+    ]
+    assert await writer.append_many(appends[:1]) == [0], "a resent round writes nothing"
+    assert (await job_marks(redis, KEYS, m1, "j1")).last_seq == 2
+    assert await redis.xlen(KEYS.stream(m2)) == 2
+
+
+async def test_many_appends_reload_the_script_after_a_flush(redis: Redis) -> None:
+    writer = StreamWriter(redis, KEYS, retention_s=60)
+    m3 = ses("m3")
+    await writer.append(m3, "j1", 0, [out("job.queued", 0)])
+    await redis.script_flush()
+    assert await writer.append_many([Append(m3, "j1", 1, [out("text.delta", 1)])]) == [1]
+    assert await redis.xlen(KEYS.stream(m3)) == 2

@@ -1,11 +1,13 @@
 """One flusher for every job of a worker process.
 
-Each round takes every publisher's pending events (up to `MAX_BATCH` per job) and sends
-them as one pipeline, a script call per job: 1,000 streams cost one round trip per round,
-not 1,000 round trips competing for the pool. While a round is in flight, new events
-accumulate for the next, so rounds grow with load and an idle process pays one round
-trip per event. A connection error retries the round with backoff (appends are
-idempotent by seq); a job whose append is refused (its stream closed) fails alone.
+Each round takes every publisher's pending events (up to `MAX_BATCH` per job,
+`MAX_ROUND` in all) and sends them as ONE script call (`APPEND_MANY_LUA`): 1,000 streams
+cost one round trip and one script invocation per round, not 1,000 of either. Rounds
+start at least `MIN_ROUND_S` apart: while a round is in flight or that gap runs, new
+events accumulate for the next (and deltas merge, see `worker/publisher.py`), so rounds
+grow with load, and an event after a quiet spell goes out at once. A connection error
+retries the round with backoff (appends are idempotent by seq); a job whose append is
+refused (its stream closed) fails alone.
 """
 
 import asyncio
@@ -23,6 +25,8 @@ from spool.worker.metrics import APPEND_SECONDS, EVENTS_APPENDED
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # events of one job per round
+MAX_ROUND = 4096  # events of all jobs per round
+MIN_ROUND_S = 0.002  # between the starts of two rounds
 
 
 class Source(Protocol):
@@ -56,16 +60,33 @@ class Batcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = 0.0
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._ready:
-                sources = list(self._ready)
-                self._ready.clear()
-                await self._round(sources)
+                gap = started + MIN_ROUND_S - loop.time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                started = loop.time()
+                await self._round(self._take())
 
-    async def _round(self, sources: list[Source]) -> None:
-        taken = [(s, a) for s in sources if (a := s.take(MAX_BATCH)) is not None]
+    def _take(self) -> list[tuple[Source, Append]]:
+        """The next round: ready sources, in the order they became ready, within `MAX_ROUND`."""
+        taken: list[tuple[Source, Append]] = []
+        budget = MAX_ROUND
+        for source in list(self._ready):
+            if budget <= 0:
+                break
+            del self._ready[source]
+            append = source.take(min(MAX_BATCH, budget))
+            if append is not None:
+                taken.append((source, append))
+                budget -= len(append.batch)
+        return taken
+
+    async def _round(self, taken: list[tuple[Source, Append]]) -> None:
         if not taken:
             return
         try:
@@ -83,7 +104,7 @@ class Batcher:
                 appended += len(append.batch)
         EVENTS_APPENDED.inc(appended)
 
-    async def _send(self, appends: list[Append]) -> list[list[bytes] | SpoolError]:
+    async def _send(self, appends: list[Append]) -> list[int | SpoolError]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_for_s
         delay = 0.05

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.ids import now_ms
-from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, coalesce_ms
+from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, behind_ms, coalesce_ms
 from spool.shared.keys import SessionRef
 from spool.shared.queue import parse_arq_id
 from spool.shared.streams import StreamClosed, job_marks
@@ -109,6 +109,7 @@ async def _run_attempt(
         todo.attempt,
         first_seq=(marks.last_seq or 0) + 1,
         coalesce_s=coalesce_ms(rec.spec.parameters, settings.coalesce_ms) / 1000,
+        behind_s=behind_ms(rec.spec.parameters, settings.behind_ms) / 1000,
         max_events=settings.job_max_events,
         max_bytes=settings.job_max_bytes,
         max_event_bytes=settings.event_max_bytes,

@@ -10,6 +10,15 @@ for up to that long into one event: fewer, larger events for clients and Redis, 
 price of that much added latency. Any other event releases the held delta first, so
 order is kept.
 
+Adaptive coalescing (`behind_s`, on by default in the worker): a text or thinking delta
+that arrives while the job's previous delta has been waiting for an append round for
+`behind_s` or longer (the stream is behind: rounds take longer under load) is merged into
+it instead of becoming an event of its own (re-encoded; never past the event size bound).
+A stream that keeps up never merges, so it adds no latency and keeps the provider's
+chunking; an overloaded one sends fewer, larger events instead of falling further behind.
+The merged event keeps its seq (seqs stay dense) and the `ts` of its first delta; its text
+is the concatenation, so the deltas still add up to `output_text`.
+
 Bounds (contract §4): a text or thinking delta larger than `max_event_bytes` is split
 into several deltas (their concatenation is unchanged), a tool result's output is cut
 to it; past `max_events` events or `max_bytes` bytes in one job, `emit` raises
@@ -49,6 +58,7 @@ class Publisher:
         *,
         max_buffer: int = 10_000,
         coalesce_s: float = 0.0,
+        behind_s: float = -1.0,
         max_events: int = UNLIMITED,
         max_bytes: int = UNLIMITED,
         max_event_bytes: int = UNLIMITED,
@@ -72,6 +82,10 @@ class Publisher:
         self._max_bytes = max_bytes
         self._max_event_bytes = max_event_bytes
         self._bytes = 0
+        self._behind_ms = behind_s * 1000  # negative: never merge
+        self._taken = 0  # how many of `_pending` the round in flight carries
+        self._last_delta: TextDelta | ThinkingDelta | None = None  # `_pending[-1]`'s event
+        self.merged = 0  # deltas merged into the one before them (adaptive coalescing)
 
     async def emit(self, event: Event) -> None:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
@@ -128,19 +142,21 @@ class Publisher:
 
     def _push(self, event: Event) -> None:
         if isinstance(event, TextDelta | ThinkingDelta):
-            piece = max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
+            piece = self._piece()
             if len(event.delta) > piece:
                 text = event.delta
                 for start in range(0, len(text), piece):
                     self._push_one(type(event)(step=event.step, delta=text[start : start + piece]))
                 return
         elif isinstance(event, ToolResult):
-            limit = max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
+            limit = self._piece()
             if len(event.output) > limit:
                 event.output = event.output[:limit] + CUT_MARK
         self._push_one(event)
 
     def _push_one(self, event: Event) -> None:
+        if isinstance(event, TextDelta | ThinkingDelta) and self._merge(event):
+            return
         event.job_id = self._job_id
         event.seq = self._seq
         event.ts = now_ms()
@@ -148,18 +164,49 @@ class Publisher:
         data = encoder.encode(event)
         self._bytes += len(data)
         self._pending.append(Outgoing(event_type(event), event.seq, data))
+        self._last_delta = event if isinstance(event, TextDelta | ThinkingDelta) else None
         self._idle.clear()
         self._batcher.ready(self)
+
+    def _merge(self, delta: TextDelta | ThinkingDelta) -> bool:
+        """Merge `delta` into the last pending event if that is a delta of the same kind that
+        no round has taken yet and that has waited `behind_s` or longer."""
+        last = self._last_delta
+        if (
+            last is None
+            or self._behind_ms < 0
+            or len(self._pending) <= self._taken
+            or type(last) is not type(delta)
+            or last.step != delta.step
+            or len(last.delta) + len(delta.delta) > self._piece()
+            or now_ms() - last.ts < self._behind_ms
+        ):
+            return False
+        last.delta += delta.delta
+        data = encoder.encode(last)
+        self._bytes += len(data) - len(self._pending[-1].data)
+        self._pending[-1] = Outgoing(event_type(last), last.seq, data)
+        self.merged += 1
+        return True
+
+    def _piece(self) -> int:
+        """The most characters one delta may carry (see the event size bound)."""
+        return max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
 
     # -- the batcher's side (worker.batcher.Source) ------------------------------------
 
     def take(self, limit: int) -> Append | None:
         if self._error is not None or not self._pending:
             return None
-        return Append(self._session, self._job_id, self._attempt, self._pending[:limit])
+        batch = self._pending[:limit]
+        self._taken = len(batch)
+        return Append(self._session, self._job_id, self._attempt, batch)
 
     def written(self, count: int) -> None:
         del self._pending[:count]
+        self._taken = 0
+        if not self._pending:
+            self._last_delta = None
         self._room.set()
         if self._pending:
             self._batcher.ready(self)
@@ -168,5 +215,6 @@ class Publisher:
 
     def failed(self, error: BaseException) -> None:
         self._error = error
+        self._taken = 0
         self._room.set()
         self._idle.set()

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from spool.cli.bench import phases, report
+from spool.cli.bench import capacity, phases, report, submissions
 from spool.cli.bench.clients import raise_fd_limit
 from spool.cli.bench.generators import Live
 from spool.cli.bench.phases import Options
@@ -19,7 +19,14 @@ from spool.cli.bench.stack import Stack
 
 __all__ = ["Options", "Stack", "run"]
 
-PHASES = {"p1": phases.p1, "streams": phases.streams, "fanout": phases.fanout}
+PHASES = {
+    "p1": phases.p1,
+    "streams": phases.streams,
+    "fanout": phases.fanout,
+    "capacity": capacity.capacity,
+    "density": capacity.density,
+    "submissions": submissions.submissions,
+}
 
 
 def run(

@@ -37,7 +37,10 @@ class Result(msgspec.Struct, array_like=True):
     first_delta: float = 0.0  # arrival of the first text.delta (0: none)
     events: int = 0
     deltas: int = 0
+    tokens: int = 0  # whitespace tokens in the deltas (a merged delta carries several)
     relay_ms: list[float] = []  # arrival - ts, per text.delta
+    arrivals: list[float] = []  # time.time() of each text.delta's arrival
+    arrival_tokens: list[int] = []  # and the tokens it carried
     append_ms: list[float] = []  # Redis's XADD time (the entry id's ms) - ts: worker → Redis
     deliver_ms: list[float] = []  # arrival - the entry id's ms: Redis → API → client
     job_started_ts: int = 0  # the `ts` of job.started
@@ -49,6 +52,7 @@ class Result(msgspec.Struct, array_like=True):
 
 class _Data(msgspec.Struct):
     ts: int = 0
+    delta: str = ""
 
 
 _decode = msgspec.json.Decoder(_Data).decode
@@ -58,7 +62,11 @@ def _record(result: Result, frame: Frame) -> None:
     event, data, received = frame.event, frame.data, frame.received
     result.events += 1
     if event == b"text.delta":
-        ts = _decode(data).ts
+        decoded = _decode(data)
+        ts = decoded.ts
+        tokens = len(decoded.delta.split())
+        result.tokens += tokens
+        result.arrival_tokens.append(tokens)
         written = int(frame.id.partition(b"-")[0] or 0)
         if written:
             result.append_ms.append(written - ts)
@@ -68,6 +76,7 @@ def _record(result: Result, frame: Frame) -> None:
             result.first_delta_ts = ts
         result.deltas += 1
         result.last_delta_ts = ts
+        result.arrivals.append(received)
         result.relay_ms.append(received * 1000 - ts)
     elif event == b"job.started":
         result.job_started_ts = _decode(data).ts

@@ -20,7 +20,8 @@ import msgspec
 from spool.cli.bench import stats
 from spool.cli.bench.clients import Result, Spec
 from spool.cli.bench.generators import Live, run_generators
-from spool.cli.bench.stack import Stack, cpu_seconds, rss
+from spool.cli.bench.meter import Meter
+from spool.cli.bench.stack import Stack, rss
 
 Figures = dict[str, Any]
 Progress = Callable[[str, Live], None]
@@ -36,6 +37,17 @@ class Options(msgspec.Struct, kw_only=True):
     fanout_sessions: int = 100
     fanout_tokens: int = 20
     fanout_tokens_per_second: float = 10.0
+    capacity_start: int = 200
+    capacity_max: int = 2000
+    capacity_tokens: int = 250
+    capacity_p99_ms: float = 50.0
+    density_streams: int = 1000
+    density_tokens: int = 250
+    submissions: int = 2000
+    submission_connections: int = 32
+    submission_streams: int = 1000
+    submission_stream_tokens: int = 200
+    submission_stream_tps: float = 10.0
     processes: int = 2
 
 
@@ -109,25 +121,44 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
-    body = _encode(job_body(opts.stream_tokens, opts.tokens_per_second))
-    specs = [Spec("POST", "/v1/stream", body) for _ in range(opts.streams)]
+    return run_streams(
+        stack, opts, progress, count=opts.streams, tokens=opts.stream_tokens, label="streams"
+    )
+
+
+def run_streams(
+    stack: Stack,
+    opts: Options,
+    progress: Progress,
+    *,
+    count: int,
+    tokens: int,
+    label: str,
+    timeout_s: float = 600.0,
+) -> Figures:
+    """`count` concurrent `POST /v1/stream` generations of `tokens` at the options' pace."""
+    body = _encode(job_body(tokens, opts.tokens_per_second))
+    specs = [Spec("POST", "/v1/stream", body) for _ in range(count)]
     sampler = Sampler(stack)
-    cpu0, wall0 = cpu_seconds(stack.worker_pid), time.monotonic()
-    api_cpu0 = cpu_seconds(stack.api_pid)
+    meter = Meter(stack)
 
     def tick(live: Live) -> None:
-        progress("streams", live)
+        progress(label, live)
         sampler(live)
 
     results, elapsed = run_generators(
-        stack.api_url, specs, processes=opts.processes, open_limit=128, on_tick=tick
+        stack.api_url,
+        specs,
+        processes=opts.processes,
+        open_limit=128,
+        on_tick=tick,
+        timeout_s=timeout_s,
     )
-    cpu1, wall = cpu_seconds(stack.worker_pid), time.monotonic() - wall0
-    api_cpu = _percent(api_cpu0, cpu_seconds(stack.api_pid), wall)
     events = sum(r.events for r in results)
+    cpu = meter.split(events)
     return {
-        "streams": opts.streams,
-        "tokens_per_stream": opts.stream_tokens,
+        "streams": count,
+        "tokens_per_stream": tokens,
         "tokens_per_second": opts.tokens_per_second,
         "relay_ms": stats.summary(stats.relay_ms(results)),
         "relay_split": stats.relay_parts(results),
@@ -135,18 +166,16 @@ def streams(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "pace_tokens_per_s": stats.summary(stats.pace_tokens_per_s(results)),
         "events": events,
         "events_per_s": round(events / elapsed, 1),
+        "steady": stats.steady_rate(results),
         "worker_concurrency_reached": stats.max_overlap(results),
-        "worker_cpu_percent": _percent(cpu0, cpu1, wall),
-        "api_cpu_percent": api_cpu,
+        "worker_cpu_percent": cpu["worker"]["cpu_percent"],
+        "api_cpu_percent": cpu["api"]["cpu_percent"],
+        "cpu": cpu,
         "api_redis_connections_max": sampler.max_api_redis_connections,
         "redis_clients_max": sampler.max_redis_clients,
         "errors": _errors(results),
         "_relay_samples": stats.relay_ms(results),
     }
-
-
-def _percent(cpu0: float | None, cpu1: float | None, wall: float) -> float | None:
-    return None if cpu0 is None or cpu1 is None else round((cpu1 - cpu0) / wall * 100, 1)
 
 
 def _errors(results: list[Result]) -> Figures:
@@ -179,7 +208,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     ]
     body = job_body(opts.fanout_tokens, opts.fanout_tokens_per_second)
     sampler = Sampler(stack)
-    held: Figures = {"rss_before": rss(stack.api_pid), "cpu0": cpu_seconds(stack.api_pid)}
+    held: Figures = {"rss_before": rss(stack.api_pid)}
 
     def tick(live: Live) -> None:
         progress("fan-out", live)
@@ -191,8 +220,9 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
     )
     rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
-    api_cpu = _percent(held["cpu0"], cpu_seconds(stack.api_pid), elapsed)
     generating = sum(r.events for r in results) - held.get("events_held", 0)
+    meter = held.get("meter")
+    cpu = meter.split(generating) if isinstance(meter, Meter) else None
     return {
         "clients": opts.fanout_clients,
         "sessions": opts.fanout_sessions,
@@ -208,7 +238,8 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "tokens_per_second": opts.fanout_tokens_per_second,
         "events_delivered_while_generating": generating,
         "events_per_s": round(generating / max(0.001, elapsed - held.get("t_held", 0)), 1),
-        "api_cpu_percent": api_cpu,
+        "api_cpu_percent": cpu["api"]["cpu_percent"] if cpu else None,
+        "cpu": cpu,
         "relay_ms": stats.summary(stats.relay_ms(results)),
         "relay_split": stats.relay_parts(results),
         "errors": _errors(results),
@@ -225,6 +256,7 @@ def _on_all_connected(
     held["events_held"] = live.events
     held["rss_held"] = rss(stack.api_pid)
     held["api_redis_connections"] = stack.api_redis_connections()
+    held["meter"] = Meter(stack)  # CPU per event: while generating only
     with httpx.Client(base_url=stack.api_url, timeout=30) as http:
         for session in sessions:
             http.post("/v1/jobs", json={**body, "session_id": session}).raise_for_status()

@@ -11,20 +11,38 @@ from rich.table import Table
 
 Figures = dict[str, Any]
 
-TARGETS = (
+AT_MOST, AT_LEAST = "≤", "≥"
+Bound = tuple[str, float] | None
+
+TARGETS: tuple[tuple[str, str, tuple[str, ...], Bound], ...] = (
     # (label, phase, path, bound)
-    ("P1 overhead p50 (ms)", "p1", ("overhead_ms", "p50"), 5.0),
-    ("P1 overhead p99 (ms)", "p1", ("overhead_ms", "p99"), 25.0),
-    ("P2 relay p50 (ms)", "streams", ("relay_ms", "p50"), 2.0),
-    ("P2 relay p99 (ms)", "streams", ("relay_ms", "p99"), 10.0),
+    ("P1 overhead p50 (ms)", "p1", ("overhead_ms", "p50"), (AT_MOST, 3.0)),
+    ("P1 overhead p99 (ms)", "p1", ("overhead_ms", "p99"), (AT_MOST, 15.0)),
+    ("P2 relay p50 (ms)", "streams", ("relay_ms", "p50"), (AT_MOST, 2.0)),
+    ("P2 relay p99 (ms)", "streams", ("relay_ms", "p99"), (AT_MOST, 10.0)),
     ("fan-out clients held", "fanout", ("clients_held",), None),
-    ("fan-out API Redis connections", "fanout", ("api_redis_connections_max",), 16),
-    ("fan-out RSS per client (KB)", "fanout", ("rss_per_client_kb",), 40.0),
+    ("fan-out API Redis connections", "fanout", ("api_redis_connections_max",), (AT_MOST, 16)),
+    ("fan-out RSS per client (KB)", "fanout", ("rss_per_client_kb",), (AT_MOST, 20.0)),
+    ("fan-out frames/s", "fanout", ("events_per_s",), (AT_LEAST, 50_000)),
+    ("fan-out relay p99 (ms)", "fanout", ("relay_ms", "p99"), (AT_MOST, 100.0)),
+    ("fan-out API µs/frame", "fanout", ("cpu", "api", "us_per_event"), None),
     ("worker concurrency reached", "streams", ("worker_concurrency_reached",), None),
     ("worker CPU (%)", "streams", ("worker_cpu_percent",), None),
     ("generation pace p50 (tokens/s)", "streams", ("pace_tokens_per_s", "p50"), None),
     ("events/s (streams)", "streams", ("events_per_s",), None),
-    ("events/s (fan-out)", "fanout", ("events_per_s",), None),
+    ("streams: worker µs/event", "streams", ("cpu", "worker", "us_per_event"), None),
+    ("streams: API µs/event", "streams", ("cpu", "api", "us_per_event"), None),
+    ("streams: Redis µs/event", "streams", ("cpu", "redis", "us_per_event"), None),
+    ("capacity: events/s at p99 ≤ bound", "capacity", ("events_per_s",), (AT_LEAST, 40_000)),
+    ("capacity: streams", "capacity", ("streams",), None),
+    ("capacity: relay p99 (ms)", "capacity", ("best", "relay_ms", "p99"), None),
+    ("capacity: worker µs/event", "capacity", ("best", "cpu", "worker", "us_per_event"), None),
+    ("capacity: API µs/event", "capacity", ("best", "cpu", "api", "us_per_event"), None),
+    ("capacity: Redis µs/event", "capacity", ("best", "cpu", "redis", "us_per_event"), None),
+    ("density: generations at once", "density", ("worker_concurrency_reached",), (AT_LEAST, 1000)),
+    ("density: relay p99 (ms)", "density", ("relay_ms", "p99"), (AT_MOST, 100.0)),
+    ("submissions: jobs/s accepted", "submissions", ("jobs_per_s",), (AT_LEAST, 1000)),
+    ("submissions: streams open", "submissions", ("streams_open",), None),
 )
 
 
@@ -53,9 +71,16 @@ def table(figures: Figures) -> Table:
         value = _get(figures, phase, path)
         if value is None:
             continue
-        met = "" if bound is None else ("ok" if value <= bound else "MISSED")
-        out.add_row(label, f"{value}", "" if bound is None else f"≤ {bound}", met)
+        out.add_row(label, f"{value}", *_judge(value, bound))
     return out
+
+
+def _judge(value: float, bound: Bound) -> tuple[str, str]:
+    if bound is None:
+        return "", ""
+    op, limit = bound
+    met = value <= limit if op == AT_MOST else value >= limit
+    return f"{op} {limit:g}", "ok" if met else "MISSED"
 
 
 def public(figures: Figures) -> Figures:
@@ -84,8 +109,12 @@ def write_plot(figures: Figures, path: Path, console: Console) -> bool:
         "P1 Spool: submit → first delta": _get(figures, "p1", ("_spool_samples",)),
         "P2 relay, streams phase": _get(figures, "streams", ("_relay_samples",)),
         "relay, fan-out phase": _get(figures, "fanout", ("_relay_samples",)),
+        "relay, capacity (best step)": _get(figures, "capacity", ("_relay_samples",)),
+        "relay, density phase": _get(figures, "density", ("_relay_samples",)),
     }
-    fig, ax = plt.subplots(figsize=(9, 5))
+    steps = _get(figures, "capacity", ("steps",)) or []
+    fig, axes = plt.subplots(1, 2 if steps else 1, figsize=(15 if steps else 9, 5), squeeze=False)
+    ax = axes[0][0]
     for label, samples in series.items():
         if samples:
             ordered = sorted(samples)
@@ -97,7 +126,30 @@ def write_plot(figures: Figures, path: Path, console: Console) -> bool:
     ax.set_title("spool bench: latency CDFs")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    if steps:
+        _plot_steps(axes[0][1], steps, float(_get(figures, "capacity", ("p99_bound_ms",)) or 0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _plot_steps(ax: Any, steps: list[dict[str, Any]], bound_ms: float) -> None:
+    """The capacity search: delivered events/s against relay p99, one point per step."""
+    for passed, marker, label in ((True, "o", "passed"), (False, "x", "failed")):
+        mine = [s for s in steps if s["passed"] is passed and (s.get("relay_ms") or {}).get("p99")]
+        ax.scatter(
+            [s["delivered_events_per_s"] for s in mine],
+            [max(s["relay_ms"]["p99"], 0.1) for s in mine],
+            marker=marker,
+            label=label,
+        )
+        for s in mine:
+            ax.annotate(str(s["streams"]), (s["delivered_events_per_s"], s["relay_ms"]["p99"]))
+    ax.axhline(bound_ms, linestyle="--", color="grey", label=f"p99 bound {bound_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("text deltas delivered per second (all streams running)")
+    ax.set_ylabel("relay p99, ms (log)")
+    ax.set_title("capacity search (labels: concurrent streams)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)

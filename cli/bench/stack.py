@@ -18,6 +18,7 @@ import psutil
 import redis
 
 from spool.cli.embedded import EmbeddedRedis, free_port
+from spool.shared.keys import Keys
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -44,6 +45,23 @@ def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 3
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def wait_worker(redis_url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """Until a worker listens for wake-ups (it imports the provider SDKs first: seconds)."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a process exited while waiting for the worker")
+            counts: list[tuple[bytes, int]] = client.pubsub_numsub(Keys().wake_channel)  # type: ignore[assignment]
+            if counts and counts[0][1] > 0:
+                return
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise RuntimeError(f"no worker listened within {timeout:.0f}s")
 
 
 class Stack:
@@ -87,7 +105,14 @@ class Stack:
         embedded = EmbeddedRedis(log_dir / "redis", appendonly=False)
         embedded.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
-        env.update(SPOOL_REDIS_URL=embedded.url, SPOOL_LOG_LEVEL="WARNING")
+        # the benchmark's clients are one tenant standing in for many: no per-tenant caps
+        env.update(
+            SPOOL_REDIS_URL=embedded.url,
+            SPOOL_LOG_LEVEL="WARNING",
+            SPOOL_TENANT_MAX_ACTIVE_JOBS="1000000",
+            SPOOL_TENANT_MAX_RUNNING="1000000",
+            SPOOL_TENANT_MAX_STREAMS="1000000",
+        )
         api_port, base_port = free_port(), free_port()
         commands = {
             "api": ["-m", "spool.api", "--port", str(api_port)],
@@ -111,6 +136,7 @@ class Stack:
         try:
             wait_http(f"{stack.api_url}/readyz", stack._procs)
             wait_http(f"{stack.baseline_url}/healthz", stack._procs)
+            wait_worker(embedded.url, stack._procs)
         except BaseException:
             stack.close()
             raise
@@ -127,6 +153,10 @@ class Stack:
                 proc.kill()
         if self._redis is not None:
             self._redis.stop()
+
+    def api_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.api_url)
+        return parts.hostname or "127.0.0.1", parts.port or 80
 
     # -- probes ---------------------------------------------------------------------
 

@@ -60,14 +60,45 @@ def max_overlap(results: Sequence[Result]) -> int:
 
 
 def pace_tokens_per_s(results: Sequence[Result]) -> list[float]:
-    """Each generation's delivered pace: deltas per second between its first and last."""
+    """Each generation's pace: tokens per second from its first delta's stamp to its last's
+    (a delta stamps its first token; the tokens of the last delta come after)."""
     out = []
     for r in results:
         span = r.last_delta_ts - r.first_delta_ts
+        before_last = r.tokens - (r.arrival_tokens[-1] if r.arrival_tokens else 0)
         if r.deltas > 1 and span > 0:
-            out.append((r.deltas - 1) / (span / 1000))
+            out.append(before_last / (span / 1000))
     return out
 
 
 def errors(results: Sequence[Result]) -> list[str]:
     return [r.error for r in results if r.error]
+
+
+def steady_rate(results: Sequence[Result]) -> dict[str, float | bool]:
+    """Text deltas (and the tokens in them) per second delivered while every generation
+    was under way: from the arrival of the last generation's first delta to that of the
+    first one's last delta. When that window is under a second (the generations did not
+    all overlap), the rates are over the whole span instead, and `all_at_once` is False."""
+    streams = [r for r in results if r.arrivals]
+    if not streams:
+        return {"events_per_s": 0.0, "tokens_per_s": 0.0, "window_s": 0.0, "all_at_once": False}
+    start = max(r.arrivals[0] for r in streams)
+    end = min(r.arrivals[-1] for r in streams)
+    all_at_once = end - start >= 1.0
+    if not all_at_once:
+        start = min(r.arrivals[0] for r in streams)
+        end = max(r.arrivals[-1] for r in streams)
+    events = tokens = 0
+    for r in streams:
+        for t, n in zip(r.arrivals, r.arrival_tokens, strict=True):
+            if start <= t <= end:
+                events += 1
+                tokens += n
+    window = max(1e-3, end - start)
+    return {
+        "events_per_s": round(events / window, 1),
+        "tokens_per_s": round(tokens / window, 1),
+        "window_s": round(window, 2),
+        "all_at_once": all_at_once,
+    }

@@ -23,6 +23,7 @@ from spool.worker.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
+from spool.worker.providers.pacing import pacer
 from spool_client.events import FinishReason, Usage
 
 ARGUMENTS_PIECE = 16  # characters of a tool call's arguments per `tool.call.delta`
@@ -78,7 +79,7 @@ class SimulatedProvider:
         prompt = [m.content for m in request.messages] + [request.system or ""]
         usage = Usage(input_tokens=sum(count_tokens(p) for p in prompt))
         yield UsageReport(usage)  # input tokens are known up front, as with real providers
-        loop = asyncio.get_running_loop()
+        loop, pace = asyncio.get_running_loop(), pacer()
         due = loop.time() + params.ttft_ms / 1000
         spent = 0
         parts = [("thinking", tokenize(params.thinking or "")), ("text", tokenize(text))]
@@ -86,7 +87,7 @@ class SimulatedProvider:
             for n, piece in _chunks(tokens, params.chunk_tokens):
                 if params.fail_after_tokens is not None and spent >= params.fail_after_tokens:
                     raise ProviderError("provider_error", f"simulated failure after {spent} tokens")
-                await asyncio.sleep(max(0.0, due - loop.time()))
+                await pace.until(due)
                 yield ThinkingChunk(piece) if kind == "thinking" else TextChunk(piece)
                 spent += n
                 due += n / params.tokens_per_second

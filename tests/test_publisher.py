@@ -1,0 +1,93 @@
+"""The worker's publisher and batcher against a real Redis: adaptive coalescing.
+
+Deltas that arrive while the delta before them has waited `behind_s` for an append
+round merge into it; nothing else merges, seqs stay dense and the text is the same.
+`emit` does not yield while the buffer has room, so events emitted back to back all
+wait for the first round.
+"""
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from spool.shared.connections import open_redis
+from spool.shared.keys import Keys, SessionRef
+from spool.shared.streams import Outgoing, StreamWriter
+from spool.worker.batcher import Batcher
+from spool.worker.publisher import Publisher
+from spool_client.events import StepFinished, StepStarted, TextDelta, ThinkingDelta, Usage
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = open_redis(redis_url, 4)
+    yield client
+    await client.aclose()
+
+
+KEYS = Keys("spooltest")
+
+
+async def queued(redis: Redis, name: str) -> tuple[Batcher, SessionRef]:
+    """A batcher, and a session whose job `j1` is queued (seq 0), as the API leaves it."""
+    writer, session = StreamWriter(redis, KEYS, retention_s=60), SessionRef("acme", name)
+    await writer.append(session, "j1", 0, [Outgoing("job.queued", 0, b"{}")])
+    return Batcher(writer), session
+
+
+async def stored(redis: Redis, session: SessionRef) -> list[dict[str, object]]:
+    rows = await redis.xrange(KEYS.stream(session))
+    return [msgspec.json.decode(r[1][b"d"]) for r in rows[1:]]  # after job.queued
+
+
+async def test_waiting_deltas_merge_and_seqs_stay_dense(redis: Redis) -> None:
+    batcher, session = await queued(redis, "p1")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=0)
+    await pub.emit(StepStarted(step=0))
+    for word in ("Hello ", "durable ", "world"):
+        await pub.emit(TextDelta(step=0, delta=word))
+    await pub.emit(ThinkingDelta(step=0, delta="hm"))  # another kind: its own event
+    await pub.emit(TextDelta(step=0, delta="!"))
+    await pub.emit(StepFinished(step=0, finish_reason="stop", usage=Usage()))
+    await pub.emit(TextDelta(step=1, delta="next"))  # after another event: its own
+    await pub.flush()
+    await batcher.aclose()
+
+    events = await stored(redis, session)
+    assert [(e["type"], e.get("delta")) for e in events] == [
+        ("step.started", None),
+        ("text.delta", "Hello durable world"),
+        ("thinking.delta", "hm"),
+        ("text.delta", "!"),
+        ("step.finished", None),
+        ("text.delta", "next"),
+    ]
+    assert [e["seq"] for e in events] == list(range(1, 7))
+    assert pub.merged == 2
+
+
+async def test_a_delta_already_written_is_never_merged_into(redis: Redis) -> None:
+    batcher, session = await queued(redis, "p2")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=0)
+    await pub.emit(TextDelta(step=0, delta="one "))
+    await pub.flush()  # written: the next delta is an event of its own
+    await pub.emit(TextDelta(step=0, delta="two"))
+    await pub.flush()
+    await batcher.aclose()
+    events = await stored(redis, session)
+    assert [(e["seq"], e["delta"]) for e in events] == [(1, "one "), (2, "two")]
+    assert pub.merged == 0
+
+
+async def test_a_stream_that_is_not_behind_keeps_its_chunks(redis: Redis) -> None:
+    batcher, session = await queued(redis, "p3")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1, behind_s=60)
+    for word in ("Hel", "lo"):  # waiting, but for far less than behind_s
+        await pub.emit(TextDelta(step=0, delta=word))
+    await pub.flush()
+    await batcher.aclose()
+    events = await stored(redis, session)
+    assert [e["delta"] for e in events] == ["Hel", "lo"]
+    assert pub.merged == 0
