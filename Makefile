@@ -1,4 +1,5 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
+# `make run ARGS="--port 8001"` passes options to `spool dev`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/spool dev
+	$(VENV)/bin/spool dev $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

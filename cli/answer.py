@@ -9,6 +9,7 @@ from typing import TextIO
 
 import click
 
+from spool.cli.terminal import printable
 from spool_client import StreamEvent
 
 
@@ -18,10 +19,12 @@ class AnswerWriter:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._start = out.tell() if out.seekable() else None
+        self._terminal = out.isatty()  # a file gets the exact text; a terminal, safe text
 
     def show(self, event: StreamEvent) -> None:
         if event.type == "text.delta":
-            self.out.write(str(event.data.get("delta", "")))
+            delta = str(event.data.get("delta", ""))
+            self.out.write(printable(delta) if self._terminal else delta)
             self.out.flush()
         elif event.type == "job.retrying" and self._start is not None:
             self.out.seek(self._start)
@@ -33,4 +36,4 @@ class AnswerWriter:
             self.note("[cancelled]")
 
     def note(self, text: str, style: str = "yellow") -> None:
-        click.echo(text, err=True)
+        click.echo(printable(text), err=True)

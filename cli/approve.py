@@ -11,13 +11,16 @@ import sys
 from typing import Any
 
 import click
+import msgspec
 
-from spool.cli.client import URL_HELP, base_url, err_console, run_client
+from spool.cli.client import client_options, connect, err_console, run_client
+from spool.cli.terminal import json_line, printable
 from spool_client import ClientError, SpoolClient, StreamEvent
 
 
 def _call_text(data: dict[str, Any]) -> str:
-    return f"{data.get('name')}({json.dumps(data.get('arguments') or {}, ensure_ascii=False)})"
+    call = f"{data.get('name')}({json.dumps(data.get('arguments') or {}, ensure_ascii=False)})"
+    return printable(call)  # the model wrote it: shown on a terminal
 
 
 class Approvals:
@@ -85,23 +88,22 @@ def _arguments(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--arguments", callback=_arguments, default=None, help="run the call with these (JSON object)"
 )
-@click.option("--url", default=None, help=URL_HELP)
-@click.option("--api-key", envvar="SPOOL_API_KEY", default=None, help="API key ($SPOOL_API_KEY)")
+@client_options
 def approve(
     job: str,
     call: str,
     reject: bool,
     reason: str | None,
     arguments: dict[str, Any] | None,
-    url: str | None,
+    url: str,
     api_key: str | None,
 ) -> None:
     """Decide a pending tool approval: approve (default) or --reject call CALL of job JOB."""
 
     async def run() -> int:
-        async with SpoolClient(base_url(url), api_key or None) as client:
+        async with connect(url, api_key) as client:
             answer = await client.approve(job, call, not reject, reason, arguments)
-        print(json.dumps(answer))
+        print(json_line(msgspec.to_builtins(answer)))
         return 0
 
     sys.exit(run_client(run))

@@ -5,13 +5,13 @@ from typing import Any
 
 import click
 
-from spool.cli.client import URL_HELP, base_url, console
+from spool.cli.client import console, url_option
 from spool.shared.settings import DEFAULT_REDIS_URL
 
 
 @click.command()
 @click.option("--spawn", is_flag=True, help="start an embedded Redis, an API, a worker, a baseline")
-@click.option("--url", default=None, help=URL_HELP)
+@url_option
 @click.option("--baseline-url", default="http://127.0.0.1:8100", show_default=True)
 @click.option("--redis-url", default=DEFAULT_REDIS_URL, show_default=True)
 @click.option("--worker-pid", type=int, default=None, help="to report the worker's CPU")
@@ -67,8 +67,9 @@ def bench(**kw: Any) -> None:
         most = max(100, opts.streams, opts.capacity_max, opts.density_streams)
         stack = run_bench.Stack.spawn(worker_concurrency=most + opts.submission_streams)
     else:
-        url = base_url(kw["url"])
-        stack = run_bench.Stack.attach(url, kw["baseline_url"], kw["redis_url"], kw["worker_pid"])
+        stack = run_bench.Stack.attach(
+            kw["url"], kw["baseline_url"], kw["redis_url"], kw["worker_pid"]
+        )
     try:
         selected = list(kw["phases"]) or list(run_bench.PHASES)
         run_bench.run(stack, opts, selected, kw["out"], kw["plot"], console)

@@ -97,7 +97,9 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = self.command()
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # its own process group: a Ctrl-C meant for `spool dev` must not stop Redis before
+        # the API and workers that `spool dev` stops first
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, process_group=0)
         deadline = time.monotonic() + timeout
         while not reachable(self.url, 0.2):
             if self.proc.poll() is not None:

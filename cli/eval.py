@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from spool.cli.client import URL_HELP, base_url, err_console
+from spool.cli.client import client_options, err_console
 from spool_client import SpoolClient
 from spool_client.evals import (
     CaseResult,
@@ -95,8 +95,7 @@ def _table(result: SuiteResult) -> Table:
 
 @click.command("eval")
 @click.argument("cases_file", metavar="CASES.toml", type=click.Path(path_type=Path))
-@click.option("--url", default=None, help=URL_HELP)
-@click.option("--api-key", envvar="SPOOL_API_KEY", default=None, help="API key ($SPOOL_API_KEY)")
+@client_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="write JUnit XML here")
 @click.option(
@@ -104,7 +103,7 @@ def _table(result: SuiteResult) -> Table:
 )
 def eval_command(
     cases_file: Path,
-    url: str | None,
+    url: str,
     api_key: str | None,
     as_json: bool,
     junit: Path | None,
@@ -113,7 +112,7 @@ def eval_command(
     """Run a streaming evaluation suite (a TOML file of cases) against a running service."""
     try:
         cases = load_cases(cases_file)
-        result = asyncio.run(_run(cases, base_url(url), api_key or None, concurrency))
+        result = asyncio.run(_run(cases, url, api_key or None, concurrency))
     except (EvalFileError, Unreachable) as exc:
         click.echo(f"error: {exc}", err=True)  # one line, never wrapped
         sys.exit(2)

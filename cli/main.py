@@ -1,26 +1,35 @@
 """The `spool` command (contract §1): one group, one module per command group.
 
-The CLI composes processes, it does not import them: `spool api` and `spool worker`
-become `python -m spool.api` / `python -m spool.worker` (cli/servers.py), `spool dev`
-supervises those plus an embedded Redis when none is reachable (cli/dev.py). `submit`
-and `tail` are HTTP clients (cli/stream.py); `bench` is the load generator
-(cli/bench_command.py).
+- `spool api`, `spool worker`: the server processes' own commands (`spool.api.__main__`,
+  `spool.worker.__main__`), which import the server only when they run.
+- `spool dev` (cli/dev.py): supervises Redis (embedded when none is reachable), the API
+  and the workers.
+- `spool submit`, `spool tail` (cli/stream.py), `spool job`, `spool cancel` (cli/jobs.py):
+  HTTP clients, with `--url` and `--api-key` (cli/client.py).
+- `spool eval` (cli/eval.py), `spool approve` (cli/approve.py): streaming evaluations and
+  tool-call approvals.
+- `spool bench` (cli/bench_command.py): the load generator.
 """
 
 import click
 
+from spool.api.__main__ import main as api
 from spool.cli.approve import approve
 from spool.cli.bench_command import bench
 from spool.cli.dev import dev
 from spool.cli.eval import eval_command
-from spool.cli.servers import api, worker
+from spool.cli.jobs import cancel, job
 from spool.cli.stream import submit, tail
+from spool.worker.__main__ import main as worker
 
 
 @click.group()
+@click.version_option(package_name="spool", message="%(prog)s %(version)s")
 def main() -> None:
     """Spool: durable, resumable LLM streaming."""
 
 
-for command in (api, worker, dev, submit, tail, bench, eval_command, approve):
+main.add_command(api, "api")
+main.add_command(worker, "worker")
+for command in (dev, submit, tail, job, cancel, bench, eval_command, approve):
     main.add_command(command)

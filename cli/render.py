@@ -3,6 +3,7 @@
 Text is written as it arrives; thinking is dimmed, tool calls and results get lines of
 their own, and a job's end prints one line with tokens, cost and duration. With
 `--json`, each event is one line of JSON (`id` plus the event's data) for scripts.
+Terminal control characters in what the service sends are stripped (cli/terminal.py).
 """
 
 import json
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from spool.cli.terminal import json_line, printable
 from spool_client import StreamEvent
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -48,7 +50,7 @@ class Renderer:
 
     def show(self, event: StreamEvent) -> None:
         if self.as_json:
-            self.out.write(json.dumps({"id": event.id, **event.data}, ensure_ascii=False) + "\n")
+            self.out.write(json_line({"id": event.id, **event.data}) + "\n")
             self.out.flush()
             return
         data, kind = event.data, event.type
@@ -80,6 +82,7 @@ class Renderer:
             self._end_line()
         self._kind = kind
         dim = kind == "thinking" and self.console.color_system is not None
+        delta = printable(delta)
         self.out.write(f"{DIM}{delta}{RESET}" if dim else delta)
         self.out.flush()
         self._mid_line = not delta.endswith("\n") if delta else self._mid_line
@@ -91,4 +94,4 @@ class Renderer:
 
     def _line(self, text: str, style: str) -> None:
         self._end_line()
-        self.console.print(text, style=style, markup=False)
+        self.console.print(printable(text), style=style, markup=False)

@@ -12,8 +12,9 @@ import msgspec
 
 from spool.cli.answer import AnswerWriter
 from spool.cli.approve import Approvals
-from spool.cli.client import URL_HELP, api_key, base_url, err_console, run_client
+from spool.cli.client import client_options, connect, err_console, run_client
 from spool.cli.render import Renderer
+from spool.cli.terminal import json_line
 from spool_client import SpoolClient, StreamEvent, StreamInterrupted
 
 
@@ -32,13 +33,15 @@ async def _follow(
 ) -> int:
     """Print the stream; the exit status: 0 completed, 1 failed or cancelled, 3 interrupted."""
     status = 0
+    events = client.events(session, job_id=job, last_event_id=start)
     try:
-        async for event in client.events(session, job_id=job, last_event_id=start):
-            renderer.show(event)
-            if hook is not None:
-                await hook(event)
-            if event.type in ("job.failed", "job.cancelled"):
-                status = 1
+        async with contextlib.aclosing(events):  # closed here, even when printing fails
+            async for event in events:
+                renderer.show(event)
+                if hook is not None:
+                    await hook(event)
+                if event.type in ("job.failed", "job.cancelled"):
+                    status = 1
     except StreamInterrupted as exc:
         renderer.note(f"[{exc}; resume with: spool tail {session} --from {exc.last_event_id}]")
         return 3
@@ -85,7 +88,7 @@ def _tools(values: tuple[str, ...]) -> list[str] | None:
     help="write the followed output to this file (implies --follow)",
 )
 @click.option("--text-only", is_flag=True, help="the answer's text only (implies --follow)")
-@click.option("--url", default=None, help=URL_HELP)
+@client_options
 def submit(
     prompt: str,
     model: str | None,
@@ -100,7 +103,8 @@ def submit(
     as_json: bool,
     output: Path | None,
     text_only: bool,
-    url: str | None,
+    url: str,
+    api_key: str | None,
 ) -> None:
     """Enqueue a job; with --follow, stream its output to the terminal.
 
@@ -111,7 +115,7 @@ def submit(
     fields["require_approval"] = require_approval
 
     async def run() -> int:
-        async with SpoolClient(base_url(url), api_key()) as client:
+        async with connect(url, api_key) as client:
             accepted = await client.submit(
                 prompt,
                 model=model,
@@ -120,11 +124,10 @@ def submit(
                 **fields,
             )
             if not (follow or output or text_only):
-                print(json.dumps(msgspec.to_builtins(accepted)))
+                print(json_line(msgspec.to_builtins(accepted)))
                 return 0
-            err_console.print(
-                f"job {accepted.job_id} in session {accepted.session_id}", style="dim"
-            )
+            note = f"job {accepted.job_id} in session {accepted.session_id}"
+            err_console.print(note, style="dim", markup=False)
             approvals = Approvals(client, accepted.job_id, interactive=sys.stdin.isatty())
             with contextlib.ExitStack() as files:
                 out = (
@@ -145,12 +148,14 @@ def submit(
 @click.option("--from", "start", default=None, help="resume after this event id")
 @click.option("--job", default=None, help="only this job's events, ending with it")
 @click.option("--json", "as_json", is_flag=True, help="one JSON event per line")
-@click.option("--url", default=None, help=URL_HELP)
-def tail(session: str, start: str | None, job: str | None, as_json: bool, url: str | None) -> None:
+@client_options
+def tail(
+    session: str, start: str | None, job: str | None, as_json: bool, url: str, api_key: str | None
+) -> None:
     """Print a session's events as they arrive (Ctrl-C stops)."""
 
     async def run() -> int:
-        async with SpoolClient(base_url(url), api_key()) as client:
+        async with connect(url, api_key) as client:
             renderer = Renderer(sys.stdout, as_json=as_json, headers=True)
             return await _follow(client, renderer, session, job, start)
 

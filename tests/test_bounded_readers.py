@@ -24,7 +24,9 @@ from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import Outgoing, StreamWriter
 from spool_client.events import JobQueued, TextDelta, encoder
 from tests.helpers import read_stream
-from tests.procs import Api, service_env, wait_for
+from tests.procs import Api, service_env, until
+
+pytestmark = pytest.mark.process
 
 KEYS = Keys("boundedtest")
 EVENTS, EVENT_CHARS = 30, 900_000  # ~27 MB owed to every reader
@@ -122,7 +124,7 @@ async def test_readers_that_never_read_cost_bounded_memory_and_are_cut_off(
             assert [e.event for e in events] == ["job.queued"] + ["text.delta"] * EVENTS
             assert all(len(e.json["delta"]) == EVENT_CHARS for e in events[1:])
             # the stalled readers are disconnected after the send timeout...
-            wait_for(
+            await until(
                 lambda: api.output().count(CUT_OFF) >= STALLED_READERS,
                 60,
                 "the stalled readers to be cut off",

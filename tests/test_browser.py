@@ -9,7 +9,6 @@ restarted API refuses the old one.
 import asyncio
 import json
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +16,10 @@ import pytest
 from playwright.async_api import BrowserContext, Dialog, Page, async_playwright
 
 from tests.conftest import STACK_SETTINGS
-from tests.procs import ROOT, Api, service_env
+from tests.procs import Api, service_env, started, stopped
 from tests.test_resume import PARAGRAPHS
+
+pytestmark = pytest.mark.process
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -37,10 +38,8 @@ KEYS = "acme:key-acme"
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    if not CHROMIUM.exists():  # the test setup installs what it needs (see the Makefile)
-        subprocess.run(["make", "-C", str(ROOT), "browser-deps"], timeout=900, check=False)
-    if not CHROMIUM.exists():
-        pytest.skip("no Chromium: /usr/bin/chromium is missing and `make browser-deps` failed")
+    if not CHROMIUM.exists():  # .ci/run installs it before the tests (make browser-deps)
+        pytest.skip("no Chromium at /usr/bin/chromium: run `make browser-deps` first")
     return str(CHROMIUM)
 
 
@@ -85,7 +84,7 @@ async def test_page_survives_the_api_being_killed_and_restarted(
     browser: BrowserContext, redis_url: str, log_dir: Path, stack: Api
 ) -> None:
     env = service_env(redis_url, api_keys=KEYS, secret="before", **STACK_SETTINGS)
-    api = Api(env, log_dir).start()
+    api = await started(Api(env, log_dir))
     restarted: list[Api] = []
 
     def kill_and_restart() -> None:
@@ -121,7 +120,7 @@ async def test_page_survives_the_api_being_killed_and_restarted(
         assert await page.evaluate("window.spool.source") is None
     finally:
         for proc in [api, *restarted]:
-            proc.stop()
+            await stopped(proc)
 
 
 async def test_several_tabs_follow_one_session_through_drops(

@@ -3,9 +3,13 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.procs import Api
 from tests.proxy import CuttingProxy
 from tests.test_cli import PARAMS, TEXT, spool
+
+pytestmark = pytest.mark.process
 
 CALC = json.dumps([{"name": "calculator", "arguments": {"expression": "6*7"}}])
 

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from spool_client import (
+    CancelView,
     ClientError,
     JobResult,
+    JobView,
     SpoolClient,
     StreamEvent,
     StreamInterrupted,
@@ -19,9 +21,11 @@ from spool_client import (
 )
 from tests.conftest import STACK_SETTINGS
 from tests.helpers import submit
-from tests.procs import Api, service_env
+from tests.procs import Api, service_env, started, stopped
 from tests.proxy import CuttingProxy
 from tests.test_resume import long_text
+
+pytestmark = pytest.mark.process
 
 TEXT = long_text(200)
 FAST = {"text": TEXT, "tokens_per_second": 400, "ttft_ms": 20}
@@ -79,26 +83,37 @@ async def test_collect_through_connection_cuts_equals_an_uninterrupted_read(
 async def test_collect_survives_the_api_being_killed_and_restarted(
     redis_url: str, log_dir: Path, stack: Api, session_id: str
 ) -> None:
-    api = Api(service_env(redis_url, **STACK_SETTINGS), log_dir).start()
+    api = await started(Api(service_env(redis_url, **STACK_SETTINGS), log_dir))
     slow = {"text": TEXT, "tokens_per_second": 150, "ttft_ms": 20}
     got: list[StreamEvent] = []
     restarted: list[Api] = []
+    mid_answer = asyncio.Event()
 
     def on_event(event: StreamEvent) -> None:
         got.append(event)
-        if event.type == "text.delta" and len(got) == 40:  # mid-answer: kill -9, start again
-            api.signal(signal.SIGKILL)
-            assert api.popen is not None
-            api.popen.wait(10)
-            restarted.append(Api(api.env, log_dir, port=api.port).start())
+        if event.type == "text.delta" and len(got) == 40:
+            mid_answer.set()
+
+    def kill_and_restart() -> None:
+        api.signal(signal.SIGKILL)
+        assert api.popen is not None
+        api.popen.wait(10)
+        restarted.append(Api(api.env, log_dir, port=api.port).start())
+
+    async def restart_mid_answer() -> None:
+        await mid_answer.wait()
+        await asyncio.to_thread(kill_and_restart)
 
     try:
         async with SpoolClient(api.url, backoff_base=0.05) as client:
             accepted = await client.submit("long", session_id=session_id, parameters=slow)
-            result = await client.collect(session_id, accepted.job_id, on_event=on_event)
+            result, _ = await asyncio.gather(
+                client.collect(session_id, accepted.job_id, on_event=on_event),
+                restart_mid_answer(),
+            )
     finally:
         for proc in [api, *restarted]:
-            proc.stop()
+            await stopped(proc)
     assert restarted, "the API was restarted mid-stream"
     _, want_events = await reference(stack.url, session_id, accepted.job_id)
     assert wire(got) == wire(want_events)
@@ -188,7 +203,7 @@ async def test_cancel_from_the_client_ends_the_collected_result_as_cancelled(sta
             if event.type == "text.delta":
                 streaming.set()
 
-        async def cancel_when_streaming() -> dict[str, object]:
+        async def cancel_when_streaming() -> CancelView:
             await streaming.wait()
             return await client.cancel(accepted.job_id)
 
@@ -196,7 +211,33 @@ async def test_cancel_from_the_client_ends_the_collected_result_as_cancelled(sta
             cancel_when_streaming(),
             client.collect(accepted.session_id, accepted.job_id, on_event=on_event),
         )
-    assert reply == {"job_id": accepted.job_id, "status": "cancelling"}
+    assert reply == CancelView(job_id=accepted.job_id, status="cancelling")
     assert result.status == "cancelled"
     assert 0 < len(result.text.split()) < 300
     assert result.usage.output_tokens == len(result.text.split())
+
+
+async def test_get_job_and_session_are_typed_views(stack: Api) -> None:
+    async with SpoolClient(stack.url) as client:
+        params = {"text": "one two three", "ttft_ms": 0}
+        result = await client.run("x", parameters=params, metadata={"who": "test"})
+        assert result.job_id is not None
+        job = await client.get_job(result.job_id)
+        session = await client.get_session(result.session_id)
+        again = await client.cancel(result.job_id)
+        await client.delete_session(result.session_id)
+        with pytest.raises(ClientError) as gone:
+            await client.get_session(result.session_id)
+    assert isinstance(job, JobView)
+    assert (job.status, job.done, job.output_text) == ("completed", True, "one two three")
+    assert job.usage is not None
+    assert job.usage.output_tokens == 3
+    assert job.created_at is not None
+    assert job.finished_at is not None
+    assert job.created_at <= job.finished_at
+    assert job.metadata == {"who": "test"}
+    assert [j.job_id for j in session.jobs] == [job.job_id]
+    assert session.jobs[0] == job
+    assert not session.busy
+    assert again == CancelView(job_id=job.job_id, status="completed")  # finished: a no-op
+    assert (gone.value.status, gone.value.code) == (404, "session_not_found")

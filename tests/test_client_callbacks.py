@@ -12,6 +12,8 @@ from spool_client import (
 )
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 FAST = {"ttft_ms": 5, "tokens_per_second": 500}
 
 

@@ -2,14 +2,22 @@
 import from each public module, and everything listed is there (as httpx checks its own)."""
 
 import importlib
+import importlib.metadata
+import types
 
 import pytest
 
+import spool_client
+
+pytestmark = pytest.mark.unit
+
 PUBLIC = {
     "spool_client": {
-        "Accepted", "ClientError", "JobCancelledError", "JobError", "JobFailedError",
-        "JobResult", "SpoolClient", "SpoolClientError", "StreamEvent", "StreamInterrupted",
-        "StreamTimeout", "SyncSpoolClient", "collect_events",
+        "Accepted", "ApprovalView", "CancelView", "ClientError", "Cost", "ErrorInfo",
+        "JobCancelledError", "JobError", "JobFailedError", "JobResult", "JobView", "ModelInfo",
+        "Price", "SessionView", "SpoolClient", "SpoolClientError", "StreamEvent",
+        "StreamInterrupted", "StreamTimeout", "StreamToken", "SyncSpoolClient", "Usage",
+        "__version__", "collect_events",
     },
     "spool_client.evals": {
         "AssertionResult", "CaseResult", "EvalFileError", "Recorder", "StreamRecord",
@@ -36,3 +44,18 @@ def test_the_testing_helpers_are_importable() -> None:
 
     assert callable(mock_events)
     assert callable(mock_stream)
+
+
+def test_every_public_member_is_exported_and_comes_from_the_package() -> None:
+    public = {
+        name
+        for name, value in vars(spool_client).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public | {"__version__"} == set(spool_client.__all__)
+    for name in public:
+        assert getattr(spool_client, name).__module__.startswith("spool_client."), name
+
+
+def test_version_is_the_distribution_version() -> None:
+    assert spool_client.__version__ == importlib.metadata.version("spool-client")

@@ -1,5 +1,7 @@
 """Folding events into a `JobResult` is a pure function: retries void text, gaps surface."""
 
+import pytest
+
 from spool_client.events import (
     AnyEvent,
     Cost,
@@ -21,6 +23,8 @@ from spool_client.events import (
     event_type,
 )
 from spool_client.result import Collector, StreamEvent
+
+pytestmark = pytest.mark.unit
 
 
 def feed(events: list[AnyEvent]) -> Collector:

@@ -14,6 +14,8 @@ import yaml
 from spool.shared.settings import Settings
 from spool.worker import metrics as worker_metrics
 
+pytestmark = pytest.mark.unit
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30.0"

@@ -8,12 +8,15 @@ import typing
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from spool.api.app import create_app
 from spool.api.routes_approvals import DecisionRequest
 from spool.shared.jobs import JobRequest, JobView
 from spool.shared.settings import Settings
 from spool_client.events import AnyEvent, Event
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

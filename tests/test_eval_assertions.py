@@ -27,6 +27,8 @@ from spool_client.evals import (
 )
 from spool_client.events import Usage
 
+pytestmark = pytest.mark.unit
+
 USAGE = Usage(input_tokens=3, output_tokens=6, total_tokens=9)
 
 

@@ -8,9 +8,13 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from spool.cli.embedded import free_port
 from tests.procs import Api
 from tests.test_cli import SPOOL, spool
+
+pytestmark = pytest.mark.process
 
 # Thresholds are generous: these tests check the verdicts and the plumbing, not speed.
 ALL_TEN = """

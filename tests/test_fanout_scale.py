@@ -24,6 +24,8 @@ from spool.shared.keys import Keys, SessionRef
 from tests.helpers import submit
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 KEYS = Keys()  # the stacks run with the default SPOOL_KEY_PREFIX
 
 CLIENTS = 2_000

@@ -15,8 +15,10 @@ import redis
 
 from spool.cli.embedded import EmbeddedRedis
 from tests.helpers import TERMINAL, submit
-from tests.procs import Api, Worker, service_env, wait_for
+from tests.procs import Api, Worker, service_env, started, until
 from tests.sse import Frame, frames
+
+pytestmark = pytest.mark.process
 
 FAULT_SETTINGS = {"lease_s": "2", "heartbeat_s": "0.3", "sse_ping_s": "0.5", "sse_retry_ms": "100"}
 TEXT = " ".join(f"w{i}" for i in range(120)) + " end"
@@ -106,16 +108,17 @@ async def kill_mid_stream(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> tuple[dict[str, str], list[Frame]]:
     """A job streams on one worker, which is SIGKILLed; then a second worker starts (kill
-    first: starting a worker can take longer than the job on a loaded machine). The job's
-    events, read over one connection from before the kill to the terminal event."""
-    doomed = Worker(env, log_dir).start()
+    first: a replacement that starts late, under load, cannot see the job finish). The
+    job's events, read over one connection from before the kill to the terminal event."""
+    doomed = await started(Worker(env, log_dir))
     workers.append(doomed)
     accepted = await submit(http, parameters=SLOW)
     seen: asyncio.Queue[Frame] = asyncio.Queue()
     reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
     await wait_events(seen, "text.delta", 5)
     doomed.signal(signal.SIGKILL)
-    workers.append(Worker(env, log_dir).start())
+    await until(lambda: not doomed.alive(), 10, "the worker to die")
+    workers.append(await started(Worker(env, log_dir)))
     return accepted, await asyncio.wait_for(reader, 60)
 
 
@@ -134,7 +137,7 @@ async def test_sigkilled_worker_job_runs_again_elsewhere(
 async def test_sigterm_lets_a_short_job_finish_and_hands_a_long_one_back(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> None:
-    leaving = Worker({**env, "SPOOL_SHUTDOWN_GRACE_S": "1"}, log_dir).start()
+    leaving = await started(Worker({**env, "SPOOL_SHUTDOWN_GRACE_S": "1"}, log_dir))
     workers.append(leaving)
     short = await submit(http, parameters={**SLOW, "text": "a b c", "tokens_per_second": 10})
     long = await submit(http, parameters=SLOW)
@@ -146,9 +149,9 @@ async def test_sigterm_lets_a_short_job_finish_and_hands_a_long_one_back(
     short_events = await asyncio.wait_for(short_reader, 30)
     assert [e.event for e in short_events].count("job.started") == 1, "finished within grace"
     assert short_events[-1].event == "job.completed"
-    wait_for(lambda: not leaving.alive(), 30, "the worker to exit after its grace period")
+    await until(lambda: not leaving.alive(), 30, "the worker to exit after its grace period")
     assert "run_job" in leaving.output()
-    workers.append(Worker(env, log_dir).start())
+    workers.append(await started(Worker(env, log_dir)))
     events = await asyncio.wait_for(long_reader, 60)
     retry = next(e for e in events if e.event == "job.retrying")
     assert retry.json["reason"] == "worker_shutdown"
@@ -162,12 +165,12 @@ async def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
     env: dict[str, str],
     log_dir: Path,
 ) -> None:
-    workers.append(Worker(env, log_dir).start())
+    workers.append(await started(Worker(env, log_dir)))
     accepted = await submit(http, parameters=SLOW)
     seen: asyncio.Queue[Frame] = asyncio.Queue()
     reader = asyncio.create_task(follow(http, accepted["events_url"], seen))
     await wait_events(seen, "text.delta", 10)
-    fault_redis.stop()  # SIGTERM: redis-server flushes its append-only file
+    await asyncio.to_thread(fault_redis.stop)  # SIGTERM: redis-server flushes its append-only file
     try:
         down = await http.post("/v1/jobs", json={"input": "x"})
         assert down.status_code == 503
@@ -176,9 +179,12 @@ async def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
         assert (await http.get("/readyz")).status_code == 503
         assert (await http.get("/healthz")).status_code == 200
     finally:
-        fault_redis.start()
-    ready = str(http.base_url.join("/readyz"))
-    wait_for(lambda: httpx.get(ready).status_code == 200, 30, "readiness")
+        await asyncio.to_thread(fault_redis.start)
+
+    async def ready() -> bool:
+        return (await http.get("/readyz")).status_code == 200
+
+    await until(ready, 30, "readiness")
     events = await asyncio.wait_for(reader, 60)
     check_reconstruction(events, TEXT)
     assert (await http.get(f"/v1/jobs/{accepted['job_id']}")).json()["status"] == "completed"
@@ -189,7 +195,7 @@ async def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
 async def test_sigterm_to_the_api_ends_open_streams_promptly(
     env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> None:
-    api = Api(env, log_dir).start()
+    api = await started(Api(env, log_dir))
     async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=60)) as http:
         await submit(http, session_id="quiet", parameters={**SLOW, "text": "hi"})
         opened, ended = asyncio.Event(), asyncio.Event()
@@ -205,7 +211,7 @@ async def test_sigterm_to_the_api_ends_open_streams_promptly(
         api.signal(signal.SIGTERM)
         await asyncio.wait_for(ended.wait(), 10)  # the stream ended; no 5 s graceful-timeout wait
         await holder
-    wait_for(lambda: not api.alive(), 10, "the API to exit")
+    await until(lambda: not api.alive(), 10, "the API to exit")
 
 
 async def test_a_job_that_waited_too_long_fails_expired(
@@ -214,8 +220,8 @@ async def test_a_job_that_waited_too_long_fails_expired(
     accepted = await submit(http, parameters=SLOW)  # no worker is running yet
     loop = asyncio.get_running_loop()
     start = loop.time()
-    wait_for(lambda: loop.time() - start > 0.6, 5, "the job to wait longer than allowed")
-    workers.append(Worker({**env, "SPOOL_QUEUE_MAX_WAIT_S": "0.5"}, log_dir).start())
+    await until(lambda: loop.time() - start > 0.6, 5, "the job to wait longer than allowed")
+    workers.append(await started(Worker({**env, "SPOOL_QUEUE_MAX_WAIT_S": "0.5"}, log_dir)))
     events = await follow(http, accepted["events_url"])
     assert events[-1].event == "job.failed"
     assert events[-1].json["error"]["code"] == "expired"
@@ -238,14 +244,14 @@ async def test_a_worker_runs_as_many_jobs_at_once_as_its_concurrency(
     http: httpx.AsyncClient, env: dict[str, str], log_dir: Path, workers: list[Worker]
 ) -> None:
     """All of `--concurrency` slots fill, even while earlier jobs still sit in arq's queue."""
-    workers.append(Worker(env, log_dir, "--concurrency", "8").start())
+    workers.append(await started(Worker(env, log_dir, "--concurrency", "8")))
     first = [await submit(http, parameters={**SLOW, "text": "a " * 60}) for _ in range(4)]
     await asyncio.gather(*(wait_started(http, a) for a in first))
     rest = [await submit(http, parameters={**SLOW, "text": "a " * 60}) for _ in range(4)]
     runs = await asyncio.gather(*(follow(http, a["events_url"]) for a in first + rest))
-    started = [next(e.json["ts"] for e in run if e.event == "job.started") for run in runs]
+    began = [next(e.json["ts"] for e in run if e.event == "job.started") for run in runs]
     finished = [run[-1].json["ts"] for run in runs]
-    assert max(started) < min(finished), "the last four started before any job ended"
+    assert max(began) < min(finished), "the last four started before any job ended"
 
 
 async def wait_started(http: httpx.AsyncClient, accepted: dict[str, str]) -> None:

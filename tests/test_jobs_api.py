@@ -5,6 +5,15 @@ import pytest
 
 from tests.helpers import follow_job, submit
 
+pytestmark = pytest.mark.inprocess
+
+
+@pytest.fixture
+def http(inprocess_http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The API and a worker in this test's event loop (tests/inprocess.py)."""
+    return inprocess_http
+
+
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 
 

@@ -16,6 +16,8 @@ from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
 
+pytestmark = pytest.mark.process
+
 KEYS = Keys()  # the stacks run with the default SPOOL_KEY_PREFIX
 
 SLOW = {"text": "word " * 400, "tokens_per_second": 40, "ttft_ms": 0}

@@ -5,10 +5,13 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import follow_job, submit
 from tests.procs import Api
+
+pytestmark = pytest.mark.process
 
 FAST = {"text": "one two three four", "ttft_ms": 0, "tokens_per_second": 1000}
 

@@ -7,6 +7,8 @@ from spool_client.events import Usage
 from spool_client.ids import parse_stream_id
 from spool_client.testing import mock_events, mock_stream
 
+pytestmark = pytest.mark.unit
+
 
 def test_events_are_well_formed_and_usage_adds_up() -> None:
     events = mock_events("Hello big wide world", chunk_size=2, thinking="let me see")

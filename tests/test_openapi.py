@@ -34,6 +34,8 @@ from schemathesis.specs.openapi.checks import (
 from spool_client.events import AnyEvent
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 STREAMING = {("GET", "/v1/sessions/{session_id}/events"), ("POST", "/v1/stream")}
 EXAMPLES = 12  # per operation and generation mode: ~400 requests, well under a minute
 BUDGET_S = 90.0

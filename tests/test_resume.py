@@ -13,6 +13,15 @@ from tests.helpers import TERMINAL, follow_job, read_stream, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame
 
+pytestmark = pytest.mark.inprocess
+
+
+@pytest.fixture
+def http(inprocess_http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The API and a worker in this test's event loop (tests/inprocess.py)."""
+    return inprocess_http
+
+
 PARAGRAPHS = [
     "Durable streams keep every token of an answer, even when the browser drops. 🚀",
     "流式传输让用户立刻看到答案。 断线之后 可以 从上次的 位置 继续。",

@@ -16,6 +16,8 @@ from spool.shared.streams import (
     job_marks,
 )
 
+pytestmark = pytest.mark.inprocess
+
 KEYS = Keys("spooltest")
 
 

@@ -18,6 +18,8 @@ from tests.helpers import follow_job, read_stream, submit, until
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame
 
+pytestmark = pytest.mark.process
+
 KEYS = Keys("tenancy")
 SECRET = "acmesecret"
 # ~3 s of output at 20 tokens/s: longer than the 1 s retention

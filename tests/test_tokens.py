@@ -13,6 +13,8 @@ from tests.conftest import STACK_SETTINGS
 from tests.helpers import TERMINAL, read_stream
 from tests.procs import Api, service_env
 
+pytestmark = pytest.mark.process
+
 KEYS = "acme:key-acme,globex:key-globex"
 SECRET = "test-secret"
 ACME = {"Authorization": "Bearer key-acme"}

@@ -13,6 +13,8 @@ from spool.worker.providers.base import ModelRequest, TextChunk, ThinkingChunk, 
 from spool.worker.providers.simulated import SimulatedProvider, tokenize
 from spool_client.events import TextDelta, decoder, encoder, event_type
 
+pytestmark = pytest.mark.unit
+
 
 def test_stream_ids() -> None:
     assert parse_stream_id("1700000000000-3") == (1700000000000, 3)

@@ -1,24 +1,33 @@
-"""`python -m worker [--concurrency N]`: one worker process (what `spool worker` runs)."""
+"""`python -m spool.worker [--concurrency N] [--ready-file PATH]`: one worker process.
+
+`spool worker` is this command. The worker's modules are imported when it runs, so that
+`spool --help` and the client commands do not load arq and the provider SDKs.
+"""
 
 import asyncio
-import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
 
-from spool.shared.settings import Settings
-from spool.worker.main import serve
+from spool.shared.startup import start_process
 
 
 @click.command()
 @click.option("--concurrency", default=100, show_default=True, help="jobs run at once")
-def main(concurrency: int) -> None:
-    settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    run(serve(settings, concurrency))
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="created once the worker takes jobs (for supervisors such as `spool dev`)",
+)
+def main(concurrency: int, ready_file: Path | None) -> None:
+    """One worker process: runs jobs from the queue (settings: SPOOL_* variables)."""
+    settings = start_process()
+    from spool.worker.main import serve  # imported here: see the docstring
+
+    run(serve(settings, concurrency, ready_file))
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from spool.shared.ids import now_ms
 from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, behind_ms, coalesce_ms
 from spool.shared.keys import SessionRef
+from spool.shared.logs import log_context
 from spool.shared.queue import parse_arq_id
 from spool.shared.streams import StreamClosed, job_marks
 from spool.worker import memory, metrics
@@ -66,7 +67,8 @@ async def run_job(
             log.warning("job %s has no session (deleted or expired); skipping", job_id)
             await state.approvals.unschedule(job_id, parse_arq_id(arq_id)[1])
             return
-        await _run(state, session, job_id, arq_id, int(ctx["job_try"]))
+        with log_context(job_id=job_id, session_id=session.session_id):
+            await _run(state, session, job_id, arq_id, int(ctx["job_try"]))
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("job %s: Redis unreachable (%s); arq will run it again", job_id, exc)
         raise Retry(defer=1) from exc
@@ -347,6 +349,7 @@ class Attempt:
         await self._update(status=status, finished_at=now, **fields)
         metrics.JOBS_FINISHED.labels(status).inc()
         metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
+        log.info("job %s %s (attempt %d)", self.rec.job_id, status, self.attempt)
 
     async def hand_back(self) -> None:
         """arq cancelled this attempt (worker shutdown): flush, and say why for the next one."""

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from arq import Worker
@@ -72,8 +73,19 @@ class SpoolWorker(Worker):
             await asyncio.sleep(0.5)
 
 
-def build_worker(settings: Settings, concurrency: int) -> Worker:
-    """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx."""
+def build_worker(
+    settings: Settings,
+    concurrency: int,
+    ready_file: Path | None = None,
+    *,
+    handle_signals: bool = True,
+) -> Worker:
+    """An arq Worker running `run_job`, with msgspec serialization and Spool's state in ctx.
+
+    `ready_file` is created once the worker is connected and about to take jobs: the
+    readiness signal `spool dev` waits for. `handle_signals=False` leaves SIGINT/SIGTERM
+    alone (a worker inside a test process, tests/inprocess.py).
+    """
     clients = RedisClients(settings)
     state = WorkerState(settings, clients, concurrency)
 
@@ -81,6 +93,8 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
         state.install(ctx)
         await state.start()
         log.info("worker %s ready (concurrency %d)", state.name, concurrency)
+        if ready_file is not None:
+            await asyncio.to_thread(ready_file.touch)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await state.aclose()
@@ -108,14 +122,20 @@ def build_worker(settings: Settings, concurrency: int) -> Worker:
         max_jobs=concurrency,
         keep_result=0,
         poll_delay=settings.poll_s,
-        handle_signals=True,
+        handle_signals=handle_signals,
         # SIGTERM: stop taking jobs, give running ones this long, then hand them back
         job_completion_wait=int(settings.shutdown_grace_s),
     )
 
 
-async def serve(settings: Settings, concurrency: int) -> None:
-    worker = build_worker(settings, concurrency)
+async def serve(
+    settings: Settings,
+    concurrency: int,
+    ready_file: Path | None = None,
+    *,
+    handle_signals: bool = True,
+) -> None:
+    worker = build_worker(settings, concurrency, ready_file, handle_signals=handle_signals)
     try:
         await worker.async_run()
     except asyncio.CancelledError:

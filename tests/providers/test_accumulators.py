@@ -27,6 +27,8 @@ from spool.worker.providers.openai_wire import CompletionSnapshot
 from tests.fakes import anthropic_sse as a
 from tests.fakes import openai_sse as o
 
+pytestmark = pytest.mark.unit
+
 _anthropic = TypeAdapter[RawMessageStreamEvent](RawMessageStreamEvent)
 
 

@@ -8,7 +8,9 @@ from tests.fakes import anthropic_sse as a
 from tests.fakes.server import FakeProvider, Reply
 from tests.fakes.stack import of
 from tests.helpers import follow_job, read_stream, submit
-from tests.procs import wait_for
+from tests.procs import until
+
+pytestmark = pytest.mark.process
 
 MODEL = "anthropic:claude-sonnet-4-5"
 
@@ -303,4 +305,4 @@ async def test_cancel_closes_the_provider_stream(
     assert done["type"] == "job.cancelled"
     assert done["output_text"] == "partial"
     assert done["usage"]["input_tokens"] == 10
-    wait_for(fake.hung_up.is_set, 10, "the worker to close the provider's stream")
+    await until(fake.hung_up.is_set, 10, "the worker to close the provider's stream")

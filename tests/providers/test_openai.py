@@ -9,6 +9,8 @@ from tests.fakes.server import FakeProvider, Reply
 from tests.fakes.stack import of
 from tests.helpers import follow_job, submit
 
+pytestmark = pytest.mark.process
+
 MODEL = "openai:gpt-4o-mini"
 
 

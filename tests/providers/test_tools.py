@@ -11,6 +11,8 @@ from spool.worker.tools import build_registry
 from spool.worker.tools.calculator import CalculatorError, evaluate, format_decimal
 from spool.worker.tools.registry import Tool
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("expression", "value"),

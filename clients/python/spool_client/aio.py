@@ -21,17 +21,17 @@ from spool_client.events import TERMINAL_TYPES
 from spool_client.follow import OnComplete, OnEvent, OnText, collect_events
 from spool_client.ids import StreamId, parse_stream_id
 from spool_client.result import JobResult, StreamEvent
+from spool_client.views import (
+    Accepted,
+    ApprovalView,
+    CancelView,
+    JobView,
+    ModelInfo,
+    SessionView,
+    StreamToken,
+)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class Accepted(msgspec.Struct):
-    """`202` answer of `POST /v1/jobs`."""
-
-    job_id: str
-    session_id: str
-    status: str
-    events_url: str
 
 
 class _Retry(Exception):
@@ -143,20 +143,33 @@ class SpoolClient:
         body = {k: v for k, v in {**given, **fields}.items() if v is not None}
         return msgspec.convert(await self._json("POST", "/v1/jobs", body), Accepted)
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        """`GET /v1/jobs/{job_id}`."""
-        result: dict[str, Any] = await self._json("GET", f"/v1/jobs/{job_id}")
-        return result
+    async def get_job(self, job_id: str) -> JobView:
+        """`GET /v1/jobs/{job_id}`: the job's record."""
+        return msgspec.convert(await self._json("GET", f"/v1/jobs/{job_id}"), JobView)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        """`POST /v1/jobs/{job_id}/cancel`."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/jobs/{job_id}/cancel")
-        return result
+    job = get_job  # the earlier name
 
-    async def stream_token(self, session_id: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str) -> CancelView:
+        """`POST /v1/jobs/{job_id}/cancel`: `status` is `cancelling`, or how the job ended."""
+        return msgspec.convert(await self._json("POST", f"/v1/jobs/{job_id}/cancel"), CancelView)
+
+    async def get_session(self, session_id: str) -> SessionView:
+        """`GET /v1/sessions/{session_id}`: its jobs and whether one is running."""
+        answer = await self._json("GET", f"/v1/sessions/{session_id}")
+        return msgspec.convert(answer, SessionView)
+
+    session = get_session  # the earlier name
+
+    async def delete_session(self, session_id: str) -> None:
+        """`DELETE /v1/sessions/{session_id}`: cancels its jobs, removes its stream and history."""
+        response = await self._http.delete(f"/v1/sessions/{session_id}")
+        if response.status_code >= 400:
+            raise_for(response, response.content)
+
+    async def stream_token(self, session_id: str) -> StreamToken:
         """A short-lived token for `?token=` on the session's events URL (for browsers)."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/sessions/{session_id}/token")
-        return result
+        answer = await self._json("POST", f"/v1/sessions/{session_id}/token")
+        return msgspec.convert(answer, StreamToken)
 
     async def approve(
         self,
@@ -165,7 +178,7 @@ class SpoolClient:
         approved: bool = True,
         reason: str | None = None,
         arguments: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ApprovalView:
         """Decide a pending tool approval (`POST /v1/jobs/{job_id}/approvals/{call_id}`).
 
         `arguments` replaces the call's arguments (an edited call). Unknown call: a 404
@@ -177,27 +190,14 @@ class SpoolClient:
         if arguments is not None:
             body["arguments"] = arguments
         url = f"/v1/jobs/{job_id}/approvals/{call_id}"
-        result: dict[str, Any] = await self._json("POST", url, body)
-        return result
+        return msgspec.convert(await self._json("POST", url, body), ApprovalView)
 
-    async def models(self) -> list[dict[str, Any]]:
+    async def models(self) -> list[ModelInfo]:
         """`GET /v1/models`: the models this deployment can run, with their capabilities."""
         answer = await self._json("GET", "/v1/models")
         if isinstance(answer, dict):  # `{"models": [...]}` (or OpenAI's `{"data": [...]}`)
             answer = answer.get("models", answer.get("data", []))
-        models: list[dict[str, Any]] = answer
-        return models
-
-    async def session(self, session_id: str) -> dict[str, Any]:
-        """`GET /v1/sessions/{session_id}`."""
-        result: dict[str, Any] = await self._json("GET", f"/v1/sessions/{session_id}")
-        return result
-
-    async def delete_session(self, session_id: str) -> None:
-        """`DELETE /v1/sessions/{session_id}`: its jobs are cancelled, its stream removed."""
-        response = await self._http.request("DELETE", f"/v1/sessions/{session_id}")
-        if response.status_code >= 400:
-            raise_for(response, response.content)
+        return msgspec.convert(answer, list[ModelInfo])
 
     async def run(
         self,
@@ -243,16 +243,18 @@ class SpoolClient:
         partial result. On `StreamInterrupted` the exception's `partial` holds what was
         collected.
         """
-        return await collect_events(
-            self.events(session_id, job_id, last_event_id),
-            session_id=session_id,
-            job_id=job_id,
-            on_event=on_event,
-            on_text=on_text,
-            on_thinking=on_thinking,
-            on_complete=on_complete,
-            raise_on_failure=raise_on_failure,
-        )
+        events = self.events(session_id, job_id, last_event_id)
+        async with contextlib.aclosing(events):  # closed here, even if a callback raises
+            return await collect_events(
+                events,
+                session_id=session_id,
+                job_id=job_id,
+                on_event=on_event,
+                on_text=on_text,
+                on_thinking=on_thinking,
+                on_complete=on_complete,
+                raise_on_failure=raise_on_failure,
+            )
 
     async def events(
         self,

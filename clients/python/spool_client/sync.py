@@ -8,8 +8,17 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
-from spool_client.aio import Accepted, SpoolClient
+from spool_client.aio import SpoolClient
 from spool_client.result import JobResult, StreamEvent
+from spool_client.views import (
+    Accepted,
+    ApprovalView,
+    CancelView,
+    JobView,
+    ModelInfo,
+    SessionView,
+    StreamToken,
+)
 
 T = TypeVar("T")
 
@@ -38,13 +47,20 @@ class SyncSpoolClient:
     def submit(self, input: str | list[dict[str, str]] | None = None, **fields: Any) -> Accepted:
         return self._runner.run(self._client.submit(input, **fields))
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return self._runner.run(self._client.job(job_id))
+    def get_job(self, job_id: str) -> JobView:
+        return self._runner.run(self._client.get_job(job_id))
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    job = get_job  # the earlier name
+
+    def cancel(self, job_id: str) -> CancelView:
         return self._runner.run(self._client.cancel(job_id))
 
-    def stream_token(self, session_id: str) -> dict[str, Any]:
+    def get_session(self, session_id: str) -> SessionView:
+        return self._runner.run(self._client.get_session(session_id))
+
+    session = get_session  # the earlier name
+
+    def stream_token(self, session_id: str) -> StreamToken:
         return self._runner.run(self._client.stream_token(session_id))
 
     def approve(
@@ -54,14 +70,11 @@ class SyncSpoolClient:
         approved: bool = True,
         reason: str | None = None,
         arguments: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ApprovalView:
         return self._runner.run(self._client.approve(job_id, call_id, approved, reason, arguments))
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[ModelInfo]:
         return self._runner.run(self._client.models())
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        return self._runner.run(self._client.session(session_id))
 
     def delete_session(self, session_id: str) -> None:
         self._runner.run(self._client.delete_session(session_id))
