@@ -1,8 +1,10 @@
 """The FastAPI application: `create_app(settings, role)`."""
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from spool.api import (
+    openapi,
     routes_approvals,
     routes_jobs,
     routes_models,
@@ -17,17 +19,25 @@ from spool.api.guard import Guard
 from spool.api.state import Role, lifespan_for
 from spool.shared.settings import Settings
 
+DESCRIPTION = """Submit LLM jobs and follow their output as Server-Sent Events that survive
+dropped connections: resume with `Last-Event-ID` and get every event once, in order.
+Errors are `{"error": {"code", "message"}}`. Streams carry the `SpoolEvent` schemas.
+"""
+
 
 def create_app(settings: Settings, role: Role = "all", *, check_host: bool = False) -> FastAPI:
     """`role`: `jobs` (job routes only), `events` (the SSE fan-out only), or `all`.
     `check_host`: answer loopback `Host` names only (open mode on a loopback address)."""
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served here: no CDN
         title="Spool",
         summary="Durable, resumable LLM streaming",
+        description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan_for(settings),
+        static_url="/docs-assets",
     )
     install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(Guard, check_host=check_host)
     app.include_router(routes_ops.router)
     if role in ("all", "jobs"):

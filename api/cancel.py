@@ -11,6 +11,7 @@ parked on tool approvals has no worker: its continuation is enqueued, and it wri
 
 from datetime import UTC, datetime
 
+from spool.api import metrics
 from spool.api.state import AppState
 from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRecord
@@ -54,3 +55,4 @@ async def _cancel_if_not_started(state: AppState, rec: JobRecord) -> None:
         output_text="",
         usage=Usage(),
     )
+    metrics.JOBS_FINISHED.labels("cancelled").inc()

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
 from spool.shared.errors import SpoolError
+from spool_client.events import ErrorInfo
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,16 @@ class ApiError(SpoolError):
         self.headers = headers or {}
 
 
+class ErrorBody(msgspec.Struct):
+    """Every error response: `{"error": {"code": "snake_case", "message": "..."}}`."""
+
+    error: ErrorInfo
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    body = msgspec.json.encode({"error": {"code": code, "message": message}})
+    body = msgspec.json.encode(ErrorBody(ErrorInfo(code=code, message=message)))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 

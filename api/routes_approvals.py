@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from spool.api.auth import Tenant
 from spool.api.errors import ApiError, decode_json
+from spool.api.openapi import doc
 from spool.api.routes_jobs import json_response, owned_job, read_body
 from spool.api.state import State
 from spool.shared.jobs import Decision
@@ -29,17 +30,17 @@ class DecisionView(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(DecisionRequest)
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": msgspec.json.schema(DecisionRequest)}},
-    }
-}
 
 router = APIRouter()
 
 
-@router.post("/v1/jobs/{job_id}/approvals/{call_id}", openapi_extra=_BODY, tags=["jobs"])
+@router.post(
+    "/v1/jobs/{job_id}/approvals/{call_id}",
+    tags=["jobs"],
+    openapi_extra=doc(
+        {200: DecisionView}, body=DecisionRequest, errors=(400, 401, 404, 409, 413, 415, 422, 503)
+    ),
+)
 async def decide(
     job_id: str, call_id: str, request: Request, state: State, tenant: Tenant
 ) -> Response:

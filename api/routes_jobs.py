@@ -11,6 +11,7 @@ from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
 from spool.api.formats import SPOOL, Format, FormatName, parse_format
 from spool.api.idempotency import Accepted
+from spool.api.openapi import EventStream, doc
 from spool.api.sse import resolve_cursor, sse_response
 from spool.api.state import AppState, State
 from spool.api.submission import decode_request, submit_job
@@ -19,12 +20,8 @@ from spool.shared.keys import SessionRef
 
 router = APIRouter()
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": msgspec.json.schema(JobRequest)}},
-    }
-}
+SUBMIT_ERRORS = (400, 401, 404, 409, 413, 415, 422, 429, 503)
+EXAMPLE = {"input": "Tell me about streams", "model": "simulated"}
 
 
 def json_response(obj: object, status: int = 200) -> Response:
@@ -70,7 +67,12 @@ async def accept_request(
     return accepted
 
 
-@router.post("/v1/jobs", status_code=202, openapi_extra=_BODY, tags=["jobs"])
+@router.post(
+    "/v1/jobs",
+    status_code=202,
+    tags=["jobs"],
+    openapi_extra=doc({202: Accepted}, body=JobRequest, errors=SUBMIT_ERRORS, example=EXAMPLE),
+)
 async def create_job(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -78,7 +80,11 @@ async def create_job(
     return json_response(await accept(request, state, tenant, idempotency_key), 202)
 
 
-@router.post("/v1/stream", openapi_extra=_BODY, tags=["jobs"])
+@router.post(
+    "/v1/stream",
+    tags=["jobs"],
+    openapi_extra=doc({200: EventStream}, body=JobRequest, errors=SUBMIT_ERRORS, example=EXAMPLE),
+)
 async def create_and_stream(
     request: Request,
     state: State,
@@ -118,7 +124,9 @@ async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:
     return rec
 
 
-@router.get("/v1/jobs/{job_id}", tags=["jobs"])
+@router.get(
+    "/v1/jobs/{job_id}", tags=["jobs"], openapi_extra=doc({200: JobView}, errors=(401, 404, 503))
+)
 async def get_job(job_id: str, state: State, tenant: Tenant) -> Response:
     rec = await owned_job(state, job_id, tenant)
     pending: list[PendingApproval] = []
@@ -133,7 +141,16 @@ class CancelView(msgspec.Struct):
     status: str
 
 
-@router.post("/v1/jobs/{job_id}/cancel", status_code=202, tags=["jobs"])
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    tags=["jobs"],
+    openapi_extra=doc(
+        {202: CancelView, 200: CancelView},
+        errors=(401, 404, 503),
+        descriptions={202: "Cancelling", 200: "The job had already finished: its status"},
+    ),
+)
 async def cancel_job(job_id: str, state: State, tenant: Tenant) -> Response:
     """Stop the generation; the session gets `job.cancelled`. A finished job: 200, a no-op."""
     rec = await owned_job(state, job_id, tenant)

@@ -21,6 +21,7 @@ from spool.api.formats import Format
 from spool.api.formats.base import decode_event
 from spool.api.formats.openai import OpenAI, completion
 from spool.api.hub import SessionGone
+from spool.api.openapi import Raw, doc
 from spool.api.routes_jobs import IdempotencyKey, accept_request, json_response, stream_accepted
 from spool.api.state import AppState, State
 from spool.shared.ids import before, parse_stream_id
@@ -107,16 +108,25 @@ def to_job(state: AppState, req: ChatCompletionRequest) -> JobRequest:
     )
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "one `chat.completion`, or with `stream: true` `chat.completion.chunk`s",
-        "content": {"application/json": {}, "text/event-stream": {}},
+_ANSWER = Raw(
+    {
+        "application/json": {"schema": {"type": "object", "description": "a `chat.completion`"}},
+        "text/event-stream": {
+            "schema": {"type": "string", "description": "`chat.completion.chunk`s (`stream`)"}
+        },
     }
-}
+)
 
 
 @router.post(
-    "/v1/chat/completions", tags=["formats"], response_class=Response, responses=_RESPONSES
+    "/v1/chat/completions",
+    tags=["formats"],
+    openapi_extra=doc(
+        {200: _ANSWER},
+        body=ChatCompletionRequest,
+        errors=(400, 401, 404, 409, 413, 415, 422, 429, 503),
+        descriptions={200: "one `chat.completion`, or with `stream: true` its chunks"},
+    ),
 )
 async def chat_completions(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None

@@ -1,27 +1,35 @@
-"""Operational routes: liveness, readiness, and the demo page."""
+"""Operational routes: liveness, readiness, metrics, and the demo page."""
 
 import logging
 from importlib import resources
 
-from fastapi import APIRouter
+import msgspec
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from spool.api import metrics
 from spool.api.errors import error_response
+from spool.api.openapi import PlainText, doc
 from spool.api.routes_jobs import json_response
 from spool.api.state import State
+from spool.shared.metrics import exposition
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["ops"])
+class Status(msgspec.Struct):
+    status: str
+
+
+@router.get("/healthz", tags=["ops"], openapi_extra=doc({200: Status}, public=True))
 async def healthz() -> Response:
     """The process is up."""
-    return json_response({"status": "ok"})
+    return json_response(Status("ok"))
 
 
-@router.get("/readyz", tags=["ops"])
+@router.get("/readyz", tags=["ops"], openapi_extra=doc({200: Status}, errors=(503,), public=True))
 async def readyz(state: State) -> Response:
     """Redis (and the stream Redis) answer."""
     try:
@@ -32,7 +40,15 @@ async def readyz(state: State) -> Response:
         return error_response(
             503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
         )
-    return json_response({"status": "ready"})
+    return json_response(Status("ready"))
+
+
+@router.get("/metrics", tags=["ops"], openapi_extra=doc({200: PlainText}, public=True))
+async def prometheus_metrics(request: Request, state: State) -> Response:
+    """This process's metrics in Prometheus' text format (the queue is read now)."""
+    await metrics.QUEUE.refresh(state.clients.main, state.keys)
+    body, content_type = exposition(metrics.REGISTRY, request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type})
 
 
 @router.get("/", include_in_schema=False)

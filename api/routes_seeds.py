@@ -12,12 +12,13 @@ from spool.api.adapters import agent_or_model, decode_body, job_request
 from spool.api.auth import Tenant
 from spool.api.errors import ApiError
 from spool.api.formats import FORMATS
+from spool.api.openapi import doc, other_stream
 from spool.api.routes_jobs import IdempotencyKey, accept_request, stream_accepted
 from spool.api.state import State
 
 router = APIRouter()
 
-_STREAM_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+SEED_ERRORS = (400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 class GrampusRequest(msgspec.Struct, kw_only=True):
@@ -30,7 +31,15 @@ class GrampusRequest(msgspec.Struct, kw_only=True):
     metadata: dict[str, str] | None = None
 
 
-@router.post("/stream", tags=["formats"], response_class=Response, responses=_STREAM_DOC)
+@router.post(
+    "/stream",
+    tags=["formats"],
+    openapi_extra=doc(
+        {200: other_stream("grampus-style chunks: delta, is_final, step, tool_call, token_usage")},
+        body=GrampusRequest,
+        errors=SEED_ERRORS,
+    ),
+)
 async def grampus_stream(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -71,7 +80,13 @@ class GenerateRequest(msgspec.Struct, kw_only=True):
 
 
 @router.post(
-    "/api/v1/generate/stream", tags=["formats"], response_class=Response, responses=_STREAM_DOC
+    "/api/v1/generate/stream",
+    tags=["formats"],
+    openapi_extra=doc(
+        {200: other_stream("generation-API chunks: type, name, content, done, index, is_final")},
+        body=GenerateRequest,
+        errors=SEED_ERRORS,
+    ),
 )
 async def generate_stream(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None

@@ -18,6 +18,7 @@ from spool.api.auth import StreamTenant, Tenant
 from spool.api.deletion import delete_session as delete_everything
 from spool.api.errors import ApiError
 from spool.api.formats import SPOOL, FormatName, parse_format
+from spool.api.openapi import EventStream, doc
 from spool.api.routes_jobs import json_response
 from spool.api.sse import parse_cursor, resolve_cursor, sse_response
 from spool.api.state import AppState, State
@@ -53,7 +54,14 @@ async def owned_session(state: AppState, session: SessionRef) -> int:
     return info.created_at_ms
 
 
-@router.get("/v1/sessions/{session_id}", tags=["sessions"])
+SESSION_ERRORS = (401, 404, 422, 503)
+
+
+@router.get(
+    "/v1/sessions/{session_id}",
+    tags=["sessions"],
+    openapi_extra=doc({200: SessionView}, errors=SESSION_ERRORS),
+)
 async def get_session(session_id: SessionIdPath, state: State, tenant: Tenant) -> Response:
     session = session_of(tenant, session_id)
     created = await owned_session(state, session)
@@ -64,7 +72,12 @@ async def get_session(session_id: SessionIdPath, state: State, tenant: Tenant) -
     return json_response(SessionView(session_id, created_at, views, busy))
 
 
-@router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
+@router.delete(
+    "/v1/sessions/{session_id}",
+    status_code=204,
+    tags=["sessions"],
+    openapi_extra=doc({204: None}, errors=SESSION_ERRORS, descriptions={204: "Deleted"}),
+)
 async def delete_session(session_id: SessionIdPath, state: State, tenant: Tenant) -> Response:
     """Cancel the session's jobs, end its open streams (`session.deleted`), remove its data."""
     session = session_of(tenant, session_id)
@@ -73,7 +86,11 @@ async def delete_session(session_id: SessionIdPath, state: State, tenant: Tenant
     return Response(status_code=204)
 
 
-@router.post("/v1/sessions/{session_id}/token", tags=["sessions"])
+@router.post(
+    "/v1/sessions/{session_id}/token",
+    tags=["sessions"],
+    openapi_extra=doc({200: tokens.StreamToken}, errors=SESSION_ERRORS),
+)
 async def stream_token(session_id: SessionIdPath, state: State, tenant: Tenant) -> Response:
     """A short-lived token for `?token=` on this session's events URL (for EventSource)."""
     await owned_session(state, session_of(tenant, session_id))
@@ -85,8 +102,11 @@ async def stream_token(session_id: SessionIdPath, state: State, tenant: Tenant) 
 @events_router.get(
     "/v1/sessions/{session_id}/events",
     tags=["sessions"],
-    response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+    openapi_extra=doc(
+        {200: EventStream, 204: None},
+        errors=(400, 401, 404, 422, 429, 503),
+        descriptions={204: "The followed job ended at or before the cursor: nothing more"},
+    ),
 )
 async def session_events(
     session_id: SessionIdPath,

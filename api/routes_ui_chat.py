@@ -16,6 +16,7 @@ from spool.api.adapters import decode_body, job_request
 from spool.api.auth import Tenant
 from spool.api.errors import ApiError
 from spool.api.formats import FORMATS
+from spool.api.openapi import doc, other_stream
 from spool.api.routes_jobs import IdempotencyKey, accept_request, stream_accepted
 from spool.api.sse import SSE_HEADERS, resolve_cursor, sse_response
 from spool.api.state import AppState, State
@@ -27,9 +28,8 @@ router = APIRouter()
 events_router = APIRouter()
 
 AI_SDK = FORMATS["ai-sdk"]
-_STREAM_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "AI SDK UI message stream v1"}
-}
+AI_SDK_STREAM = other_stream("AI SDK UI message stream v1 (docs/formats.md)")
+ADAPTER_ERRORS = (400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 class UIPart(msgspec.Struct):
@@ -94,7 +94,11 @@ def to_job(req: UIChatRequest) -> JobRequest:
     )
 
 
-@router.post("/v1/ui/chat", tags=["formats"], response_class=Response, responses=_STREAM_DOC)
+@router.post(
+    "/v1/ui/chat",
+    tags=["formats"],
+    openapi_extra=doc({200: AI_SDK_STREAM}, body=UIChatRequest, errors=ADAPTER_ERRORS),
+)
 async def ui_chat(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -107,8 +111,11 @@ async def ui_chat(
 @events_router.get(
     "/v1/ui/chat/{chat_id}/stream",
     tags=["formats"],
-    response_class=Response,
-    responses={**_STREAM_DOC, 204: {"description": "the chat has no unfinished job"}},
+    openapi_extra=doc(
+        {200: AI_SDK_STREAM, 204: None},
+        errors=(401, 404, 422, 429, 503),
+        descriptions={204: "The chat has no unfinished job"},
+    ),
 )
 async def ui_chat_reconnect(chat_id: str, state: State, tenant: Tenant) -> Response:
     """The chat's unfinished job, replayed from its `start`; 204 when there is none."""

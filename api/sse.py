@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
-from spool.api import sse_encoder
+from spool.api import metrics, sse_encoder
 from spool.api.errors import ApiError
 from spool.api.event_stream import EventStreamResponse
 from spool.api.formats import Format
@@ -227,7 +227,9 @@ async def _follow(
                 continue
             out.append(entry.frame if view is None else view.render(entry))
             if only is not None and entry.kind in _TERMINAL:
+                metrics.EVENTS_DELIVERED.inc(len(out))
                 yield b"".join(out)
                 return
         if out:
+            metrics.EVENTS_DELIVERED.inc(len(out))
             yield b"".join(out)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request
 
+from spool.api import metrics
 from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
 from spool.shared.approvals import Approvals
@@ -73,6 +74,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         state = AppState(settings)
+        metrics.STREAMS_OPEN.set_function(lambda: sum(state.streams.open.values()))
         await state.hub.start()
         app.state.hub = state.hub  # for the server's signal handler
         try:

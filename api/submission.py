@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from spool.api import metrics
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError, decode_json
 from spool.api.idempotency import Accepted
@@ -143,6 +144,7 @@ async def _submit(state: AppState, session: SessionRef, spec: JobSpec, req: JobR
         error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
         await _end_unqueued(state, session, job_id, error)
         raise
+    metrics.JOBS_SUBMITTED.inc()
     return Accepted(
         job_id=job_id,
         session_id=session_id,
@@ -195,3 +197,4 @@ async def _end_unqueued(
         await state.sessions.advance(session, job_id)  # settles the session's lifetime
     except Exception:  # Redis is away (or the session deleted): the caller gets its error
         return
+    metrics.JOBS_FINISHED.labels("failed").inc()

@@ -65,13 +65,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     provider_first_token_timeout_s: float = 120.0
     provider_idle_timeout_s: float = 60.0
     provider_retries: int = 2  # extra tries on 429 / overloaded / 5xx before any delta
-    provider_backoff_s: float = 1.0  # first retry delay; doubles each retry
+    provider_backoff_s: float = 1.0  # retry delay ~this, doubling, jittered; Retry-After wins
     # tools and conversation memory (worker)
     tool_timeout_s: float = 30.0
     tools_module: str | None = None  # "pkg.module": its TOOLS list of functions is registered
     tools_refresh_s: float = 20.0  # workers re-publish the tool names they serve this often
     history_max_jobs: int = 20
     history_max_bytes: int = 256_000
+    # metrics (worker): GET /metrics on this port when set (the API serves its own /metrics)
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 where Prometheus scrapes pods
 
     @property
     def streams_url(self) -> str:

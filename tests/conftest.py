@@ -18,8 +18,9 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from spool.cli.embedded import EmbeddedRedis
+from spool.cli.embedded import EmbeddedRedis, free_port
 from spool.shared.settings import Settings
+from tests.fakes.stack import other_db
 from tests.inprocess import InProcessStack, database_url
 from tests.procs import Api, Worker, service_env
 
@@ -79,13 +80,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack(redis_url: str, log_dir: Path) -> Iterator[Api]:
-    """One API (open access) and one worker, for the tests that need no special settings."""
-    env = service_env(redis_url, **STACK_SETTINGS)
+    """One API (open access) and one worker, for the tests that need no special settings.
+    The worker serves its metrics on `env["SPOOL_WORKER_METRICS_PORT"]`."""
+    env = service_env(redis_url, **STACK_SETTINGS, worker_metrics_port=str(free_port()))
     worker = Worker(env, log_dir).start()
     api = Api(env, log_dir).start()
     yield api
     api.stop()
     worker.stop()
+
+
+LONE_DB = 3
+
+
+@pytest.fixture(scope="session")
+def lone_api(redis_url: str, log_dir: Path) -> Iterator[Api]:
+    """An API with no worker, on its own database: what it queues stays queued."""
+    url = other_db(redis_url, LONE_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    api = Api(service_env(url, **STACK_SETTINGS), log_dir).start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from redis.exceptions import TryAgainError
 
 from spool.shared.errors import SpoolError
 from spool.shared.streams import Append, StreamWriter
+from spool.worker.metrics import APPEND_SECONDS, EVENTS_APPENDED
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,14 @@ class Batcher:
             for source, _ in taken:
                 source.failed(exc)
             return
+        appended = 0
         for (source, append), outcome in zip(taken, outcomes, strict=True):
             if isinstance(outcome, SpoolError):
                 source.failed(outcome)
             else:
                 source.written(len(append.batch))
+                appended += len(append.batch)
+        EVENTS_APPENDED.inc(appended)
 
     async def _send(self, appends: list[Append]) -> list[int | SpoolError]:
         loop = asyncio.get_running_loop()
@@ -109,7 +113,8 @@ class Batcher:
         delay = 0.05
         while True:
             try:
-                return await self._writer.append_many(appends)
+                with APPEND_SECONDS.time():
+                    return await self._writer.append_many(appends)
             except (RedisConnectionError, RedisTimeoutError, TryAgainError, OSError) as exc:
                 # TRYAGAIN: a cluster slot is being migrated; it ends with the migration
                 if loop.time() + delay > deadline:

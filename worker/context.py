@@ -19,6 +19,7 @@ from spool.shared.streams import StreamWriter
 from spool.worker.batcher import Batcher
 from spool.worker.duties import publish_tools, sweep_approvals
 from spool.worker.lifecycle import Running, heartbeat, listen
+from spool.worker.metrics import MetricsServer
 
 _CTX_KEY = "spool"
 
@@ -42,6 +43,7 @@ class WorkerState:
         self.running = Running()
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = MetricsServer(clients.main, clients.keys, lambda: len(self.running.cancels))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -61,8 +63,11 @@ class WorkerState:
             asyncio.create_task(publish_tools(self.clients.main, self.keys, s)),
             asyncio.create_task(sweep_approvals(self.approvals, self.store)),
         ]
+        if s.worker_metrics_port is not None:
+            await self.metrics.start(s.worker_metrics_host, s.worker_metrics_port)
 
     async def aclose(self) -> None:
+        await self.metrics.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -12,11 +12,19 @@ from spool.shared.errors import SpoolError
 
 
 class ProviderError(SpoolError):
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retry_after_s = retry_after_s  # the provider's Retry-After, when it sent one
 
 
 class UnsupportedModel(ProviderError):

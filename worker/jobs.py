@@ -26,7 +26,7 @@ from spool.shared.keys import SessionRef
 from spool.shared.logs import log_context
 from spool.shared.queue import parse_arq_id
 from spool.shared.streams import StreamClosed, job_marks
-from spool.worker import memory
+from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
 from spool.worker.continuation import Plan, plan
 from spool.worker.errors import OutputLimit, ProviderError
@@ -294,6 +294,8 @@ class Attempt:
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         first = gen.first_delta_ms
         ttft = None if first is None else first - created_ms
+        if ttft is not None:
+            metrics.TIME_TO_FIRST_TOKEN.observe(max(0, ttft) / 1000)
         duration = int((datetime.now(UTC) - self.started).total_seconds() * 1000)
         cost = gen.cost()
         await memory.record(main, self.state.keys, self.rec.session, gen.turns(), settings)
@@ -343,7 +345,10 @@ class Attempt:
         """Record the outcome before the terminal event, so a client reacting to it sees it."""
         with contextlib.suppress(Exception):  # the failing events are not what we are ending
             await self.pub.flush()
-        await self._update(status=status, finished_at=datetime.now(UTC), **fields)
+        now = datetime.now(UTC)
+        await self._update(status=status, finished_at=now, **fields)
+        metrics.JOBS_FINISHED.labels(status).inc()
+        metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
         log.info("job %s %s (attempt %d)", self.rec.job_id, status, self.attempt)
 
     async def hand_back(self) -> None:

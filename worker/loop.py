@@ -3,8 +3,9 @@
 Each step emits `step.started`, the model's deltas (`tool.call.delta`s as a call's
 arguments stream), one `tool.call` per requested call, a `tool.result` per call, then
 `step.finished`. A retryable provider failure before the step's first delta is retried
-with backoff (noted in `warnings`); the run keeps its partial state (text, usage) so that
-a failure or cancellation can report what was produced.
+after the provider's `Retry-After`, else with jittered exponential backoff (noted in
+`warnings`); the run keeps its partial state (text, usage) so that a failure or
+cancellation can report what was produced.
 
 Calls that need a human's approval (`require_approval`) end the run with `Parked`: the
 calls that need none have run, `tool.approval_requested` is out, and `Parked.state` holds
@@ -46,6 +47,7 @@ from spool.worker.providers.base import (
     ToolSpec,
     UsageReport,
 )
+from spool.worker.providers.failures import retry_delay
 from spool.worker.publisher import Publisher
 from spool.worker.tools import Tool, build_registry
 from spool.worker.tools.runner import run_tools
@@ -240,10 +242,10 @@ class AgentRun:
                 self._live = None
                 if not exc.retryable or out.emitted or attempt >= self.settings.provider_retries:
                     raise
-                delay = self.settings.provider_backoff_s * 2**attempt
+                delay = retry_delay(attempt, self.settings.provider_backoff_s, exc.retry_after_s)
                 self.warnings.append(
                     f"step {step}: {exc.code} ({exc.message}); retry {attempt + 1} "
-                    f"of {self.settings.provider_retries} after {delay:g}s"
+                    f"of {self.settings.provider_retries} after {delay:.2f}s"
                 )
                 await asyncio.sleep(delay)
         self._count(out.usage)

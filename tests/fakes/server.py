@@ -5,6 +5,7 @@ every request it received. Serves Anthropic's `/v1/messages` and OpenAI's
 import asyncio
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ class Reply:
     body: dict[str, Any] | None = None  # a JSON body instead of a stream
     drop: bool = False  # cut the connection after the frames
     stall: bool = False  # after the frames, wait until the fake is released
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. retry-after
 
     def response(self, release: asyncio.Event | None, hung_up: threading.Event) -> Response:
         if self.body is not None:
-            return JSONResponse(self.body, status_code=self.status)
+            return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
         async def frames() -> AsyncIterator[bytes]:
             done = False
@@ -50,7 +52,9 @@ class Reply:
             if self.drop:
                 raise DropConnection("dropped by the fake provider")
 
-        return StreamingResponse(frames(), status_code=self.status, media_type="text/event-stream")
+        return StreamingResponse(
+            frames(), status_code=self.status, media_type="text/event-stream", headers=self.headers
+        )
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Received:
     path: str
     headers: dict[str, str]
     json: dict[str, Any]
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 class FakeProvider:
@@ -91,7 +96,12 @@ class FakeProvider:
         if self.release is None:
             self.release = asyncio.Event()
         self.requests.append(
-            Received(request.url.path, dict(request.headers), json.loads(await request.body()))
+            Received(
+                request.url.path,
+                dict(request.headers),
+                json.loads(await request.body()),
+                time.monotonic(),
+            )
         )
         if not self.script:
             return JSONResponse({"error": {"type": "api_error", "message": "unscripted"}}, 500)

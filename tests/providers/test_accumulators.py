@@ -22,7 +22,7 @@ from spool.worker.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from spool.worker.providers.failures import _from_status
+from spool.worker.providers.failures import _from_status, retry_after, retry_delay
 from spool.worker.providers.openai_wire import CompletionSnapshot
 from tests.fakes import anthropic_sse as a
 from tests.fakes import openai_sse as o
@@ -122,6 +122,25 @@ def test_openai_length_and_bad_arguments() -> None:
 def test_failure_mapping(status: int, kind: str | None, code: str, retryable: bool) -> None:
     error = _from_status(status, kind, "m")
     assert (error.code, error.retryable) == (code, retryable)
+
+
+def test_retry_after_headers() -> None:
+    assert retry_after({"retry-after": "7"}) == 7.0
+    assert retry_after({"retry-after": "1.5", "retry-after-ms": "250"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, now=1445412500) == 10
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, now=1445412600) == 0
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
+def test_retry_delay_is_jittered_and_never_before_retry_after() -> None:
+    assert retry_delay(0, 1.0, None, rand=lambda: 0.0) == 0.5
+    assert retry_delay(2, 1.0, None, rand=lambda: 0.999) == pytest.approx(4.0, abs=0.01)
+    assert retry_delay(1, 1.0, 3.0, rand=lambda: 0.0) == 3.0
+    assert retry_delay(1, 1.0, 3.0, rand=lambda: 0.5) == 3.5
+    delays = {retry_delay(1, 1.0, None) for _ in range(20)}
+    assert len(delays) > 1
+    assert all(1.0 <= d < 2.0 for d in delays)
 
 
 def test_memory_keeps_the_newest_exchanges_within_bounds() -> None:

@@ -240,6 +240,43 @@ async def test_429_then_success_retries_with_a_warning(
     assert [e.event for e in events].count("step.started") == 1
 
 
+async def test_retry_waits_for_retry_after(http: httpx.AsyncClient, fake: FakeProvider) -> None:
+    """The stack's own backoff is 0.01 s: only the provider's `retry-after: 1` explains a
+    second request a second later."""
+    fake.reset(
+        Reply(
+            status=429,
+            body=a.error_body("rate_limit_error", "slow down"),
+            headers={"retry-after": "1"},
+        ),
+        text_reply("ok"),
+    )
+    events = await follow_job(http, await submit(http, model=MODEL))
+    done = events[-1].json
+    assert done["output_text"] == "ok", done
+    first, second = fake.requests
+    assert second.at - first.at >= 1.0
+    assert "after 1.0" in done["warnings"][0], done["warnings"]
+
+
+async def test_retry_after_beyond_the_bound_fails_at_once(
+    http: httpx.AsyncClient, fake: FakeProvider
+) -> None:
+    fake.reset(
+        Reply(
+            status=529,
+            body=a.error_body("overloaded_error", "Overloaded"),
+            headers={"retry-after": "3600"},
+        ),
+        text_reply("never sent"),
+    )
+    events = await follow_job(http, await submit(http, model=MODEL))
+    failed = events[-1].json
+    assert failed["type"] == "job.failed"
+    assert failed["error"]["code"] == "provider_overloaded"
+    assert len(fake.requests) == 1
+
+
 async def test_idle_timeout_is_provider_timeout(
     http: httpx.AsyncClient, fake: FakeProvider
 ) -> None:

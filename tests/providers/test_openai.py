@@ -188,6 +188,18 @@ async def test_429_then_success(http: httpx.AsyncClient, fake: FakeProvider) -> 
     assert len(fake.requests) == 2
 
 
+async def test_429_retry_after_ms(http: httpx.AsyncClient, fake: FakeProvider) -> None:
+    """OpenAI's `retry-after-ms` header sets the wait (the stack's backoff is 0.01 s)."""
+    limited = {"error": {"message": "Rate limit", "type": "requests"}}
+    fake.reset(
+        Reply(status=429, body=limited, headers={"retry-after-ms": "700"}), text_reply("later")
+    )
+    events = await follow_job(http, await submit(http, model=MODEL))
+    assert events[-1].json["output_text"] == "later"
+    first, second = fake.requests
+    assert second.at - first.at >= 0.7
+
+
 async def test_unknown_agent_or_endpoint_is_422(http: httpx.AsyncClient) -> None:
     for body in ({"agent": "nobody"}, {"model": "nowhere:m"}, {"model": "openai"}):
         response = await http.post("/v1/jobs", json={"input": "hi", **body})

@@ -9,8 +9,17 @@
 | other 4xx | `provider_bad_request` | no |
 | connect / read timeout | `provider_timeout` | no |
 | refused connection, stream cut mid-way | `provider_disconnected` | yes |
+
+A provider's `Retry-After` (seconds or an HTTP date) or `retry-after-ms` header rides on
+the error as `retry_after_s`; `retry_delay` turns it and the attempt number into the wait
+before the next try: never sooner than the provider asked, and spread by jitter so that
+many jobs limited at once do not come back at once.
 """
 
+import random
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anthropic
@@ -41,13 +50,60 @@ def error_type(body: Any) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+MAX_RETRY_AFTER_S = 60.0  # a provider asking for a longer wait is not retried: the job fails
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the provider asked us to wait: `retry-after-ms`, else `retry-after` as a
+    number of seconds or an HTTP date; None when absent or unreadable."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def retry_delay(
+    attempt: int,
+    base_s: float,
+    retry_after_s: float | None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """The wait before retry `attempt + 1` (attempt counts from 0).
+
+    Without `Retry-After`: exponential backoff with "equal jitter", uniformly in
+    [b/2, b) for b = base_s * 2**attempt. With it: that many seconds plus up to one
+    `base_s` of jitter (never sooner than asked)."""
+    if retry_after_s is not None:
+        return retry_after_s + rand() * base_s
+    backoff: float = base_s * 2**attempt
+    return backoff / 2 + rand() * backoff / 2
+
+
 def classify(exc: Exception) -> ProviderError:
     if isinstance(exc, TIMEOUTS):
         return ProviderError("provider_timeout", f"the provider timed out: {exc}")
     if isinstance(exc, CONNECTION):
         return ProviderError("provider_disconnected", f"connection failed: {exc}", retryable=True)
     if isinstance(exc, STATUS):
-        return _from_status(exc.status_code, error_type(exc.body), str(exc))
+        error = _from_status(exc.status_code, error_type(exc.body), str(exc))
+        error.retry_after_s = retry_after(exc.response.headers)
+        if error.retry_after_s is not None and error.retry_after_s > MAX_RETRY_AFTER_S:
+            error.retryable = False
+        return error
     if isinstance(exc, anthropic.APIError | openai.APIError):  # an error event mid-stream
         return _from_status(200, error_type(exc.body), str(exc))
     return ProviderError("provider_error", f"{type(exc).__name__}: {exc}")
