@@ -10,11 +10,14 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 import redis
 
 from spool.api.auth import OPEN_TENANT
 from spool.shared.keys import Keys, SessionRef
 from tests.helpers import follow_job, submit
+
+pytestmark = pytest.mark.inprocess
 
 DEADLINE_S = 20.0
 

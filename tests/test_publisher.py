@@ -19,6 +19,8 @@ from spool.worker.batcher import Batcher
 from spool.worker.publisher import Publisher
 from spool_client.events import StepFinished, StepStarted, TextDelta, ThinkingDelta, Usage
 
+pytestmark = pytest.mark.inprocess
+
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
