@@ -12,7 +12,7 @@ import redis
 
 from spool.api.auth import OPEN_TENANT
 from spool.shared.keys import Keys, SessionRef
-from tests.helpers import TERMINAL, follow_job, read_stream, submit
+from tests.helpers import TERMINAL, follow_job, read_stream, submit, until
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
 
@@ -158,7 +158,13 @@ async def test_on_busy_reject_is_409_and_interrupt_cancels_the_running_job(
     newer = await submit(http, session_id=session_id, on_busy="interrupt", parameters=QUICK)
     assert (await follow_job(http, running))[-1].event == "job.cancelled"
     assert (await follow_job(http, newer))[-1].event == "job.completed"
-    assert (await http.get(f"/v1/sessions/{session_id}")).json()["busy"] is False
+
+    async def idle() -> bool:
+        return (await http.get(f"/v1/sessions/{session_id}")).json()["busy"] is False
+
+    # the session's FIFO (main Redis) moves on one round trip after the terminal event
+    # (stream Redis): the two cannot be one atomic write, so `busy` turns false just after
+    await until(idle, "the session to be idle after its last job ended")
     accepted = await submit(http, session_id=session_id, on_busy="reject", parameters=QUICK)
     assert (await follow_job(http, accepted))[-1].event == "job.completed"
 
