@@ -43,7 +43,13 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 @click.option("--plot", default="bench.png", show_default=True, type=click.Path(path_type=Path))
 def bench(**kw: Any) -> None:
     """Load and latency benchmark against Spool and the direct baseline (docs/benchmarks.md)."""
-    from spool.cli import bench as run_bench  # imported here: only `spool bench` needs it
+    try:  # imported here: only `spool bench` needs it, and its extra
+        from spool.cli import bench as run_bench
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"spool bench needs the bench extra ({exc.name} is missing): "
+            "pip install './clients/python' '.[bench]'"
+        ) from None
 
     opts = run_bench.Options(
         p1_jobs=kw["p1_jobs"],
