@@ -13,6 +13,8 @@ import redis
 from tests.helpers import follow_job, read_stream, submit, until
 from tests.procs import Api, Worker, service_env
 
+pytestmark = pytest.mark.process
+
 SLOW = {"text": "slow " * 200, "tokens_per_second": 20, "ttft_ms": 0}
 QUICK = {"text": "a b c", "tokens_per_second": 500, "ttft_ms": 0}
 LIMITS = {

@@ -18,6 +18,8 @@ from tests.fakes.stack import of
 from tests.helpers import follow_job, submit
 from tests.procs import wait_for
 
+pytestmark = pytest.mark.process
+
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 
 
