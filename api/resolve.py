@@ -5,7 +5,6 @@ every mistake is a 422 at submit time rather than a failed job later."""
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from spool.api.errors import ApiError
 from spool.shared import toolnames
@@ -19,7 +18,6 @@ from spool.shared.jobs import (
     behind_ms,
     coalesce_ms,
 )
-from spool.shared.keys import Keys
 from spool.shared.settings import Settings
 from spool.shared.templates import PREVIOUS, TemplateError, check, placeholders, render
 
@@ -130,18 +128,17 @@ def approval_timeout(parameters: dict[str, Any], default: float) -> float:
     return float(value)
 
 
-async def check_tools(redis: Redis, keys: Keys, names: set[str]) -> None:
+async def check_tools(served: toolnames.ServedNames, names: set[str]) -> None:
     """422 for a tool no live worker serves (when workers have said what they serve)."""
     if not names:
         return
-    served = await toolnames.served(redis, keys)
-    if served is None:
-        return  # no worker has published: the worker that runs the job decides
-    unknown = sorted(names - served)
-    if unknown:
-        known = ", ".join(sorted(served))
+    found = await served.unknown(names)
+    if found is not None:
+        unknown, known = found
         raise ApiError(
-            422, "unknown_tool", f"Unknown tool(s) {', '.join(unknown)} (known: {known})."
+            422,
+            "unknown_tool",
+            f"Unknown tool(s) {', '.join(unknown)} (known: {', '.join(sorted(known))}).",
         )
 
 

@@ -12,9 +12,10 @@ from spool.api.errors import ApiError
 from spool.api.formats import SPOOL, Format, FormatName, parse_format
 from spool.api.idempotency import Accepted
 from spool.api.openapi import EventStream, doc
-from spool.api.sse import resolve_cursor, sse_response
+from spool.api.sse import Cursor, resolve_cursor, sse_response
 from spool.api.state import AppState, State
-from spool.api.submission import decode_request, submit_job
+from spool.api.submission import Acceptance, decode_request, submit_job
+from spool.shared.ids import before, parse_stream_id
 from spool.shared.jobs import FINISHED_STATUSES, JobRecord, JobRequest, JobView, PendingApproval
 from spool.shared.keys import SessionRef
 
@@ -43,7 +44,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
-async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Accepted:
+async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Acceptance:
     """Decode, validate and enqueue the body, once per `Idempotency-Key`."""
     req = decode_request(await read_body(request, state.settings.max_body_bytes))
     return await accept_request(state, tenant, key, req)
@@ -51,20 +52,20 @@ async def accept(request: Request, state: AppState, tenant: str, key: str | None
 
 async def accept_request(
     state: AppState, tenant: str, key: str | None, req: JobRequest
-) -> Accepted:
+) -> Acceptance:
     """Enqueue `req`, once per `Idempotency-Key` (every route that runs a job comes here)."""
     if key is None:
         return await submit_job(state, tenant, req)
     first = await state.idempotency.claim(tenant, key, req)
     if first is not None:
-        return first
+        return Acceptance(first)
     try:
-        accepted = await submit_job(state, tenant, req)
+        done = await submit_job(state, tenant, req)
     except BaseException:
         await state.idempotency.release(tenant, key)
         raise
-    await state.idempotency.complete(tenant, key, req, accepted)
-    return accepted
+    await state.idempotency.complete(tenant, key, req, done.accepted)
+    return done
 
 
 @router.post(
@@ -77,7 +78,8 @@ async def create_job(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Enqueue a generation job; follow it at `events_url`."""
-    return json_response(await accept(request, state, tenant, idempotency_key), 202)
+    done = await accept(request, state, tenant, idempotency_key)
+    return json_response(done.accepted, 202)
 
 
 @router.post(
@@ -94,21 +96,26 @@ async def create_and_stream(
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
     fmt = parse_format(format)  # before anything is enqueued
-    accepted = await accept(request, state, tenant, idempotency_key)
-    return await stream_accepted(state, tenant, accepted, fmt)
+    done = await accept(request, state, tenant, idempotency_key)
+    return await stream_accepted(state, tenant, done, fmt)
 
 
 async def stream_accepted(
     state: AppState,
     tenant: str,
-    accepted: Accepted,
+    done: Acceptance,
     fmt: Format | None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The stream of a job just accepted, from its `job.queued`; the headers name the job and
     its session, for a client that loses the stream and resumes it on the events route."""
+    accepted = done.accepted
     session = SessionRef(tenant, accepted.session_id)
-    cursor = await resolve_cursor(state, session, accepted.job_id, None)
+    queued = parse_stream_id(done.queued_id) if done.queued_id is not None else None
+    if queued is not None:  # just appended: no need to read the job's marks
+        cursor: Cursor | None = Cursor(after=before(queued), job_id=accepted.job_id.encode())
+    else:
+        cursor = await resolve_cursor(state, session, accepted.job_id, None)
     ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
     return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})})
 

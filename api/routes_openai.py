@@ -134,12 +134,13 @@ async def chat_completions(
     """Run the conversation as a job; stream `chat.completion.chunk`s or answer one
     `chat.completion`."""
     req = await decode_body(request, state, ChatCompletionRequest)
-    accepted = await accept_request(state, tenant, idempotency_key, to_job(state, req))
+    done = await accept_request(state, tenant, idempotency_key, to_job(state, req))
+    accepted = done.accepted
     ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
     if req.stream:
         usage = req.stream_options is not None and req.stream_options.include_usage
         fmt = Format("openai", functools.partial(OpenAI, include_usage=usage))
-        return await stream_accepted(state, tenant, accepted, fmt, ids)
+        return await stream_accepted(state, tenant, done, fmt, ids)
     session = SessionRef(tenant, accepted.session_id)
     terminal = await wait_for_end(state, session, accepted.job_id)
     if isinstance(terminal, JobFailed):

@@ -53,8 +53,8 @@ async def grampus_stream(
         metadata=req.metadata,
         **agent_or_model(state, req.agent_id),
     )
-    accepted = await accept_request(state, tenant, idempotency_key, job)
-    return await stream_accepted(state, tenant, accepted, FORMATS["grampus"])
+    done = await accept_request(state, tenant, idempotency_key, job)
+    return await stream_accepted(state, tenant, done, FORMATS["grampus"])
 
 
 class InputItem(msgspec.Struct, kw_only=True):
@@ -110,5 +110,5 @@ async def generate_stream(
         metadata={"service_name": req.service_name} if req.service_name else None,
         **agent_or_model(state, req.model_name),
     )
-    accepted = await accept_request(state, tenant, idempotency_key, job)
-    return await stream_accepted(state, tenant, accepted, FORMATS["generate"])
+    done = await accept_request(state, tenant, idempotency_key, job)
+    return await stream_accepted(state, tenant, done, FORMATS["generate"])

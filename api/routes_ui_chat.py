@@ -104,8 +104,8 @@ async def ui_chat(
 ) -> Response:
     """Run a job in session `id` and answer with its AI SDK UI message stream."""
     req = await decode_body(request, state, UIChatRequest)
-    accepted = await accept_request(state, tenant, idempotency_key, to_job(req))
-    return await stream_accepted(state, tenant, accepted, AI_SDK)
+    done = await accept_request(state, tenant, idempotency_key, to_job(req))
+    return await stream_accepted(state, tenant, done, AI_SDK)
 
 
 @events_router.get(

@@ -18,6 +18,8 @@ from spool.shared.settings import Settings
 from spool.shared.singleflight import SingleFlight
 from spool.shared.store import JobStore
 from spool.shared.streams import StreamWriter
+from spool.shared.submit import Submitter
+from spool.shared.toolnames import ServedNames
 
 Role = Literal["all", "jobs", "events"]
 
@@ -64,6 +66,20 @@ class AppState:
         self.hub = Hub(self.clients.streams, keys)
         self.streams = StreamCounts()
         self.limits = TenantLimits(self.clients.main, keys, settings)
+        self.tool_names = ServedNames(self.clients.main, keys)
+        # one Redis for everything: a submission is one script call (shared/submit.py)
+        self.submitter = (
+            Submitter(
+                self.clients.main,
+                keys,
+                self.store,
+                self.limits,
+                self.sessions,
+                settings.stream_maxlen,
+            )
+            if self.clients.streams is self.clients.main
+            else None
+        )
 
     async def aclose(self) -> None:
         await self.hub.aclose()

@@ -1,7 +1,14 @@
-"""Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue."""
+"""Turning a `POST /v1/jobs` body into a queued job: validate, claim the session, enqueue.
+
+When the streams live on the main Redis (the default), everything after validation is one
+script call (`shared/submit.py`); with a separate stream Redis it is four round trips:
+limits, record, `job.queued`, the session's FIFO (each refusal after the first write is
+undone: the job ends `job.failed` and stops counting).
+"""
 
 import contextlib
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -27,6 +34,7 @@ from spool.shared.keys import TOMBSTONE_S, SessionRef
 from spool.shared.settings import Settings
 from spool.shared.store import SessionDeleted
 from spool.shared.streams import Outgoing, StreamClosed
+from spool.shared.submit import Submitter
 from spool_client.events import ErrorInfo, JobFailed, JobQueued, Usage, encoder
 
 ACTIVE_RETRY_S = 5
@@ -76,25 +84,27 @@ def build_spec(
     )
 
 
-async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
+class Acceptance(NamedTuple):
+    """A job accepted: the response, and its `job.queued` stream id (None when the response
+    is an earlier request's, for a repeated `Idempotency-Key`)."""
+
+    accepted: Accepted
+    queued_id: bytes | None = None
+
+
+async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Acceptance:
     session_id = req.session_id or new_session_id()
     spec = build_spec(req, agents_of(state), state.settings, tenant, session_id)
     await check_tools(
-        state.clients.main,
-        state.keys,
-        {*spec.tools, *(t for step in spec.chain for t in step.tools)},
+        state.tool_names, {*spec.tools, *(t for step in spec.chain for t in step.tools)}
     )
     session = SessionRef(tenant, session_id)
+    if state.submitter is not None:
+        return await _submit_at_once(state.submitter, state, session, spec, req)
     if req.on_busy == "reject" and await state.sessions.busy(session):
         raise _busy(session_id)  # the common case, before anything is written
     if not await state.limits.admit(tenant, spec.job_id):
-        limit = state.settings.tenant_max_active_jobs
-        raise ApiError(
-            429,
-            "too_many_active_jobs",
-            f"This tenant has {limit} jobs queued or running (SPOOL_TENANT_MAX_ACTIVE_JOBS).",
-            {"Retry-After": str(ACTIVE_RETRY_S)},
-        )
+        raise _too_many_active(state)
     try:
         return await _submit(state, session, spec, req)
     except BaseException:  # not queued (or not surely): it stops counting at once
@@ -103,36 +113,72 @@ async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Accepted:
         raise
 
 
-async def _submit(state: AppState, session: SessionRef, spec: JobSpec, req: JobRequest) -> Accepted:
-    session_id, tenant = session.session_id, session.tenant
-    job_id, model = spec.job_id, spec.model
-    now = datetime.now(UTC)
-    try:
-        job_count = await state.store.create(
-            JobRecord(
-                job_id=job_id,
-                session_id=session_id,
-                tenant=tenant,
-                status="queued",
-                model=model,
-                created_at=now,
-                spec=spec,
-            )
-        )
-    except SessionDeleted:
-        raise _deleted(session_id) from None
+def _record(session: SessionRef, spec: JobSpec) -> JobRecord:
+    return JobRecord(
+        job_id=spec.job_id,
+        session_id=session.session_id,
+        tenant=session.tenant,
+        status="queued",
+        model=spec.model,
+        created_at=datetime.now(UTC),
+        spec=spec,
+    )
+
+
+def _queued(session: SessionRef, spec: JobSpec, req: JobRequest) -> Outgoing:
     queued = JobQueued(
-        job_id=job_id,
+        job_id=spec.job_id,
         seq=0,
         ts=now_ms(),
-        session_id=session_id,
-        model=model,
+        session_id=session.session_id,
+        model=spec.model,
         metadata=req.metadata,
     )
+    return Outgoing("job.queued", 0, encoder.encode(queued))
+
+
+def _accepted(session: SessionRef, job_id: str, queued_id: bytes | None) -> Acceptance:
+    metrics.JOBS_SUBMITTED.inc()
+    session_id = session.session_id
+    accepted = Accepted(
+        job_id=job_id,
+        session_id=session_id,
+        status="queued",
+        events_url=f"/v1/sessions/{session_id}/events?job_id={job_id}",
+    )
+    return Acceptance(accepted, queued_id)
+
+
+async def _submit_at_once(
+    submitter: Submitter, state: AppState, session: SessionRef, spec: JobSpec, req: JobRequest
+) -> Acceptance:
+    """Everything in one script call; every refusal comes before anything is written."""
+    mode = "reject" if req.on_busy == "reject" else "enqueue"
+    done = await submitter.submit(
+        session, _record(session, spec), _queued(session, spec, req), mode
+    )
+    if done.verdict == "deleted":
+        raise _deleted(session.session_id)
+    if done.verdict == "busy":
+        raise _busy(session.session_id)
+    if done.verdict == "limit":
+        raise _too_many_active(state)
+    if req.on_busy == "interrupt":
+        for ahead in done.ahead:
+            await request_cancel(state, session, ahead)
+    return _accepted(session, spec.job_id, done.queued_id)
+
+
+async def _submit(
+    state: AppState, session: SessionRef, spec: JobSpec, req: JobRequest
+) -> Acceptance:
+    session_id, job_id = session.session_id, spec.job_id
     try:
-        await state.writer.append(
-            session, job_id, 0, [Outgoing("job.queued", 0, encoder.encode(queued))]
-        )
+        job_count = await state.store.create(_record(session, spec))
+    except SessionDeleted:
+        raise _deleted(session_id) from None
+    try:
+        ids = await state.writer.append(session, job_id, 0, [_queued(session, spec, req)])
     except StreamClosed:  # deleted since the record was written
         raise _deleted(session_id) from None
     try:
@@ -144,12 +190,16 @@ async def _submit(state: AppState, session: SessionRef, spec: JobSpec, req: JobR
         error = ErrorInfo(code="enqueue_failed", message="The job could not be queued.")
         await _end_unqueued(state, session, job_id, error)
         raise
-    metrics.JOBS_SUBMITTED.inc()
-    return Accepted(
-        job_id=job_id,
-        session_id=session_id,
-        status="queued",
-        events_url=f"/v1/sessions/{session_id}/events?job_id={job_id}",
+    return _accepted(session, job_id, ids[0] if ids else None)
+
+
+def _too_many_active(state: AppState) -> ApiError:
+    limit = state.settings.tenant_max_active_jobs
+    return ApiError(
+        429,
+        "too_many_active_jobs",
+        f"This tenant has {limit} jobs queued or running (SPOOL_TENANT_MAX_ACTIVE_JOBS).",
+        {"Retry-After": str(ACTIVE_RETRY_S)},
     )
 
 

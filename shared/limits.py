@@ -21,18 +21,27 @@ from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 from spool.shared.settings import Settings
 
-ADMIT_LUA = """
-local active, tenants = KEYS[1], KEYS[2]
-local now, deadline, limit, job, tenant = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
-if redis.call('ZCARD', active) >= limit then
-  return 0
+# admit_active(active, tenants, now, deadline, limit, job, tenant) -> 1 | 0 (over the
+# limit: nothing written); also inside the one-script submission (`shared/submit.py`)
+ADMIT_FUNCTION = """
+local function admit_active(active, tenants, now, deadline, limit, job, tenant)
+  redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
+  if redis.call('ZCARD', active) >= tonumber(limit) then
+    return 0
+  end
+  redis.call('ZADD', active, deadline, job)
+  redis.call('PEXPIREAT', active, deadline)
+  redis.call('ZADD', tenants, deadline, tenant)
+  return 1
 end
-redis.call('ZADD', active, deadline, job)
-redis.call('PEXPIREAT', active, deadline)
-redis.call('ZADD', tenants, deadline, tenant)
-return 1
 """
+
+ADMIT_LUA = (
+    ADMIT_FUNCTION
+    + """
+return admit_active(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+"""
+)
 
 # The jobs stop counting; a tenant with none left leaves the set of busy tenants.
 ENDED_LUA = """
@@ -59,17 +68,18 @@ class TenantLimits:
         s = self._settings
         return int((s.queue_max_wait_s + s.job_timeout_s + s.lease_s * s.max_tries) * 1000)
 
-    async def admit(self, tenant: str, job_id: str) -> bool:
-        """Count `job_id` as one of the tenant's active jobs; False if that is one too many."""
+    def admit_args(self, tenant: str, job_id: str) -> tuple[list[str], list[int | str]]:
+        """`ADMIT_FUNCTION`'s keys and its arguments (now, deadline, limit, job, tenant)."""
         now = now_ms()
         deadline = now + self._stale_after_ms()
         limit = self._settings.tenant_max_active_jobs
-        admitted: int = await awaited(
-            self._admit(
-                keys=[self._keys.active(tenant), self._keys.tenants],
-                args=[now, deadline, limit, job_id, tenant],
-            )
-        )
+        keys = [self._keys.active(tenant), self._keys.tenants]
+        return keys, [now, deadline, limit, job_id, tenant]
+
+    async def admit(self, tenant: str, job_id: str) -> bool:
+        """Count `job_id` as one of the tenant's active jobs; False if that is one too many."""
+        keys, args = self.admit_args(tenant, job_id)
+        admitted: int = await awaited(self._admit(keys=keys, args=args))
         return bool(admitted)
 
     async def ended(self, tenant: str, *job_ids: str) -> None:

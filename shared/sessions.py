@@ -18,31 +18,37 @@ from spool.shared.connections import awaited
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
 
-# KEYS: pending, session, jobs, records, history, tombstone, then the enqueue keys
-ADMIT_LUA = (
+# admit(k, i, job, mode, e, j): k[i..i+8] are the keys pending, session, jobs, records,
+# history, tombstone, then the enqueue keys; e[j..j+4] the enqueue arguments. Returns
+# {'run' | 'wait', the ids ahead...} or {'deleted'} / {'busy'} (nothing written). Also
+# inside the one-script submission (`shared/submit.py`).
+ADMIT_FUNCTION = (
     ENQUEUE_FUNCTION
     + """
-local pending = KEYS[1]
-local job, mode = ARGV[1], ARGV[2]
-if redis.call('EXISTS', KEYS[6]) == 1 then
-  return {'deleted'}
+local function admit(k, i, job, mode, e, j)
+  local pending = k[i]
+  if redis.call('EXISTS', k[i + 5]) == 1 then
+    return {'deleted'}
+  end
+  local ahead = redis.call('LRANGE', pending, 0, -1)
+  if mode == 'reject' and #ahead > 0 then
+    return {'busy'}
+  end
+  redis.call('RPUSH', pending, job)
+  for n = i, i + 4 do
+    redis.call('PERSIST', k[n])
+  end
+  if #ahead == 0 then
+    enqueue(k[i + 6], k[i + 7], k[i + 8], e[j], e[j + 1], e[j + 2], e[j + 3], e[j + 4])
+  end
+  local result = {#ahead == 0 and 'run' or 'wait'}
+  for _, id in ipairs(ahead) do result[#result + 1] = id end
+  return result
 end
-local ahead = redis.call('LRANGE', pending, 0, -1)
-if mode == 'reject' and #ahead > 0 then
-  return {'busy'}
-end
-redis.call('RPUSH', pending, job)
-for i = 1, 5 do
-  redis.call('PERSIST', KEYS[i])
-end
-if #ahead == 0 then
-  enqueue(KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-end
-local result = {#ahead == 0 and 'run' or 'wait'}
-for _, id in ipairs(ahead) do result[#result + 1] = id end
-return result
 """
 )
+
+ADMIT_LUA = ADMIT_FUNCTION + "\nreturn admit(KEYS, 1, ARGV[1], ARGV[2], ARGV, 3)\n"
 
 # KEYS: pending, session, jobs, records, history. Returns the new head; when none is
 # left, the session is idle and its keys start their retention TTL.
@@ -66,6 +72,11 @@ class Admission:
         self.verdict = verdict  # "run": enqueued now; "wait": behind `ahead`; "busy"/"deleted"
         self.ahead = ahead
 
+    @classmethod
+    def of(cls, raw: list[bytes]) -> "Admission":
+        """From `ADMIT_FUNCTION`'s reply."""
+        return cls(raw[0].decode(), [j.decode() for j in raw[1:]])
+
 
 class SessionQueue:
     def __init__(self, redis: Redis, keys: Keys, retention_s: int) -> None:
@@ -82,17 +93,14 @@ class SessionQueue:
     async def admit(self, s: SessionRef, job_id: str, mode: str) -> Admission:
         """Append `job_id` (unless `mode` is `reject` and the session is busy); enqueue it for
         the workers at once if it is first in line."""
-        raw: list[bytes] = await awaited(
-            self._admit(
-                keys=[
-                    *self._lifetime_keys(s),
-                    self._keys.tombstone(s),
-                    *enqueue_keys(self._keys, job_id),
-                ],
-                args=[job_id, mode, *enqueue_args(self._keys, s, job_id)],
-            )
-        )
-        return Admission(raw[0].decode(), [j.decode() for j in raw[1:]])
+        keys, args = self.admit_args(s, job_id)
+        raw: list[bytes] = await awaited(self._admit(keys=keys, args=[job_id, mode, *args]))
+        return Admission.of(raw)
+
+    def admit_args(self, s: SessionRef, job_id: str) -> tuple[list[str], list[bytes | int | str]]:
+        """`ADMIT_FUNCTION`'s keys and its enqueue arguments."""
+        keys = [*self._lifetime_keys(s), self._keys.tombstone(s), *enqueue_keys(self._keys, job_id)]
+        return keys, enqueue_args(self._keys, s, job_id)
 
     async def advance(self, s: SessionRef, finished_job_id: str) -> str | None:
         """Remove the finished head (if it is still the head); return the new head."""

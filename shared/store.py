@@ -29,23 +29,33 @@ RECORD_FIELDS = tuple(f.name for f in msgspec.structs.fields(JobRecord))
 # A new job in a session. A live session (no TTL: a job is queued or running) keeps no
 # TTL; a new or idle one gets the retention TTL until the job is admitted (which removes
 # it), so keys of a submission that died half-way still expire.
-CREATE_LUA = """
-local session, records, jobs, tomb = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local tenant, now, ttl, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('EXISTS', tomb) == 1 then
-  return 'deleted'
-end
-redis.call('HSETNX', session, 'tenant', tenant)
-redis.call('HSETNX', session, 'created_at_ms', now)
-redis.call('HSET', records, unpack(ARGV, 5))
-local count = redis.call('RPUSH', jobs, job_id)
-for _, key in ipairs({session, records, jobs}) do
-  if redis.call('TTL', key) ~= -1 then
-    redis.call('EXPIRE', key, ttl)
+# create(session, records, jobs, tomb, tenant, now, ttl, job_id, fields, from) -> the
+# session's job count, or 'deleted'; `fields[from..]` are the record's field/value pairs.
+# Also inside the one-script submission (`shared/submit.py`).
+CREATE_FUNCTION = """
+local function create(session, records, jobs, tomb, tenant, now, ttl, job_id, fields, from)
+  if redis.call('EXISTS', tomb) == 1 then
+    return 'deleted'
   end
+  redis.call('HSETNX', session, 'tenant', tenant)
+  redis.call('HSETNX', session, 'created_at_ms', now)
+  redis.call('HSET', records, unpack(fields, from))
+  local count = redis.call('RPUSH', jobs, job_id)
+  for _, key in ipairs({session, records, jobs}) do
+    if redis.call('TTL', key) ~= -1 then
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+  return count
 end
-return count
 """
+
+CREATE_LUA = (
+    CREATE_FUNCTION
+    + """
+return create(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV, 5)
+"""
+)
 
 UPDATE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -78,22 +88,24 @@ class JobStore:
         returns how many jobs the session has. Raises `SessionDeleted` while the session's
         tombstone lives."""
         s, k = rec.session, self.keys
-        fields: list[Any] = []
-        for name, value in msgspec.structs.asdict(rec).items():
-            fields += (f"{rec.job_id}.{name}", _encode(value))
+        keys, args = self.create_args(rec)
         outcome, _ = await asyncio.gather(
-            awaited(
-                self._create(
-                    keys=[k.session(s), k.records(s), k.jobs(s), k.tombstone(s)],
-                    args=[rec.tenant, now_ms(), self.retention_s, rec.job_id, *fields],
-                )
-            ),
+            awaited(self._create(keys=keys, args=args)),
             awaited(self.redis.set(k.job_index(rec.job_id), index_value(s))),
         )
         if outcome == b"deleted":
             await self.redis.delete(k.job_index(rec.job_id))
             raise SessionDeleted(s.session_id)
         return int(outcome)
+
+    def create_args(self, rec: JobRecord) -> tuple[list[str], list[Any]]:
+        """`CREATE_FUNCTION`'s keys (session, records, jobs, tombstone) and arguments
+        (tenant, now, ttl, job id, then the record's fields and values)."""
+        s, k = rec.session, self.keys
+        args: list[Any] = [rec.tenant, now_ms(), self.retention_s, rec.job_id]
+        for name, value in msgspec.structs.asdict(rec).items():
+            args += (f"{rec.job_id}.{name}", _encode(value))
+        return [k.session(s), k.records(s), k.jobs(s), k.tombstone(s)], args
 
     async def update(self, s: SessionRef, job_id: str, **fields: Any) -> bool:
         """Set some of the job's fields; False (nothing written) if the session is gone."""

@@ -9,6 +9,7 @@ stopped long ago) the API cannot know: it accepts the job, and the worker that r
 fails it with `unknown_tool` if it does not serve the tool.
 """
 
+import time
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
@@ -42,3 +43,30 @@ async def served(redis: Redis, keys: Keys) -> set[str] | None:
     now = now_ms()
     live = {name.decode() for name, until in raw.items() if int(until) > now}
     return live or None
+
+
+class ServedNames:
+    """`served`, remembered for `fresh_s`: a submission naming only tools in the remembered
+    set skips the read; any other name is checked against a new read before it is refused
+    (a tool a worker has just started serving is never refused from an old copy)."""
+
+    def __init__(self, redis: Redis, keys: Keys, fresh_s: float = 1.0) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._fresh_s = fresh_s
+        self._names: set[str] | None = None
+        self._read_at = float("-inf")
+
+    async def unknown(self, names: set[str]) -> tuple[list[str], set[str]] | None:
+        """None when every name is served (or no worker has said what it serves); else the
+        unknown names and the served ones."""
+        now = time.monotonic()
+        fresh = self._names is not None and now - self._read_at < self._fresh_s
+        if fresh and self._names is not None and names <= self._names:
+            return None
+        served_now = await served(self._redis, self._keys)
+        self._names, self._read_at = served_now, now
+        if served_now is None:
+            return None  # no worker has published: the worker that runs the job decides
+        unknown = sorted(names - served_now)
+        return (unknown, served_now) if unknown else None

@@ -21,6 +21,8 @@ from tests.helpers import TERMINAL, submit
 from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
 
+pytestmark = pytest.mark.process
+
 SETTINGS = {
     "api_keys": "acme:k-acme,globex:k-globex",
     "lease_s": "2",

@@ -15,6 +15,8 @@ from spool_client import ApprovalView, ClientError, SpoolClient, StreamEvent, Sy
 from tests.procs import Api
 from tests.test_cli import SPOOL, spool
 
+pytestmark = pytest.mark.process
+
 CALL = {"name": "calculator", "arguments": {"expression": "6*7"}}
 PARAMS = {"text": "Let me compute.", "tool_calls": [CALL], "ttft_ms": 0, "tokens_per_second": 500}
 FLAGS = ["--tools", "calculator", "--require-approval", "-p", f"tool_calls={json.dumps([CALL])}"]

@@ -11,6 +11,8 @@ from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 from spool.worker.claim import Claimer
 
+pytestmark = pytest.mark.inprocess
+
 KEYS = Keys("claimtest")
 IN_PROGRESS_MS = 60_000
 

@@ -5,9 +5,13 @@ templated case."""
 import json
 from pathlib import Path
 
+import pytest
+
 from spool_client import SpoolClient
 from tests.procs import Api
 from tests.test_cli import spool
+
+pytestmark = pytest.mark.process
 
 FAST = {"ttft_ms": 0, "tokens_per_second": 500}
 

@@ -25,6 +25,8 @@ from tests.procs import Api, Worker, service_env
 from tests.sse import Frame, frames
 from tests.topology import LocalCluster, client_list
 
+pytestmark = pytest.mark.process
+
 MAX_CONNECTIONS = 4  # SPOOL_REDIS_MAX_CONNECTIONS: the pool bound, per node
 WORDS = ["Durable", "streams", "keep", "every", "token", "of", "an", "answer", "🚀", "流式"]
 

@@ -143,7 +143,7 @@ async def test_jobs_of_one_session_run_one_at_a_time_in_order_with_three_workers
 
 
 async def test_on_busy_reject_is_409_and_interrupt_cancels_the_running_job(
-    http: httpx.AsyncClient, session_id: str
+    http: httpx.AsyncClient, session_id: str, redis_url: str
 ) -> None:
     running = await submit(http, session_id=session_id, parameters=SLOW)
     status, head = await read_stream(http, running["events_url"], max_events=4)
@@ -154,7 +154,14 @@ async def test_on_busy_reject_is_409_and_interrupt_cancels_the_running_job(
     )
     assert reply.status_code == 409
     assert reply.json()["error"]["code"] == "session_busy"
-    assert (await http.get(f"/v1/sessions/{session_id}")).json()["busy"] is True
+    view = (await http.get(f"/v1/sessions/{session_id}")).json()
+    assert view["busy"] is True
+    # refused before anything was written: no record, no job.queued in the stream
+    assert [j["job_id"] for j in view["jobs"]] == [running["job_id"]]
+    entries = redis.Redis.from_url(redis_url).xrange(
+        KEYS.stream(SessionRef(OPEN_TENANT, session_id))
+    )
+    assert {fields[b"j"] for _, fields in entries} == {running["job_id"].encode()}
 
     newer = await submit(http, session_id=session_id, on_busy="interrupt", parameters=QUICK)
     assert (await follow_job(http, running))[-1].event == "job.cancelled"

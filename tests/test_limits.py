@@ -1,15 +1,19 @@
 """Limits (contract §4): active and running jobs per tenant, open streams per tenant, and
 what one job may append; each over-limit answer is a 429 naming the limit."""
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.helpers import follow_job, read_stream, submit, until
 from tests.procs import Api, Worker, service_env
+
+pytestmark = pytest.mark.process
 
 SLOW = {"text": "slow " * 200, "tokens_per_second": 20, "ttft_ms": 0}
 QUICK = {"text": "a b c", "tokens_per_second": 500, "ttft_ms": 0}
@@ -70,12 +74,19 @@ def assert_429(response: httpx.Response, code: str) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
-async def test_active_jobs_per_tenant(tenants: dict[str, httpx.AsyncClient]) -> None:
+async def test_active_jobs_per_tenant(
+    tenants: dict[str, httpx.AsyncClient], redis_url: str
+) -> None:
     acme, globex = tenants["acme"], tenants["globex"]
     jobs = [await submit(acme, parameters=SLOW) for _ in range(3)]
-    over = await acme.post("/v1/jobs", json={"input": "one more", "parameters": QUICK})
+    refused = f"refused-{uuid.uuid4().hex}"
+    body = {"input": "one more", "parameters": QUICK, "session_id": refused}
+    over = await acme.post("/v1/jobs", json=body)
     assert_429(over, "too_many_active_jobs")
     assert "SPOOL_TENANT_MAX_ACTIVE_JOBS" in over.json()["error"]["message"]
+    # refused before anything was written: the session does not exist, nothing is in Redis
+    assert (await acme.get(f"/v1/sessions/{refused}")).status_code == 404
+    assert redis.Redis.from_url(redis_url).keys(f"*{refused}*") == []
     # another tenant is not affected
     assert (await follow_job(globex, await submit(globex, parameters=QUICK)))[-1].event == (
         "job.completed"

@@ -13,6 +13,8 @@ from spool.cli.embedded import free_port
 from tests.helpers import follow_job, read_stream, submit
 from tests.procs import Api, Proc, service_env, wait_for
 
+pytestmark = pytest.mark.process
+
 QUICK = {"text": "a b c", "tokens_per_second": 500, "ttft_ms": 0}
 
 

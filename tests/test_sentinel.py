@@ -15,6 +15,8 @@ from tests.helpers import follow_job
 from tests.procs import Api, Worker, service_env
 from tests.topology import LocalSentinel
 
+pytestmark = pytest.mark.process
+
 
 def test_sentinel_urls_parse_and_bad_ones_are_refused() -> None:
     assert parse_sentinel_url("redis+sentinel://h1:26379,h2:26380/spoolq/2") == SentinelUrl(

@@ -10,12 +10,15 @@ import redis
 from spool.api.errors import ApiError
 from spool.api.resolve import apply_agent
 from spool.shared.agents import Agent, AgentsFile
+from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRequest
 from spool.shared.keys import Keys
 from spool.shared.templates import TemplateError, render
 from tests.fakes.stack import of
 from tests.helpers import follow_job, submit
 from tests.procs import wait_for
+
+pytestmark = pytest.mark.process
 
 FAST = {"tokens_per_second": 2000, "ttft_ms": 0}
 
@@ -174,3 +177,23 @@ async def test_models_lists_capabilities_and_prices(http: httpx.AsyncClient) -> 
     assert (sonnet["streaming"], sonnet["thinking"], sonnet["tools"]) == (True, True, True)
     assert sonnet["price"]["input"] == 3.0
     assert models["openai:gpt-4o-mini"]["thinking"] is False
+
+
+async def test_a_tool_a_worker_starts_serving_is_accepted_at_once(
+    http: httpx.AsyncClient, redis_url: str
+) -> None:
+    """The API remembers the served names for a moment; a name missing from its copy is
+    checked against Redis again before it is refused."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        wait_for(lambda: bool(client.exists(Keys().tools())), 10, "the worker's tool names")
+        known = await http.post("/v1/jobs", json={"input": "x", "tools": ["calculator"]})
+        assert known.status_code == 202, known.text  # the API now holds the served names
+        unknown = await http.post("/v1/jobs", json={"input": "x", "tools": ["late_tool"]})
+        assert unknown.json()["error"]["code"] == "unknown_tool"
+        client.hset(Keys().tools(), "late_tool", now_ms() + 60_000)  # as a worker publishes
+        late = await http.post("/v1/jobs", json={"input": "x", "tools": ["late_tool"]})
+        assert late.status_code == 202, late.text
+        await http.post(f"/v1/jobs/{late.json()['job_id']}/cancel")
+    finally:
+        client.close()

@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import resource
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
 
-from spool.cli.bench.wire import Frame, SseConnection
+from spool.cli.bench.wire import Frame, follow
 
 TERMINAL = frozenset((b"job.completed", b"job.failed", b"job.cancelled"))
-CONNECTED, EVENTS, DONE, FAILED = range(4)  # slots of a generator's shared counters
+CONNECTED, EVENTS, DONE, FAILED, CPU_US = range(5)  # slots of a generator's shared counters
 
 
 class Spec(msgspec.Struct, array_like=True):
@@ -89,24 +90,36 @@ async def run_client(
 ) -> Result:
     result = Result(started=time.time())
     terminals = 0
-    try:
-        async with opening:
-            conn = await SseConnection.open(host, port, spec.path, spec.method, spec.body)
+    connected = False
+
+    def on_head() -> None:
+        nonlocal connected
+        connected = True
         counters[CONNECTED] += 1
-        try:
-            async for frame in conn.frames():
-                counters[EVENTS] += 1
-                _record(result, frame)
-                if frame.event in TERMINAL:
-                    terminals += 1
-                    if terminals == spec.stop_after:
-                        break
-        finally:
-            conn.close()
-            counters[CONNECTED] -= 1
+        opening.release()
+
+    def on_frames(frames: list[Frame]) -> bool:
+        nonlocal terminals
+        counters[EVENTS] += len(frames)
+        for frame in frames:
+            _record(result, frame)
+            if frame.event in TERMINAL:
+                terminals += 1
+                if terminals == spec.stop_after:
+                    return True
+        return False
+
+    await opening.acquire()
+    try:
+        await follow(host, port, spec.path, on_frames, spec.method, spec.body, on_head=on_head)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         counters[FAILED] += 1
+    finally:
+        if connected:
+            counters[CONNECTED] -= 1
+        else:
+            opening.release()
     counters[DONE] += 1
     return result
 
@@ -134,6 +147,22 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return None
+    return uvloop.new_event_loop
+
+
+async def _report_cpu(counters: Any, since: float, every_s: float = 0.1) -> None:
+    """The CPU time spent running clients (start-up and imports excluded) in the
+    process's counters, for the parent's CPU-per-event split."""
+    while True:
+        counters[CPU_US] = int((time.process_time() - since) * 1e6)
+        await asyncio.sleep(every_s)
+
+
 def generator_main(
     host: str,
     port: int,
@@ -146,6 +175,10 @@ def generator_main(
     """Entry point of a load-generator process: run the clients, send back the results."""
     raise_fd_limit()
     decoded = msgspec.msgpack.decode(specs, type=list[Spec])
-    results = asyncio.run(run_group(host, port, decoded, counters, open_limit, hold_limit))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        since = time.process_time()
+        runner.get_loop().create_task(_report_cpu(counters, since))
+        results = runner.run(run_group(host, port, decoded, counters, open_limit, hold_limit))
+    counters[CPU_US] = int((time.process_time() - since) * 1e6)
     out.send_bytes(msgspec.msgpack.encode(results))
     out.close()

@@ -14,7 +14,16 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from spool.cli.bench.clients import CONNECTED, DONE, EVENTS, FAILED, Result, Spec, generator_main
+from spool.cli.bench.clients import (
+    CONNECTED,
+    CPU_US,
+    DONE,
+    EVENTS,
+    FAILED,
+    Result,
+    Spec,
+    generator_main,
+)
 
 Tick = Callable[["Live"], None]
 
@@ -46,6 +55,11 @@ class Live:
     def failed(self) -> int:
         return self._sum(FAILED)
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the generator processes have used so far (sampled every 0.1 s)."""
+        return self._sum(CPU_US) / 1e6
+
 
 def run_generators(
     url: str,
@@ -63,7 +77,7 @@ def run_generators(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     ctx = multiprocessing.get_context("spawn")
     processes = max(1, min(processes, len(specs)))
-    counters = [ctx.Array("q", 4, lock=False) for _ in range(processes)]
+    counters = [ctx.Array("q", 5, lock=False) for _ in range(processes)]
     pipes, procs = [], []
     for i in range(processes):
         mine = msgspec.msgpack.encode(specs[i::processes])

@@ -2,7 +2,9 @@
 
 The worker and the API are measured with psutil on their pids; Redis with its own
 `INFO cpu` (`used_cpu_user` + `used_cpu_sys`), which also works for a Redis on another
-host. The load generator is not included: it is the benchmark, not Spool.
+host. The load generator is not Spool, but it shares the machine: its CPU (what its
+processes spent running clients, reported through their shared counters) is given beside
+the others, so that a reader can see whether it was the bottleneck.
 """
 
 import time
@@ -40,12 +42,19 @@ class Meter:
             "redis": redis_cpu_seconds(self.stack.redis_url),
         }
 
-    def split(self, events: int) -> dict[str, dict[str, float | None]]:
-        """Per process: CPU % of one core over the wall time, and µs of CPU per event."""
+    def split(
+        self, events: int, generator_cpu_s: float | None = None
+    ) -> dict[str, dict[str, float | None]]:
+        """Per process: CPU % of one core over the wall time, and µs of CPU per event;
+        `generator_cpu_s`: what the load generators spent meanwhile, if known."""
         wall = max(1e-6, time.monotonic() - self.wall0)
         cpu1 = self._cpu()
+        names: tuple[str, ...] = PROCESSES
+        if generator_cpu_s is not None:
+            self.cpu0["generator"], cpu1["generator"] = 0.0, generator_cpu_s
+            names += ("generator",)
         out: dict[str, dict[str, float | None]] = {}
-        for name in PROCESSES:
+        for name in names:
             before, after = self.cpu0[name], cpu1[name]
             if before is None or after is None:
                 out[name] = {"cpu_percent": None, "us_per_event": None}

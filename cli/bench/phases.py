@@ -141,10 +141,12 @@ def run_streams(
     specs = [Spec("POST", "/v1/stream", body) for _ in range(count)]
     sampler = Sampler(stack)
     meter = Meter(stack)
+    seen: list[Live] = []
 
     def tick(live: Live) -> None:
         progress(label, live)
         sampler(live)
+        seen[:] = [live]
 
     results, elapsed = run_generators(
         stack.api_url,
@@ -155,7 +157,7 @@ def run_streams(
         timeout_s=timeout_s,
     )
     events = sum(r.events for r in results)
-    cpu = meter.split(events)
+    cpu = meter.split(events, seen[0].cpu_seconds if seen else None)
     return {
         "streams": count,
         "tokens_per_stream": tokens,
@@ -215,6 +217,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         sampler(live)
         if "clients_held" not in held and live.connected + live.failed >= live.total:
             _on_all_connected(stack, live, held, sessions, body)
+        held["generator_cpu_s"] = live.cpu_seconds - held.get("generator_cpu_held", 0.0)
 
     results, elapsed = run_generators(
         stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
@@ -222,7 +225,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
     generating = sum(r.events for r in results) - held.get("events_held", 0)
     meter = held.get("meter")
-    cpu = meter.split(generating) if isinstance(meter, Meter) else None
+    cpu = meter.split(generating, held["generator_cpu_s"]) if isinstance(meter, Meter) else None
     return {
         "clients": opts.fanout_clients,
         "sessions": opts.fanout_sessions,
@@ -257,6 +260,7 @@ def _on_all_connected(
     held["rss_held"] = rss(stack.api_pid)
     held["api_redis_connections"] = stack.api_redis_connections()
     held["meter"] = Meter(stack)  # CPU per event: while generating only
+    held["generator_cpu_held"] = live.cpu_seconds
     with httpx.Client(base_url=stack.api_url, timeout=30) as http:
         for session in sessions:
             http.post("/v1/jobs", json={**body, "session_id": session}).raise_for_status()

@@ -9,6 +9,8 @@ import pytest
 from tests.formats.node import run_node
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 
 @pytest.mark.timeout(240)
 def test_use_chat_survives_a_cut_and_a_reload(stack: Api, ai_sdk: Path, session_id: str) -> None:

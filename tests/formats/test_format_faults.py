@@ -17,6 +17,8 @@ from tests.formats.sse_client import keys, read_frames
 from tests.procs import Api, Worker, service_env
 from tests.sse import frames
 
+pytestmark = pytest.mark.process
+
 TEXT = " ".join(f"w{i}" for i in range(120)) + " end"
 SLOW = {"text": TEXT, "tokens_per_second": 20, "ttft_ms": 0}
 

@@ -11,6 +11,8 @@ from openai.types.chat import ChatCompletionChunk
 
 from tests.procs import Api
 
+pytestmark = pytest.mark.process
+
 WORDS = " ".join(f"w{i}" for i in range(40))
 FAST = {"text": WORDS, "ttft_ms": 0, "tokens_per_second": 2000}
 SLOW = {"text": WORDS, "ttft_ms": 0, "tokens_per_second": 60}

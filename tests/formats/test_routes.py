@@ -11,6 +11,8 @@ from spool.api.formats import FORMATS
 from tests.formats.sse_client import keys, read_frames
 from tests.helpers import follow_job, submit
 
+pytestmark = pytest.mark.process
+
 WORDS = " ".join(f"w{i}" for i in range(40))
 SLOW = {"text": WORDS, "ttft_ms": 0, "tokens_per_second": 80}
 FAST = {"text": WORDS, "ttft_ms": 0, "tokens_per_second": 2000}

@@ -12,6 +12,8 @@ import pytest
 from tests.formats.sse_client import keys, read_frames
 from tests.procs import Api, Worker, service_env
 
+pytestmark = pytest.mark.process
+
 KEY = "gen-key"
 WORDS = " ".join(f"w{i}" for i in range(30))
 PARAMS = {"text": WORDS, "ttft_ms": 0, "tokens_per_second": 100, "thinking": "let me see"}

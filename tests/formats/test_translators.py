@@ -38,6 +38,8 @@ from spool_client.events import (
     encoder,
 )
 
+pytestmark = pytest.mark.unit
+
 J = "job-1"
 USAGE = Usage(input_tokens=3, output_tokens=4, total_tokens=7)
 

@@ -3,10 +3,13 @@ and the session's next job runs (it used to stay `running` forever, wedging the 
 """
 
 import httpx
+import pytest
 
 from tests.fakes import anthropic_sse as a
 from tests.fakes.server import FakeProvider, Reply
 from tests.helpers import follow_job, submit
+
+pytestmark = pytest.mark.process
 
 MODEL = "anthropic:claude-sonnet-4-5"
 

@@ -1,0 +1,115 @@
+"""The benchmark's SSE parser: whatever way the socket cuts the bytes, the same frames.
+
+The load generator parses every response with `SseParser`; a parser that lost or split a
+frame at a read boundary would make the benchmark report wrong relay figures.
+"""
+
+import asyncio
+
+import pytest
+import uvloop
+
+from spool.cli.bench.wire import Frame, SseParser, WireError, follow
+
+pytestmark = pytest.mark.unit
+
+EVENTS = [
+    b"retry: 1000\n\n",
+    b'id: 1-0\nevent: job.started\ndata: {"ts":1}\n\n',
+    b'id: 1-1\nevent: text.delta\ndata: {"delta":"a\\r\\n"}\n\n',
+    b": ping\n\n",
+    b'id: 2-0\nevent: job.completed\ndata: {"ts":2}\n\n',
+]
+EXPECTED = [
+    (b"1-0", b"job.started", b'{"ts":1}'),
+    (b"1-1", b"text.delta", b'{"delta":"a\\r\\n"}'),
+    (b"2-0", b"job.completed", b'{"ts":2}'),
+]
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+
+
+def chunked() -> bytes:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in EVENTS[:3])
+    body += b"%x;ext=1\r\n%s\r\n" % (len(EVENTS[3] + EVENTS[4]), EVENTS[3] + EVENTS[4])
+    return HEAD + b"transfer-encoding: chunked\r\n\r\n" + body + b"0\r\n\r\n"
+
+
+def parsed(frames: list[Frame]) -> list[tuple[bytes, bytes, bytes]]:
+    return [(f.id, f.event, f.data) for f in frames]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+def test_a_chunked_response_cut_anywhere_gives_the_same_frames(size: int) -> None:
+    raw, parser, frames = chunked(), SseParser(), []
+    for i in range(0, len(raw), size):
+        frames += parser.feed(raw[i : i + size], received=1.0)
+    assert parser.status == b"200"
+    assert parser.chunked
+    assert parser.ended
+    assert parsed(frames) == EXPECTED
+
+
+def test_a_close_delimited_response_is_read_to_the_end() -> None:
+    parser = SseParser()
+    frames = parser.feed(HEAD + b"\r\n" + b"".join(EVENTS[:2]), 1.0)
+    frames += parser.feed(b"".join(EVENTS[2:]), 2.0)
+    assert parsed(frames) == EXPECTED
+    assert not parser.chunked
+    assert not parser.ended
+    assert [f.received for f in frames] == [1.0, 2.0, 2.0]
+
+
+async def test_follow_reads_until_the_callback_has_enough() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(chunked())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    got: list[Frame] = []
+    heads = []
+
+    def on_frames(frames: list[Frame]) -> bool:
+        got.extend(frames)
+        return any(f.event == b"text.delta" for f in got)
+
+    async with server:
+        await follow("127.0.0.1", port, "/", on_frames, on_head=lambda: heads.append(1))
+    assert heads == [1]
+    assert parsed(got)[:2] == EXPECTED[:2]
+
+
+async def test_follow_refuses_a_non_200_answer() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(WireError, match="429"):
+            await follow("127.0.0.1", port, "/", lambda frames: False)
+
+
+def test_follow_runs_on_uvloop() -> None:
+    """The generator processes run uvloop, whose transports are not asyncio's classes."""
+
+    async def main() -> list[Frame]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(chunked())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        got: list[Frame] = []
+        async with server:
+            await follow("127.0.0.1", port, "/", lambda frames: got.extend(frames) is not None)
+        return got
+
+    assert parsed(uvloop.run(main())) == EXPECTED
