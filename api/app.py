@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spool.api import (
     openapi,
@@ -17,12 +18,38 @@ from spool.api import (
 from spool.api.errors import install_error_handlers
 from spool.api.guard import Guard
 from spool.api.state import Role, lifespan_for
+from spool.api.transport_writer import RAW_SEND
 from spool.shared.settings import Settings
 
 DESCRIPTION = """Submit LLM jobs and follow their output as Server-Sent Events that survive
 dropped connections: resume with `Last-Event-ID` and get every event once, in order.
 Errors are `{"error": {"code", "message"}}`. Streams carry the `SpoolEvent` schemas.
 """
+
+
+class RecordRawSend:
+    """The outermost layer: records the server's own `send` in the scope for the SSE
+    responses' direct writes (`api.transport_writer`), since the `send` a route gets is
+    wrapped by starlette's middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def _outermost(app: FastAPI) -> None:
+    """`RecordRawSend` outside even starlette's `ServerErrorMiddleware`: starlette builds
+    the middleware stack lazily with this method, which no option reaches."""
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return RecordRawSend(build())
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings, role: Role = "all", *, check_host: bool = False) -> FastAPI:
@@ -37,6 +64,7 @@ def create_app(settings: Settings, role: Role = "all", *, check_host: bool = Fal
         static_url="/docs-assets",
     )
     install_error_handlers(app)
+    _outermost(app)
     openapi.install(app)
     app.add_middleware(Guard, check_host=check_host)
     app.include_router(routes_ops.router)

@@ -20,10 +20,12 @@ tests/test_event_stream.py fail.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from spool.api.transport_writer import TransportWriter, transport_writer
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -31,14 +33,17 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
+Body = Callable[[TransportWriter | None], AsyncIterator[bytes]]
+"""The response body, opened once the head is sent: given the connection's writer when
+the frames may be written to it directly (`api.transport_writer`), else None."""
+
+
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(
-        self, body: AsyncIterator[bytes], headers: Mapping[str, str], send_timeout_s: float
-    ) -> None:
+    def __init__(self, body: Body, headers: Mapping[str, str], send_timeout_s: float) -> None:
         # not Response.__init__: that would add a Content-Length for an empty body
-        self.body_iterator = body
+        self.open_body = body
         self.status_code = 200
         self.background = None
         self.send_timeout_s = send_timeout_s
@@ -46,6 +51,8 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        writer = transport_writer(scope)
+        body = self.open_body(writer)
         sender = asyncio.current_task()
         assert sender is not None
         sending = True
@@ -57,7 +64,10 @@ class EventStreamResponse(Response):
         listener = asyncio.ensure_future(_until_disconnect(receive))
         listener.add_done_callback(gone)
         try:
-            await self._send_all(send)
+            if writer is not None:
+                await self._write_all(body, writer, send)
+            else:
+                await self._send_all(body, send)
         except asyncio.CancelledError:
             if not (listener.done() and not listener.cancelled()):
                 raise  # cancelled from outside (the server stops): not ours to swallow
@@ -66,14 +76,34 @@ class EventStreamResponse(Response):
             sending = False
             listener.cancel()
             with contextlib.suppress(Exception):
-                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await body.aclose()  # type: ignore[attr-defined]
 
-    async def _send_all(self, send: Send) -> None:
+    async def _send_all(self, body: AsyncIterator[bytes], send: Send) -> None:
         loop, timeout = asyncio.get_running_loop(), self.send_timeout_s
         async with asyncio.timeout(None) as deadline:
-            async for chunk in self.body_iterator:
+            async for chunk in body:
                 deadline.reschedule(loop.time() + timeout)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 deadline.reschedule(None)
+                del chunk  # not held while the body waits for the next
             deadline.reschedule(loop.time() + timeout)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write_all(
+        self, body: AsyncIterator[bytes], writer: TransportWriter, send: Send
+    ) -> None:
+        """The body straight to the transport: a write waits only while the client's
+        socket is full, and at most `send_timeout_s`."""
+        timeout = self.send_timeout_s
+        async for chunk in body:
+            if writer.paused:
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
+            if writer.disconnected:
+                return
+            writer.write_now(chunk)
+            del chunk  # not held while the body waits for the next
+        if writer.paused:
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -17,6 +17,15 @@ Design (notify-then-range):
 - The buffer starts at the stream's last id once the SUBSCRIBE is confirmed, so every
   entry is either in Redis below the buffer or announced after it.
 
+Direct writes: a follower of the default format (every entry, Spool's own frames) whose
+response can write to its connection itself (`api.transport_writer`) and that has sent
+everything up to the topic's newest entry is *attached* (`Follower.attach`): the topic
+then writes each new run of entries to it as it arrives, the frames joined once for all
+attached followers, and its task sleeps. A follower leaves this path (its task wakes and
+reads on from its cursor, as any other) when its socket is full (a slow reader: the send
+timeout applies again), when a run is larger than `DIRECT_MAX_BYTES`, when the session
+ends, or when the hub closes. Its pings, every `ping_s`, are a timer callback.
+
 Bounds (contract §4): a batch handed to a client holds at most `MAX_BATCH_BYTES` of
 data (and at least one entry). XRANGE has no byte limit, so reads go through a small
 script that ranges a few entries at a time inside Redis and stops at the budget: a
@@ -34,11 +43,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
-from spool.api import sse_encoder
+from spool.api import metrics, sse_encoder
 from spool.api.subscriber import subscriber_for
 from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
@@ -51,6 +61,8 @@ Fields = dict[bytes, bytes]
 
 MAX_BATCH_BYTES = 256 << 10  # data handed to one client at a time (at least one entry)
 MAX_BUFFER_BYTES = 1 << 20  # a topic's buffer of newest entries
+DIRECT_MAX_BYTES = 64 << 10  # a larger run goes to attached followers through their tasks
+PING = sse_encoder.comment(b"ping")
 
 # Entries after ARGV[1] (exclusive), at most ARGV[2] of them and about ARGV[3] bytes of
 # data (at least one), ranged 8 at a time at first (more while they are small) so Redis
@@ -120,6 +132,30 @@ def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
     return [Entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
 
 
+class DirectWriter(Protocol):
+    """A response that can take frames at any moment (`api.transport_writer`)."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def disconnected(self) -> bool: ...
+
+    def write_now(self, chunk: bytes) -> None: ...
+
+
+class Attached:
+    """A caught-up follower the topic writes to itself; `cursor`: the last id it was sent."""
+
+    __slots__ = ("cursor", "pinger", "wake", "writer")
+
+    def __init__(self, writer: DirectWriter, cursor: StreamId) -> None:
+        self.writer = writer
+        self.cursor = cursor
+        self.wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pinger: asyncio.TimerHandle | None = None
+
+
 class Topic:
     """One followed session: its buffer of newest entries and the clients waiting on it."""
 
@@ -139,6 +175,7 @@ class Topic:
         self.dirty = False
         self.syncing: asyncio.Task[None] | None = None
         self.changed = asyncio.Event()
+        self.attached: dict[Attached, None] = {}  # insertion-ordered set
 
     def covers(self, cursor: StreamId) -> bool:
         return self.base is not None and cursor >= self.base
@@ -166,13 +203,47 @@ class Topic:
                 self.base = dropped.sid
         if entries:
             self.last = entries[-1].sid
+            if self.attached:
+                self._write_attached(entries)
             self.notify()
+
+    def _write_attached(self, entries: list[Entry]) -> None:
+        """The new entries to every attached follower: joined once, one write each."""
+        run = b"".join(e.frame for e in entries)
+        if len(run) > DIRECT_MAX_BYTES:
+            self.detach_all()
+            return
+        last, written = self.last, 0
+        for attached in list(self.attached):
+            writer = attached.writer
+            if writer.paused or writer.disconnected:
+                self.detach(attached)  # its task reads on from its cursor (and times out)
+                continue
+            writer.write_now(run)
+            attached.cursor = last
+            written += 1
+        if written:
+            metrics.EVENTS_DELIVERED.inc(written * len(entries))
+
+    def detach(self, attached: Attached) -> None:
+        """Back to the task path: the follower's task wakes and reads from its cursor."""
+        self.attached.pop(attached, None)
+        if attached.pinger is not None:
+            attached.pinger.cancel()
+            attached.pinger = None
+        if not attached.wake.done():
+            attached.wake.set_result(None)
+
+    def detach_all(self) -> None:
+        for attached in list(self.attached):
+            self.detach(attached)
 
     def end(self) -> None:
         """The session is gone: every follower ends."""
         self.gone = True
         self.buffer.clear()
         self.buffered_bytes = 0
+        self.detach_all()
         self.notify()
 
     def notify(self) -> None:
@@ -201,6 +272,7 @@ class Hub:
         """End every follower's stream now: the process stops, clients reconnect elsewhere."""
         self.closing = True
         for topic in self.topics.values():
+            topic.detach_all()
             topic.notify()
 
     async def start(self) -> None:
@@ -245,6 +317,7 @@ class Hub:
         del self._by_channel[topic.channel]
         if topic.syncing is not None:
             topic.syncing.cancel()
+        topic.detach_all()
         self._queue_command("unsubscribe", topic.channel)
 
     def _queue_command(self, verb: str, channel: bytes) -> None:
@@ -365,3 +438,36 @@ class Follower:
             except TimeoutError:
                 return []
         return None
+
+    def caught_up(self, cursor: StreamId) -> bool:
+        """The follower has everything up to the topic's newest entry (it may attach)."""
+        topic = self.topic
+        return (
+            topic.base is not None
+            and cursor == topic.last
+            and not topic.gone
+            and not self.hub.closing
+        )
+
+    async def attach(self, writer: DirectWriter, cursor: StreamId, ping_s: float) -> StreamId:
+        """Let the topic write new entries to `writer` itself (see the module docstring)
+        until it detaches this follower; returns the cursor to read on from. The caller
+        checks `caught_up(cursor)` first, after its last write; pings are sent meanwhile."""
+        topic = self.topic
+        attached = Attached(writer, cursor)
+        loop = asyncio.get_running_loop()
+
+        def ping() -> None:
+            if writer.paused or writer.disconnected or attached not in topic.attached:
+                topic.detach(attached)  # the task path times a stalled reader out
+                return
+            writer.write_now(PING)
+            attached.pinger = loop.call_later(ping_s, ping)
+
+        topic.attached[attached] = None
+        attached.pinger = loop.call_later(ping_s, ping)
+        try:
+            await attached.wake
+        finally:
+            topic.detach(attached)
+        return attached.cursor

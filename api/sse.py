@@ -22,11 +22,12 @@ from starlette.types import Receive, Scope, Send
 
 from spool.api import metrics, sse_encoder
 from spool.api.errors import ApiError
-from spool.api.event_stream import EventStreamResponse
+from spool.api.event_stream import Body, EventStreamResponse
 from spool.api.formats import Format
 from spool.api.formats.view import View
-from spool.api.hub import Follower, Hub, SessionGone
+from spool.api.hub import DirectWriter, Entry, Follower, Hub, SessionGone
 from spool.api.state import AppState, StreamCounts
+from spool.api.transport_writer import TransportWriter
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
 from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
@@ -117,7 +118,7 @@ class SseResponse(EventStreamResponse):
 
     def __init__(
         self,
-        body: AsyncIterator[bytes],
+        body: Body,
         send_timeout_s: float,
         slot: StreamCounts,
         tenant: str,
@@ -158,8 +159,12 @@ def sse_response(
             {"Retry-After": str(STREAMS_RETRY_S)},
         )
     view = View(fmt, state.clients.streams, state.keys, session) if fmt is not None else None
-    stream = frames(state.hub, session, cursor, settings.sse_ping_s, settings.sse_retry_ms, view)
-    return SseResponse(stream, settings.sse_send_timeout_s, state.streams, session.tenant, headers)
+    ping_s, retry_ms = settings.sse_ping_s, settings.sse_retry_ms
+
+    def body(writer: TransportWriter | None) -> AsyncIterator[bytes]:
+        return frames(state.hub, session, cursor, ping_s, retry_ms, view, writer)
+
+    return SseResponse(body, settings.sse_send_timeout_s, state.streams, session.tenant, headers)
 
 
 def pieces(data: bytes) -> list[bytes]:
@@ -177,19 +182,24 @@ async def frames(
     ping_s: float,
     retry_ms: int,
     view: View | None = None,
+    writer: DirectWriter | None = None,
 ) -> AsyncIterator[bytes]:
     """Spool's frames are the hub's, built once per entry for every follower; a `view`
     (another format) renders each entry for this response alone, and sends no `retry:`,
-    gap, deletion or ping message: those formats' readers take every message for a chunk."""
+    gap, deletion or ping message: those formats' readers take every message for a chunk.
+    With a `writer` (the connection takes writes directly), a follower of every entry in
+    Spool's format lets the hub write to it while it is caught up (`Follower.attach`)."""
     if view is None:
         yield sse_encoder.retry(retry_ms)
         if cursor.gap is not None:
             yield cursor.gap
     async with hub.follow(session) as follower:
         try:
-            async for chunk in _follow(follower, session, cursor, ping_s, view):
+            direct = writer if view is None and cursor.job_id is None else None
+            async for chunk in _follow(follower, session, cursor, ping_s, view, direct):
                 for piece in pieces(chunk):
                     yield piece
+                del chunk, piece  # not held while waiting for the next
         except SessionGone:
             if view is None:
                 deleted = SessionDeleted(ts=now_ms())
@@ -202,10 +212,13 @@ async def _follow(
     cursor: Cursor,
     ping_s: float,
     view: View | None = None,
+    direct: DirectWriter | None = None,
 ) -> AsyncIterator[bytes]:
     after, only = cursor.after, cursor.job_id
     comment = sse_encoder.comment if view is None else sse_encoder.comment_line
     while True:
+        if direct is not None and not direct.paused and follower.caught_up(after):
+            after = await follower.attach(direct, after, ping_s)
         try:
             batch = await follower.next_batch(after, ping_s)
             if view is not None and batch:
@@ -220,16 +233,28 @@ async def _follow(
         if not batch:
             yield comment(b"ping")
             continue
-        out = []
-        for entry in batch:
-            after = entry.sid
-            if only is not None and entry.job != only:
-                continue
-            out.append(entry.frame if view is None else view.render(entry))
-            if only is not None and entry.kind in _TERMINAL:
-                metrics.EVENTS_DELIVERED.inc(len(out))
-                yield b"".join(out)
-                return
-        if out:
+        chunk, after, ended = _render(batch, after, only, view)
+        batch = None  # not held while waiting: a follower keeps only its cursor
+        if chunk:
+            yield chunk
+            del chunk
+        if ended:
+            return
+
+
+def _render(
+    batch: list[Entry], after: StreamId, only: bytes | None, view: View | None
+) -> tuple[bytes, StreamId, bool]:
+    """A batch as one chunk of frames, the cursor after it, and whether the followed job
+    ended in it (the response then ends)."""
+    out = []
+    for entry in batch:
+        after = entry.sid
+        if only is not None and entry.job != only:
+            continue
+        out.append(entry.frame if view is None else view.render(entry))
+        if only is not None and entry.kind in _TERMINAL:
             metrics.EVENTS_DELIVERED.inc(len(out))
-            yield b"".join(out)
+            return b"".join(out), after, True
+    metrics.EVENTS_DELIVERED.inc(len(out))
+    return b"".join(out), after, False

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from spool.api.auth import OPEN_TENANT
 from spool.api.hub import MAX_BATCH_BYTES, Hub
@@ -48,15 +49,25 @@ async def big_session(redis_url: str, session_id: str) -> AsyncIterator[SessionR
     """A session whose stream holds ~27 MB: one job of 30 text deltas of 0.9 MB."""
     s = SessionRef(OPEN_TENANT, session_id)
     redis = open_redis(redis_url, 2)
-    await redis.hset(KEYS.session(s), mapping={"tenant": s.tenant, "created_at_ms": 1})
-    writer = StreamWriter(redis, KEYS, retention_s=600)
-    queued = JobQueued(job_id="j1", session_id=session_id, model="simulated")
-    await writer.append(s, "j1", 0, [Outgoing("job.queued", 0, encoder.encode(queued))])
+    writer = await queued_job(redis, s)
     for seq in range(1, EVENTS + 1):
-        delta = TextDelta(job_id="j1", seq=seq, step=0, delta="x" * EVENT_CHARS)
-        await writer.append(s, "j1", 1, [Outgoing("text.delta", seq, encoder.encode(delta))])
+        await append_delta(writer, s, seq, "x" * EVENT_CHARS)
     yield s
     await redis.aclose()
+
+
+async def queued_job(redis: Redis, s: SessionRef) -> StreamWriter:
+    """The session's record and a stream holding job j1's `job.queued`."""
+    await redis.hset(KEYS.session(s), mapping={"tenant": s.tenant, "created_at_ms": 1})
+    writer = StreamWriter(redis, KEYS, retention_s=600)
+    queued = JobQueued(job_id="j1", session_id=s.session_id, model="simulated")
+    await writer.append(s, "j1", 0, [Outgoing("job.queued", 0, encoder.encode(queued))])
+    return writer
+
+
+async def append_delta(writer: StreamWriter, s: SessionRef, seq: int, text: str) -> None:
+    delta = TextDelta(job_id="j1", seq=seq, step=0, delta=text)
+    await writer.append(s, "j1", 1, [Outgoing("text.delta", seq, encoder.encode(delta))])
 
 
 def rss_bytes(pid: int) -> int:
@@ -169,3 +180,45 @@ async def test_a_batch_from_redis_is_bounded_in_bytes(redis_url: str, session_id
     finally:
         await hub.aclose()
         await redis.aclose()
+
+
+SMALL_EVENTS, SMALL_CHARS = 1500, 8_000  # ~12 MB in runs the hub writes to caught-up readers
+
+
+def read_until(sock: socket.socket, marker: bytes) -> None:
+    sock.settimeout(30)
+    seen = b""
+    while marker not in seen:
+        chunk = sock.recv(1 << 16)
+        assert chunk, "the server closed the connection"
+        seen = seen[-len(marker) :] + chunk
+
+
+@pytest.mark.timeout(120)
+async def test_a_caught_up_reader_that_stops_reading_is_cut_off(
+    api: Api, redis_url: str, session_id: str
+) -> None:
+    """A reader that has everything is written to by the hub itself (`Follower.attach`);
+    when it stops reading it leaves that path and the send timeout applies, while a
+    reader that keeps up gets the stream exactly."""
+    s = SessionRef(OPEN_TENANT, session_id)
+    redis = open_redis(redis_url, 2)
+    writer = await queued_job(redis, s)
+    path = f"/v1/sessions/{session_id}/events"
+    cut_before = api.output().count(CUT_OFF)
+    stalled = stalled_reader(api.port, path)
+    await asyncio.to_thread(read_until, stalled, b"event: job.queued")  # caught up; stops
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        keeping_up = asyncio.create_task(read_stream(http, path, max_events=SMALL_EVENTS + 1))
+        for seq in range(1, SMALL_EVENTS + 1):
+            await append_delta(writer, s, seq, "y" * SMALL_CHARS)
+        status, events = await keeping_up
+    assert status == 200
+    assert [e.json["seq"] for e in events[1:]] == list(range(1, SMALL_EVENTS + 1))
+    await until(
+        lambda: api.output().count(CUT_OFF) > cut_before, 60, "the stalled reader's cut-off"
+    )
+    sent = await asyncio.to_thread(drained, stalled)
+    stalled.close()
+    assert 0 < sent < SMALL_EVENTS * SMALL_CHARS  # cut off early, not served in full
+    await redis.aclose()

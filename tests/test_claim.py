@@ -59,3 +59,20 @@ async def test_by_default_a_tenant_alone_may_use_every_slot(redis: Redis) -> Non
     await redis.zadd(KEYS.tenants, {"acme": now_ms() + 60_000, "globex": now_ms() + 60_000})
     more = await claimer.claim(KEYS.queue, acme, 4, now_ms(), IN_PROGRESS_MS)
     assert more == []  # two busy tenants: acme's 4 running are over its half (2)
+
+
+async def test_the_claim_reads_the_queue_itself_in_order_skipping_running_and_future_jobs(
+    redis: Redis,
+) -> None:
+    """The worker's poll: the window is read inside the script (one round trip)."""
+    now = now_ms()
+    acme = await queue_jobs(redis, "acme", 6, first_score=1)
+    later = await queue_jobs(redis, "later", 1, first_score=now + 60_000)  # not due yet
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=1_000_000)
+    first = await claimer.claim(KEYS.queue, 100, 2, now, IN_PROGRESS_MS)
+    assert first == [(acme[0], 1), (acme[1], 2)]
+    # the claimed jobs stay queued (as in arq) and are skipped while in progress
+    rest = await claimer.claim(KEYS.queue, 100, 10, now_ms(), IN_PROGRESS_MS)
+    assert [job for job, _ in rest] == acme[2:]
+    assert later[0] not in [job for job, _ in first + rest]
+    assert await claimer.claim(KEYS.queue, 100, 10, now_ms(), IN_PROGRESS_MS) == []

@@ -17,6 +17,9 @@ jobs fill arq's read window (`max(5 * concurrency, 100)` ids per poll), the scri
 further down the queue (up to `SCAN_MAX` entries), so another tenant's job behind them
 still gets the free slot.
 The tenant comes from the job index (`Keys.job_index`).
+
+The worker's poll is this script too: it reads arq's window of due ids from the queue
+itself (`worker/main.py`), so a wake-up costs one round trip before a job starts, not two.
 """
 
 from arq.constants import in_progress_key_prefix
@@ -70,13 +73,22 @@ local function consider(id, score)
   claimed[#claimed + 1] = id
   claimed[#claimed + 1] = score
 end
-for i = 10, #ARGV do
-  if #claimed >= 2 * limit then break end
-  consider(ARGV[i], redis.call('ZSCORE', queue, ARGV[i]))
+local window, offset = tonumber(ARGV[10]), #ARGV - 10
+if window > 0 then  -- read arq's window here: one round trip for the poll and the claim
+  local rows = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', 0, window)
+  for j = 1, #rows, 2 do
+    if #claimed >= 2 * limit then break end
+    consider(rows[j], rows[j + 1])
+  end
+  offset = #rows / 2
+else
+  for i = 11, #ARGV do
+    if #claimed >= 2 * limit then break end
+    consider(ARGV[i], redis.call('ZSCORE', queue, ARGV[i]))
+  end
 end
 -- Jobs of capped tenants filled arq's read window: look further down the queue, so that
 -- another tenant's job behind them gets the free slot (a bounded scan).
-local offset = #ARGV - 9
 while capped > 0 and #claimed < 2 * limit and offset < SCAN_MAX do
   local rows = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', offset, 200)
   if #rows == 0 then break end
@@ -98,15 +110,22 @@ class Claimer:
         self._max_running = max_running
 
     async def claim(
-        self, queue: str, job_ids: list[str], limit: int, now_ms: int, in_progress_ms: int
+        self,
+        queue: str,
+        job_ids: list[str] | int,
+        limit: int,
+        now_ms: int,
+        in_progress_ms: int,
     ) -> list[tuple[str, int]]:
         """Up to `limit` of `job_ids` that this worker now owns (with their scores), in queue
         order, skipping jobs of tenants at their running cap. `job_ids` may include running
-        jobs (arq keeps them queued until they end)."""
-        if not job_ids or limit <= 0:
+        jobs (arq keeps them queued until they end); a number instead reads that many due
+        ids from the head of the queue in the same call (arq's poll window)."""
+        window, ids = (job_ids, []) if isinstance(job_ids, int) else (0, job_ids)
+        if (not ids and not window) or limit <= 0:
             return []
         k = self._keys
         args: list[str | int] = [now_ms, in_progress_ms, limit, self._lease_ms]
-        args += [self._max_running, k.workers, k.running(""), k.job_index(""), k.tenants]
-        flat: list[bytes] = await awaited(self._script(keys=[queue], args=[*args, *job_ids]))
+        args += [self._max_running, k.workers, k.running(""), k.job_index(""), k.tenants, window]
+        flat: list[bytes] = await awaited(self._script(keys=[queue], args=[*args, *ids]))
         return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]

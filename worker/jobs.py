@@ -21,11 +21,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spool.shared.ids import now_ms
-from spool.shared.jobs import ChainStepDone, JobRecord, LoopState, behind_ms, coalesce_ms
+from spool.shared.jobs import (
+    ChainStepDone,
+    JobRecord,
+    LoopState,
+    Message,
+    behind_ms,
+    coalesce_ms,
+)
 from spool.shared.keys import SessionRef
 from spool.shared.logs import log_context
 from spool.shared.queue import parse_arq_id
-from spool.shared.streams import StreamClosed, job_marks
+from spool.shared.streams import JobMarks, StreamClosed, job_marks
 from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
 from spool.worker.continuation import Plan, plan
@@ -79,24 +86,35 @@ async def _run(
 ) -> None:
     _, continuation = parse_arq_id(arq_id)
     with state.running.track(job_id, arq_id, session.tenant) as cancel:
-        _, rec = await asyncio.gather(  # loaded after tracking: no cancel slips between
+        # at once (one round trip): the lease, the record (read after tracking: no cancel
+        # slips between), the job's marks and the session's history
+        _, rec, marks, history = await asyncio.gather(
             renew_leases(
                 state.clients.main, state.keys, {arq_id: session.tenant}, state.settings.lease_s
             ),
             state.store.load(session, job_id),
+            job_marks(state.clients.streams, state.keys, session, job_id),
+            memory.read(state.clients.main, state.keys, session),
         )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
             await state.approvals.unschedule(job_id, continuation)
-        elif await _run_attempt(state, rec, continuation, job_try, cancel) == "parked":
+        elif await _run_attempt(state, rec, marks, history, continuation, job_try, cancel) == (
+            "parked"
+        ):
             return  # parked, or another run owns the job: the session's next job waits
     await start_next(state, session, job_id)
 
 
 async def _run_attempt(
-    state: WorkerState, rec: JobRecord, continuation: int, job_try: int, cancel: asyncio.Event
+    state: WorkerState,
+    rec: JobRecord,
+    marks: JobMarks,
+    history: list[Message],
+    continuation: int,
+    job_try: int,
+    cancel: asyncio.Event,
 ) -> str:
-    marks = await job_marks(state.clients.streams, state.keys, rec.session, rec.job_id)
     if marks.terminal_id is not None:
         await state.approvals.unschedule(rec.job_id, continuation)
         return "ended"
@@ -116,7 +134,8 @@ async def _run_attempt(
         max_bytes=settings.job_max_bytes,
         max_event_bytes=settings.event_max_bytes,
     )
-    return await _attempt(Attempt(state, todo.rec, todo, pub, cancel))
+    history = history if rec.spec.history else []
+    return await _attempt(Attempt(state, todo.rec, todo, pub, cancel, history))
 
 
 async def _attempt(attempt: "Attempt") -> str:
@@ -164,8 +183,10 @@ class Attempt:
         todo: Plan,
         pub: Publisher,
         cancel: asyncio.Event,
+        history: list[Message],
     ) -> None:
         self.state = state
+        self.history = history  # the session's earlier turns this job sees
         self.rec = rec
         self.todo = todo
         self.attempt = todo.attempt
@@ -190,14 +211,21 @@ class Attempt:
         if self.attempt == 1 and parked is None and self._expired():
             message = f"waited in the queue over {settings.queue_max_wait_s:g}s"
             return await self._fail(ErrorInfo(code="expired", message=message), None)
-        gen = self.gen = await self._generation()
+        gen = self.gen = self._generation()
         if self.rec.cancel_requested:
             return await self._cancelled(gen)
-        if parked is None:
-            await self.pub.emit(JobStarted(attempt=self.attempt, worker=self.state.name))
-        deadline = await self._start()
+        started = (
+            None if parked is not None else JobStarted(attempt=self.attempt, worker=self.state.name)
+        )
+        deadline, fields = self._start()
+        # the record says `running` while the generation starts, not before it: off the
+        # path to the first token, and written before any outcome is
+        recorded = asyncio.ensure_future(self._update(**fields))
         try:
-            reason = await self._generate(gen, deadline)
+            try:
+                reason = await self._generate(gen, deadline, started)
+            finally:
+                await recorded
         except (ProviderError, OutputLimit) as exc:
             return await self._fail(ErrorInfo(code=exc.code, message=exc.message), gen)
         except Parked as exc:
@@ -206,14 +234,13 @@ class Attempt:
             return await self._cancelled(gen)
         return await self._complete(gen, reason)
 
-    async def _generation(self) -> Generation:
-        history = await memory.load(self.state.clients.main, self.state.keys, self.rec.spec)
+    def _generation(self) -> Generation:
         parked = self.todo.parked
         gen = Generation(
             self.rec.spec,
             self.pub,
             self.state.settings,
-            history,
+            self.history,
             self.rec.chain_done,
             self._save_steps,
             self._save_parked,
@@ -223,8 +250,9 @@ class Attempt:
             gen.current.restore(parked)
         return gen
 
-    async def _start(self) -> int:
-        """Record the start; returns the whole-job deadline (ms), moved on by time parked."""
+    def _start(self) -> tuple[int, dict[str, Any]]:
+        """The whole-job deadline (ms), moved on by time parked, and the record's fields
+        that say the attempt started."""
         now = now_ms()
         timeout_s = self.rec.spec.timeout_s or self.state.settings.job_timeout_s
         deadline = self.rec.deadline_ms or now + int(timeout_s * 1000)
@@ -240,8 +268,7 @@ class Attempt:
         self.started = self.rec.started_at or datetime.now(UTC)
         if self.rec.started_at is None:
             fields["started_at"] = self.started
-        await self._update(**fields)
-        return deadline
+        return deadline, fields
 
     async def _update(self, **fields: Any) -> None:
         await self.state.store.update(self.rec.session, self.rec.job_id, **fields)
@@ -252,9 +279,12 @@ class Attempt:
     async def _save_parked(self, parked: LoopState) -> None:
         await self._update(parked=parked)
 
-    async def _generate(self, gen: Generation, deadline_ms: int) -> FinishReason | None:
-        """Run the job until it ends (its finish reason), a cancel arrives (None), it parks
-        (`Parked`) or its deadline passes (`ProviderError` `timeout`)."""
+    async def _generate(
+        self, gen: Generation, deadline_ms: int, started: JobStarted | None
+    ) -> FinishReason | None:
+        """Emit `started` (if any) and run the job until it ends (its finish reason), a cancel
+        arrives (None), it parks (`Parked`) or its deadline passes (`ProviderError`
+        `timeout`)."""
         todo = self.todo
         decisions = {}
         if todo.parked is not None:
@@ -265,6 +295,10 @@ class Attempt:
         stop = asyncio.create_task(self.cancel.wait())
         remaining = max(0.0, (deadline_ms - now_ms()) / 1000)
         try:
+            if started is not None:
+                # emitted after the generation task is scheduled, which then runs before the
+                # batcher: `job.started` and the generation's first events share one round
+                await self.pub.emit(started)
             await asyncio.wait(
                 {generation, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )

@@ -51,7 +51,7 @@ from spool.worker.providers.base import (
 )
 from spool.worker.providers.failures import retry_delay
 from spool.worker.publisher import Publisher
-from spool.worker.tools import Tool, build_registry
+from spool.worker.tools import Tool, registry_of
 from spool.worker.tools.runner import run_tools
 from spool_client.events import (
     Cost,
@@ -224,7 +224,7 @@ class AgentRun:
 
     def _tools(self) -> dict[str, Tool]:
         try:
-            registry = build_registry(self.settings.tools_module)
+            registry = registry_of(self.settings.tools_module)
             return {t.name: t for t in registry.select(self.spec.tools)}
         except ToolError as exc:
             raise ProviderError("unknown_tool", str(exc)) from exc

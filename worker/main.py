@@ -47,10 +47,12 @@ class SpoolWorker(Worker):
                 async with asyncio.timeout(self.poll_delay_s):
                     await self.wake.wait()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's `start_jobs`, claiming every free slot's job in one round trip."""
+    async def start_jobs(self, job_ids: list[bytes] | None = None) -> None:
+        """arq's `start_jobs`, claiming every free slot's job in one round trip (None: the
+        claim reads arq's window of the queue itself)."""
         free = self.max_jobs - self.job_counter
-        ids = [j.decode() for j in job_ids]  # the first ones may be running: claim skips them
+        # the first ones may be running: claim skips them
+        ids = self.queue_read_limit if job_ids is None else [j.decode() for j in job_ids]
         in_progress_ms = int(self.in_progress_timeout_s * 1000)
         for job_id, score in await self.claimer.claim(
             self.queue_name, ids, free, timestamp_ms(), in_progress_ms
@@ -67,10 +69,22 @@ class SpoolWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         try:
-            await super()._poll_iteration()
+            await self._poll()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("queue poll failed (%s); retrying", exc)
             await asyncio.sleep(0.5)
+
+    async def _poll(self) -> None:
+        """arq's `_poll_iteration` (without burst mode and aborts, which Spool does not use),
+        its `ZRANGEBYSCORE` inside the claim script: a wake-up is one round trip from a
+        claimed job."""
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+            await self.start_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # errors in run_job propagate, as in arq
+        await self.heart_beat()
 
 
 def build_worker(

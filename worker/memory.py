@@ -30,7 +30,12 @@ async def load(redis: Redis, keys: Keys, spec: JobSpec) -> list[Message]:
     """The session's earlier turns, oldest first (none when the job says `history: false`)."""
     if not spec.history:
         return []
-    raw: list[bytes] = await awaited(redis.lrange(keys.history(spec.session), 0, -1))
+    return await read(redis, keys, spec.session)
+
+
+async def read(redis: Redis, keys: Keys, session: SessionRef) -> list[Message]:
+    """The session's earlier turns, oldest first, whatever its jobs say."""
+    raw: list[bytes] = await awaited(redis.lrange(keys.history(session), 0, -1))
     turns: list[Message] = []
     for element in raw:
         try:

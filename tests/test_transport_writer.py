@@ -1,0 +1,98 @@
+"""Direct writes of SSE frames to uvicorn's transport (`api/transport_writer.py`) and the
+hub's writes to caught-up followers (`Follower.attach`).
+
+The first tests pin the uvicorn internals the direct writes rely on: if uvicorn changes
+its `RequestResponseCycle` (httptools), they fail. Under another protocol (h11) the
+writer is not used and the SSE response goes through ASGI `send`, exactly as before.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from spool.api.app import RecordRawSend
+from spool.api.transport_writer import TransportWriter, transport_writer
+from spool.cli.embedded import free_port
+from tests.procs import until
+
+pytestmark = pytest.mark.inprocess
+
+CHUNKS = [b"data: one\n\n", b"data: two\n\n" * 300, b": ping\n\n"]
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # pytest owns the signals
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: RecordRawSend, http: str) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=http, lifespan="off", log_config=None
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started or task.done(), 30, "uvicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Probe:
+    """A plain ASGI app: the head through `send`, the chunks through the writer if there
+    is one (else `send`), the end through `send`; records which way it went."""
+
+    def __init__(self) -> None:
+        self.writers: list[TransportWriter | None] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        writer = transport_writer(scope)
+        self.writers.append(writer)
+        for chunk in CHUNKS:
+            if writer is None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                assert not writer.disconnected
+                await writer.drain()
+                writer.write_now(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def test_uvicorns_httptools_cycle_takes_direct_writes() -> None:
+    probe = Probe()
+    async with serving(RecordRawSend(probe), "httptools") as url, httpx.AsyncClient() as http:
+        for _ in range(2):  # keep-alive: the second response on the same connection
+            response = await http.get(url + "/events")
+            assert response.status_code == 200
+            assert response.headers["transfer-encoding"] == "chunked"
+            assert response.content == b"".join(CHUNKS)
+    assert len(probe.writers) == 2
+    assert all(w is not None for w in probe.writers)
+
+
+async def test_another_protocol_falls_back_to_asgi_send() -> None:
+    probe = Probe()
+    async with serving(RecordRawSend(probe), "h11") as url, httpx.AsyncClient() as http:
+        response = await http.get(url + "/events")
+        assert response.content == b"".join(CHUNKS)
+    assert probe.writers == [None]
+
+
+async def test_without_the_outermost_layer_there_is_no_writer() -> None:
+    probe = Probe()
+    async with serving(probe, "httptools") as url, httpx.AsyncClient() as http:  # type: ignore[arg-type]
+        response = await http.get(url + "/events")
+        assert response.content == b"".join(CHUNKS)
+    assert probe.writers == [None]
