@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from spool.api import (
     openapi,
@@ -16,9 +16,9 @@ from spool.api import (
     routes_ui_chat,
 )
 from spool.api.errors import install_error_handlers
+from spool.api.events_path import Outermost
 from spool.api.guard import Guard
 from spool.api.state import Role, lifespan_for
-from spool.api.transport_writer import RAW_SEND
 from spool.shared.settings import Settings
 
 DESCRIPTION = """Submit LLM jobs and follow their output as Server-Sent Events that survive
@@ -27,34 +27,24 @@ Errors are `{"error": {"code", "message"}}`. Streams carry the `SpoolEvent` sche
 """
 
 
-class RecordRawSend:
-    """The outermost layer: records the server's own `send` in the scope for the SSE
-    responses' direct writes (`api.transport_writer`), since the `send` a route gets is
-    wrapped by starlette's middleware."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
-        await self.app(scope, receive, send)
-
-
-def _outermost(app: FastAPI) -> None:
-    """`RecordRawSend` outside even starlette's `ServerErrorMiddleware`: starlette builds
-    the middleware stack lazily with this method, which no option reaches."""
+def _outermost(app: FastAPI, *, check_host: bool, events: bool) -> None:
+    """`Outermost` outside even starlette's `ServerErrorMiddleware`: starlette builds the
+    middleware stack lazily with this method, which no option reaches."""
     build = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return RecordRawSend(build())
+        return Outermost(build(), check_host=check_host, events=events)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings, role: Role = "all", *, check_host: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, role: Role = "all", *, check_host: bool = False, events_path: bool = True
+) -> FastAPI:
     """`role`: `jobs` (job routes only), `events` (the SSE fan-out only), or `all`.
-    `check_host`: answer loopback `Host` names only (open mode on a loopback address)."""
+    `check_host`: answer loopback `Host` names only (open mode on a loopback address).
+    `events_path`: serve the events route before FastAPI (`api.events_path`); off, the
+    FastAPI route serves it (the tests compare the two)."""
     app = FastAPIOffline(  # /docs and /redoc with their assets served here: no CDN
         title="Spool",
         summary="Durable, resumable LLM streaming",
@@ -64,7 +54,7 @@ def create_app(settings: Settings, role: Role = "all", *, check_host: bool = Fal
         static_url="/docs-assets",
     )
     install_error_handlers(app)
-    _outermost(app)
+    _outermost(app, check_host=check_host, events=events_path and role in ("all", "events"))
     openapi.install(app)
     app.add_middleware(Guard, check_host=check_host)
     app.include_router(routes_ops.router)

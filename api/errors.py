@@ -105,7 +105,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     async def redis_down(request: Request, exc: Exception) -> Response:
-        log.warning("Redis unreachable: %s", exc)
-        return error_response(
-            503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
-        )
+        return redis_unavailable(exc)
+
+
+def redis_unavailable(exc: Exception) -> Response:
+    log.warning("Redis unreachable: %s", exc)
+    return error_response(
+        503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
+    )

@@ -1,4 +1,4 @@
-"""`EventStreamResponse`: the SSE response, one ASGI send per batch of frames.
+"""`EventStreamResponse`: the SSE response, one write per batch of frames.
 
 Intentional divergence from starlette's `StreamingResponse` (do not "fix" without
 reading this). Under uvicorn (ASGI spec 2.3) `StreamingResponse` runs every response as
@@ -7,12 +7,16 @@ their cancel scopes; at 10,000 followers that is 20,000 tasks and their scopes, 
 share of the API's memory per client and of its CPU per frame. Here the body is sent
 from the request's own task, and the disconnect listener is one plain asyncio task whose
 completion cancels the sender. Each chunk the body yields (the hub hands over every entry
-a wake-up found, joined) is one `send`: one socket write per client per wake-up.
+a wake-up found, joined) is one write per client per wake-up: straight to the
+connection's transport when uvicorn's httptools protocol serves it
+(`api.transport_writer`; the body is then opened with that writer, so that the hub can
+write to a caught-up follower itself), else one ASGI `send`.
 
-A send that makes no progress for `send_timeout_s` (the client stopped reading and the
-socket's buffers are full) raises `TimeoutError` to the caller. The deadline is one
-`asyncio.timeout` for the whole response, moved before and cleared after every send,
-instead of a timeout context per send.
+A write or send that makes no progress for `send_timeout_s` (the client stopped reading
+and the socket's buffers are full) raises `TimeoutError` to the caller. Through `send`,
+the deadline is one `asyncio.timeout` for the whole response, moved before and cleared
+after every send; a direct write takes a timeout only when it has to wait for the
+socket to drain.
 
 If the upstream API changes (`Task.uncancel`, the ASGI message shapes), the tests in
 tests/test_event_stream.py fail.

@@ -68,25 +68,22 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self._refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
+            refused = refusal(scope, check_host=self.check_host)
+            if refused is not None:
+                await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> Response | None:
-        if self.check_host and not is_loopback_host(_header(scope, b"host") or ""):
-            return error_response(
-                403,
-                "host_not_allowed",
-                "This open (keyless) service answers loopback host names only.",
-            )
-        if (
-            scope["method"] == "POST"
-            and _has_body(scope)
-            and not _is_json(_header(scope, b"content-type"))
-        ):
-            return error_response(
-                415, "unsupported_media_type", "Send the body as application/json."
-            )
-        return None
+
+def refusal(scope: Scope, *, check_host: bool) -> Response | None:
+    """The error answering an HTTP request these checks refuse; None when it passes."""
+    if check_host and not is_loopback_host(_header(scope, b"host") or ""):
+        return error_response(
+            403,
+            "host_not_allowed",
+            "This open (keyless) service answers loopback host names only.",
+        )
+    content_type = _header(scope, b"content-type")
+    if scope["method"] == "POST" and _has_body(scope) and not _is_json(content_type):
+        return error_response(415, "unsupported_media_type", "Send the body as application/json.")
+    return None

@@ -119,6 +119,21 @@ async def session_events(
 ) -> Response:
     """Follow a session over SSE; resume with `Last-Event-ID` (header) or `last_event_id`;
     `format` picks the wire format (`spool`, or another client's, docs/formats.md)."""
+    return await session_events_response(
+        state, tenant, session_id, job_id, last_event_id, last_event_id_header, format
+    )
+
+
+async def session_events_response(
+    state: AppState,
+    tenant: str,
+    session_id: str,
+    job_id: str | None,
+    last_event_id: str | None,
+    last_event_id_header: str | None,
+    format: str,
+) -> Response:
+    """The events route, also served before FastAPI (`api.events_path`)."""
     fmt = parse_format(format)
     start = parse_cursor(last_event_id_header, last_event_id)
     session = session_of(tenant, session_id)

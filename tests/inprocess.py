@@ -11,10 +11,11 @@ no blocking I/O): the API and the worker run in it.
 import asyncio
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from spool.api.app import create_app
 from spool.cli.embedded import free_port
@@ -35,6 +36,30 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, http: str = "auto", lifespan: str = "on") -> AsyncIterator[str]:
+    """`app` served by uvicorn in the test's loop on a free port: its base URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        http=http,  # type: ignore[arg-type]
+        ws="none",
+        lifespan=lifespan,  # type: ignore[arg-type]
+        log_config=None,
+        log_level="warning",
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started or task.done(), 30, "uvicorn")
+        assert not task.done(), "uvicorn failed to start"
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 class InProcessStack:

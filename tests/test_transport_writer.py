@@ -6,45 +6,21 @@ its `RequestResponseCycle` (httptools), they fail. Under another protocol (h11) 
 writer is not used and the SSE response goes through ASGI `send`, exactly as before.
 """
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
-import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spool.api.app import RecordRawSend
+from spool.api.events_path import Outermost
 from spool.api.transport_writer import TransportWriter, transport_writer
-from spool.cli.embedded import free_port
-from tests.procs import until
+from tests.inprocess import serving
 
 pytestmark = pytest.mark.inprocess
 
 CHUNKS = [b"data: one\n\n", b"data: two\n\n" * 300, b": ping\n\n"]
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # pytest owns the signals
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: RecordRawSend, http: str) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=http, lifespan="off", log_config=None
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started or task.done(), 30, "uvicorn")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def outermost(app: ASGIApp) -> Outermost:
+    return Outermost(app, check_host=False, events=False)
 
 
 class Probe:
@@ -72,7 +48,7 @@ class Probe:
 
 async def test_uvicorns_httptools_cycle_takes_direct_writes() -> None:
     probe = Probe()
-    async with serving(RecordRawSend(probe), "httptools") as url, httpx.AsyncClient() as http:
+    async with serving(outermost(probe), "httptools", "off") as url, httpx.AsyncClient() as http:
         for _ in range(2):  # keep-alive: the second response on the same connection
             response = await http.get(url + "/events")
             assert response.status_code == 200
@@ -84,7 +60,7 @@ async def test_uvicorns_httptools_cycle_takes_direct_writes() -> None:
 
 async def test_another_protocol_falls_back_to_asgi_send() -> None:
     probe = Probe()
-    async with serving(RecordRawSend(probe), "h11") as url, httpx.AsyncClient() as http:
+    async with serving(outermost(probe), "h11", "off") as url, httpx.AsyncClient() as http:
         response = await http.get(url + "/events")
         assert response.content == b"".join(CHUNKS)
     assert probe.writers == [None]
@@ -92,7 +68,7 @@ async def test_another_protocol_falls_back_to_asgi_send() -> None:
 
 async def test_without_the_outermost_layer_there_is_no_writer() -> None:
     probe = Probe()
-    async with serving(probe, "httptools") as url, httpx.AsyncClient() as http:  # type: ignore[arg-type]
+    async with serving(probe, "httptools", "off") as url, httpx.AsyncClient() as http:
         response = await http.get(url + "/events")
         assert response.content == b"".join(CHUNKS)
     assert probe.writers == [None]

@@ -163,16 +163,14 @@ async def _attempt(attempt: "Attempt") -> str:
 async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
     """Advance the session's FIFO past finished jobs and enqueue the next one. When none is
     left the session is idle: its keys (and its jobs' index entries) start their TTL."""
-    await state.limits.ended(session.tenant, finished_job_id)
-    head = await state.sessions.advance(session, finished_job_id)
+    ended_keys = state.limits.ended_keys(session.tenant)
+    head = await state.sessions.finish(session, finished_job_id, ended_keys)
     while head is not None:
         marks = await job_marks(state.clients.streams, state.keys, session, head)
         if marks.terminal_id is None:
             await state.queue.enqueue(session, head)
             return
-        await state.limits.ended(session.tenant, head)
-        head = await state.sessions.advance(session, head)  # cancelled while waiting
-    await state.store.keep_index(session, state.settings.retention_s)
+        head = await state.sessions.finish(session, head, ended_keys)  # cancelled while waiting
 
 
 class Attempt:
