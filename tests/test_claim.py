@@ -1,15 +1,18 @@
 """The workers' claim script against a real Redis: each tenant within its running cap,
-and another tenant's job found even behind more capped jobs than arq reads per poll."""
+another tenant's job found even behind more capped jobs than arq reads per poll, and
+running jobs out of the polls' way until their lease lapses."""
 
 from collections.abc import AsyncIterator
 
 import pytest
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from spool.shared.connections import open_redis
 from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 from spool.worker.claim import Claimer
+from spool.worker.lifecycle import Leases
 
 pytestmark = pytest.mark.inprocess
 
@@ -71,8 +74,55 @@ async def test_the_claim_reads_the_queue_itself_in_order_skipping_running_and_fu
     claimer = Claimer(redis, KEYS, lease_s=10, max_running=1_000_000)
     first = await claimer.claim(KEYS.queue, 100, 2, now, IN_PROGRESS_MS)
     assert first == [(acme[0], 1), (acme[1], 2)]
-    # the claimed jobs stay queued (as in arq) and are skipped while in progress
+    # the claimed jobs stay queued (as in arq), due when their lease lapses
+    for job in acme[:2]:
+        assert await redis.zscore(KEYS.queue, job) == now + 10_000
     rest = await claimer.claim(KEYS.queue, 100, 10, now_ms(), IN_PROGRESS_MS)
     assert [job for job, _ in rest] == acme[2:]
     assert later[0] not in [job for job, _ in first + rest]
     assert await claimer.claim(KEYS.queue, 100, 10, now_ms(), IN_PROGRESS_MS) == []
+
+
+async def test_running_jobs_are_not_in_the_polls_window_until_their_lease_lapses(
+    redis: Redis,
+) -> None:
+    """A poll reads only due jobs: jobs running ahead do not fill its window (arq's rule
+    walked every running job at the head of the queue on every wake-up)."""
+    now = now_ms()
+    jobs = await queue_jobs(redis, "acme", 5, first_score=1)
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=1_000_000)
+    running = await claimer.claim(KEYS.queue, 2, 2, now, IN_PROGRESS_MS)
+    assert [job for job, _ in running] == jobs[:2]
+    # a window of two ids: the two running jobs at the head are not what it reads
+    nxt = await claimer.claim(KEYS.queue, 2, 1, now, IN_PROGRESS_MS)
+    assert nxt == [(jobs[2], 3)]
+    # the heartbeat moves a running job's score on with its lease
+    leases = Leases(redis, KEYS, lease_s=10)
+    await leases.renew({jobs[0]: "acme", jobs[1]: "acme"})
+    renewed = await redis.zscore(KEYS.queue, jobs[0])
+    assert renewed is not None
+    assert renewed >= now + 10_000
+    assert await redis.pttl(in_progress_key_prefix + jobs[0]) <= 10_000
+    # jobs[1]'s worker died: its in-progress key lapsed; once its score is due, it is
+    # claimed again (here: a poll as if the lease's time had passed)
+    await redis.delete(in_progress_key_prefix + jobs[1])
+    later = now + 60_000
+    again = await claimer.claim(KEYS.queue, 100, 10, later, IN_PROGRESS_MS)
+    # queued jobs first (by score), then the lapsed one; jobs[0] and jobs[2] still leased
+    assert [job for job, _ in again] == [*jobs[3:], jobs[1]]
+
+
+async def test_a_renewal_leaves_the_score_of_a_job_that_was_just_handed_back(
+    redis: Redis,
+) -> None:
+    """A job's end or hand-back deletes its in-progress key and sets its score; a renewal
+    racing with it must not push the job's next run back by a lease."""
+    now = now_ms()
+    (job,) = await queue_jobs(redis, "acme", 1, first_score=1)
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=1_000_000)
+    assert await claimer.claim(KEYS.queue, 10, 1, now, IN_PROGRESS_MS) == [(job, 1)]
+    await redis.delete(in_progress_key_prefix + job)  # handed back: due at once again
+    await redis.zadd(KEYS.queue, {job: 1}, xx=True)
+    await Leases(redis, KEYS, lease_s=10).renew({job: "acme"})
+    assert await redis.zscore(KEYS.queue, job) == 1
+    assert await claimer.claim(KEYS.queue, 10, 1, now_ms(), IN_PROGRESS_MS) == [(job, 1)]

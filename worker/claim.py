@@ -20,6 +20,16 @@ The tenant comes from the job index (`Keys.job_index`).
 
 The worker's poll is this script too: it reads arq's window of due ids from the queue
 itself (`worker/main.py`), so a wake-up costs one round trip before a job starts, not two.
+
+Divergence from arq: a claimed job's queue score becomes its lease expiry (now +
+`SPOOL_LEASE_S`), and the heartbeat moves it on with the lease (`worker/lifecycle.py`).
+arq leaves running jobs due at the head of the queue, so every poll walked all of them
+(an `EXISTS` each): at 1,000 running jobs, 1,000 key checks per wake-up, and a wake-up
+per submission. Now a poll reads only jobs that are due: queued ones, and those whose
+worker stopped renewing (due again when their lease lapses, when their in-progress key
+lapses too). The score returned is the one the job was queued with (arq's delay figures
+and its retry arithmetic); `SpoolWorker.finish_job` puts a job handed back or retried at
+the score arq would have given it.
 """
 
 from arq.constants import in_progress_key_prefix
@@ -70,6 +80,7 @@ local function consider(id, score)
     redis.call('PEXPIRE', running, lease)
   end
   redis.call('PSETEX', busy, ttl, '1')
+  redis.call('ZADD', queue, 'XX', now + lease, id)  -- out of the polls' way while it runs
   claimed[#claimed + 1] = id
   claimed[#claimed + 1] = score
 end

@@ -18,7 +18,7 @@ from spool.shared.store import JobStore
 from spool.shared.streams import StreamWriter
 from spool.worker.batcher import Batcher
 from spool.worker.duties import publish_tools, sweep_approvals
-from spool.worker.lifecycle import Running, heartbeat, listen
+from spool.worker.lifecycle import Leases, Running, heartbeat, listen
 from spool.worker.metrics import MetricsServer
 
 _CTX_KEY = "spool"
@@ -41,6 +41,7 @@ class WorkerState:
         self.concurrency = concurrency
         self.approvals = Approvals(clients.main, keys)
         self.running = Running()
+        self.leases = Leases(clients.main, keys, settings.lease_s)
         self.wake = asyncio.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = MetricsServer(clients.main, clients.keys, lambda: len(self.running.cancels))
@@ -53,6 +54,7 @@ class WorkerState:
                 heartbeat(
                     self.clients.main,
                     self.keys,
+                    self.leases,
                     self.running,
                     worker_member(self.name, self.concurrency),
                     s.heartbeat_s,

@@ -38,7 +38,6 @@ from spool.worker.context import WorkerState
 from spool.worker.continuation import Plan, plan
 from spool.worker.errors import OutputLimit, ProviderError
 from spool.worker.generation import Generation
-from spool.worker.lifecycle import renew_leases
 from spool.worker.parking import Parked
 from spool.worker.providers import resolve
 from spool.worker.publisher import Publisher
@@ -89,9 +88,7 @@ async def _run(
         # at once (one round trip): the lease, the record (read after tracking: no cancel
         # slips between), the job's marks and the session's history
         _, rec, marks, history = await asyncio.gather(
-            renew_leases(
-                state.clients.main, state.keys, {arq_id: session.tenant}, state.settings.lease_s
-            ),
+            state.leases.renew({arq_id: session.tenant}),
             state.store.load(session, job_id),
             job_marks(state.clients.streams, state.keys, session, job_id),
             memory.read(state.clients.main, state.keys, session),

@@ -4,7 +4,8 @@ Leases: arq marks a running job with an in-progress key that lives for the job t
 plus 10 s, so a SIGKILLed worker's job would wait up to an hour. Every `heartbeat_s` the
 worker shortens and renews that key to `lease_s` for each job it runs: a live worker
 keeps its jobs, a dead one loses them within `lease_s`, and another worker runs them
-again (as `job.retrying`).
+again (as `job.retrying`). The renewal also moves the job's queue score to the lease's
+expiry (`worker/claim.py`: polls then skip running jobs without looking at them).
 
 Cancels: the API publishes a job id on `Keys.cancel_channel`; the worker running it
 sets that job's cancel event at once (arq's poll-based abort is too slow).
@@ -22,6 +23,7 @@ import logging
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
+from spool.shared.connections import awaited
 from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
 
@@ -57,31 +59,69 @@ class Running:
         return {arq_id: self.tenants.get(job) for job, arq_id in self.arq_ids.items()}
 
 
-async def renew_leases(
-    redis: Redis, keys: Keys, leases: dict[str, str | None], lease_s: float
-) -> None:
-    """Renew arq's in-progress key of each job (by arq id), and its tenant's running-set
-    entry when it has one (the claim script made it)."""
-    if not leases:
-        return
-    lease_ms = int(lease_s * 1000)
-    expiry = now_ms() + lease_ms
-    async with redis.pipeline(transaction=False) as pipe:
+# KEYS: the queue; ARGV: now (ms), lease (ms), arq's in-progress prefix, the running-set
+# prefix, then (arq id, tenant or '') pairs. A job whose in-progress key is gone (it ended,
+# or was handed back, this instant) keeps its queue score: the renewal never delays a retry.
+RENEW_LUA = """
+local queue, now, lease = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local busy_prefix, running_prefix = ARGV[3], ARGV[4]
+local expiry = now + lease
+local tenants = {}
+for i = 5, #ARGV, 2 do
+  local id, tenant = ARGV[i], ARGV[i + 1]
+  if redis.call('PEXPIRE', busy_prefix .. id, lease) == 1 then
+    redis.call('ZADD', queue, 'XX', expiry, id)
+  end
+  if tenant ~= '' then
+    redis.call('ZADD', running_prefix .. tenant, 'XX', expiry, id)
+    tenants[tenant] = true
+  end
+end
+for tenant in pairs(tenants) do
+  redis.call('PEXPIRE', running_prefix .. tenant, lease)
+end
+return 0
+"""
+
+
+class Leases:
+    """Renewing the leases of running jobs: one script call for any number of jobs."""
+
+    def __init__(self, redis: Redis, keys: Keys, lease_s: float) -> None:
+        self._script = redis.register_script(RENEW_LUA)
+        self._keys = keys
+        self._lease_ms = int(lease_s * 1000)
+
+    async def renew(self, leases: dict[str, str | None]) -> None:
+        """Renew arq's in-progress key of each job (by arq id) and move its queue score to
+        the new expiry (`worker/claim.py`: running jobs are not due), and its tenant's
+        running-set entry when it has one (the claim script made it)."""
+        if not leases:
+            return
+        args: list[str | int] = [
+            now_ms(),
+            self._lease_ms,
+            in_progress_key_prefix,
+            self._keys.running(""),
+        ]
         for arq_id, tenant in leases.items():
-            pipe.pexpire(in_progress_key_prefix + arq_id, lease_ms)  # never creates
-            if tenant is not None:
-                pipe.zadd(keys.running(tenant), {arq_id: expiry}, xx=True)
-                pipe.pexpire(keys.running(tenant), lease_ms)
-        await pipe.execute()
+            args += [arq_id, tenant or ""]
+        await awaited(self._script(keys=[self._keys.queue], args=args))
 
 
 async def heartbeat(
-    redis: Redis, keys: Keys, running: Running, member: str, every_s: float, lease_s: float
+    redis: Redis,
+    keys: Keys,
+    leases: Leases,
+    running: Running,
+    member: str,
+    every_s: float,
+    lease_s: float,
 ) -> None:
     """Renew the running jobs' leases, and this worker's entry in the fleet's capacity."""
     while True:
         try:
-            await renew_leases(redis, keys, running.leases(), lease_s)
+            await leases.renew(running.leases())
             await redis.zadd(keys.workers, {member: now_ms() + int(lease_s * 1000)})
         except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
             log.warning("lease renewal failed: %s", exc)

@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 from arq import Worker
+from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,6 +33,7 @@ class SpoolWorker(Worker):
         super().__init__(*args, **kwargs)
         self.wake = wake
         self.claimer = claimer
+        self.queued_scores: dict[str, int] = {}  # running job → the score it was queued with
 
     async def main(self) -> None:
         """arq's `Worker.main` with its fixed sleep between polls replaced by a wake-up wait."""
@@ -59,9 +62,48 @@ class SpoolWorker(Worker):
         ):
             await self.sem.acquire()  # never waits: at most `free` jobs were claimed
             self.job_counter += 1
+            self.queued_scores[job_id] = score
             task = self.loop.create_task(self.run_job(job_id, score))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._ended, job_id))
             self.tasks[job_id] = task
+
+    def _ended(self, job_id: str, _: object) -> None:
+        self.queued_scores.pop(job_id, None)
+        self._release_sem_dec_counter_on_complete()
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's `finish_job`, but a job run again (retried, or handed back at shutdown) gets
+        its due time as an absolute score: the queued score plus arq's increment (what
+        arq's `ZINCRBY` gives on a score left alone), because the claim and the heartbeat
+        moved the score to the lease's expiry (`worker/claim.py`)."""
+        if finish or job_id not in self.queued_scores:
+            await super().finish_job(
+                job_id,
+                finish,
+                result_data,
+                result_timeout_s,
+                keep_result_forever,
+                incr_score,
+                keep_in_progress,
+            )
+            return
+        due = self.queued_scores[job_id] + (incr_score or 0)
+        async with self.pool.pipeline(transaction=True) as tr:
+            if keep_in_progress is None:
+                tr.delete(in_progress_key_prefix + job_id)
+            else:
+                tr.pexpire(in_progress_key_prefix + job_id, int(keep_in_progress * 1000))
+            tr.zadd(self.queue_name, {job_id: due}, xx=True)
+            await tr.execute()
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
