@@ -295,7 +295,9 @@ class Attempt:
         try:
             if started is not None:
                 # emitted after the generation task is scheduled, which then runs before the
-                # batcher: `job.started` and the generation's first events share one round
+                # batcher: `job.started` and the generation's first events share one round.
+                # It is stamped before the task runs: emit waits only when the publisher is
+                # full, and at most two events (a retry's) precede it.
                 await self.pub.emit(started)
             await asyncio.wait(
                 {generation, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
