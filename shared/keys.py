@@ -17,6 +17,8 @@ import msgspec
 
 DEFAULT_PREFIX = "spool"
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
+# a session's keys on the stream Redis: its tag and one of these
+EVENTS, MARKS, NOTIFY, TOMBSTONE = ":events", ":marks", ":notify", ":deleted"
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 # How long a deleted session's tombstone lives: longer than any submission can take between
 # writing its record and appending `job.queued` (Redis waits are bounded by 10 s), so a
@@ -47,6 +49,8 @@ class Keys:
         self.tenants = f"{prefix}:tenants"  # zset: tenants with active jobs → staleness (ms)
 
     # -- one session: every key carries the session's hash tag -----------------------
+    # (the stream Redis's keys are the tag and a suffix: the append script builds them from
+    # the tag, see `shared/streams.py`)
 
     def tag(self, s: SessionRef) -> str:
         """`<prefix>:{<tenant>/<session_id>}`: the common start of the session's keys."""
@@ -54,16 +58,16 @@ class Keys:
 
     def stream(self, s: SessionRef) -> str:
         """The session's Redis Stream of events (on the stream Redis)."""
-        return f"{self.tag(s)}:events"
+        return self.tag(s) + EVENTS
 
     def marks(self, s: SessionRef) -> str:
         """Hash beside the stream: per job queued/terminal ids, last seq, attempt fence;
         `_last` (the last id), `_live` (jobs queued but not ended), `_born` (first id)."""
-        return f"{self.tag(s)}:marks"
+        return self.tag(s) + MARKS
 
     def notify(self, s: SessionRef) -> str:
         """Pub/sub channel: every append's new entries, and `session.deleted`."""
-        return f"{self.tag(s)}:notify"
+        return self.tag(s) + NOTIFY
 
     def session(self, s: SessionRef) -> str:
         """Hash: the owning tenant and creation time."""
@@ -88,7 +92,7 @@ class Keys:
 
     def tombstone(self, s: SessionRef) -> str:
         """String: the session was deleted; appends and new jobs are refused while it lives."""
-        return f"{self.tag(s)}:deleted"
+        return self.tag(s) + TOMBSTONE
 
     # -- global keys -----------------------------------------------------------------
 

@@ -43,17 +43,22 @@ return admit_active(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5
 """
 )
 
-# The jobs stop counting; a tenant with none left leaves the set of busy tenants.
-ENDED_LUA = """
-local active, running, tenants, tenant = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
-for i = 2, #ARGV do
-  redis.call('ZREM', active, ARGV[i])
-  redis.call('ZREM', running, ARGV[i])
-end
-if redis.call('ZCARD', active) == 0 then
-  redis.call('ZREM', tenants, tenant)
+# ended(active, running, tenants, tenant, jobs, from): the jobs in `jobs[from..]` stop
+# counting; a tenant with none left leaves the set of busy tenants. Also inside the
+# worker's end-of-job script (`shared/sessions.py`).
+ENDED_FUNCTION = """
+local function ended(active, running, tenants, tenant, jobs, from)
+  for i = from, #jobs do
+    redis.call('ZREM', active, jobs[i])
+    redis.call('ZREM', running, jobs[i])
+  end
+  if redis.call('ZCARD', active) == 0 then
+    redis.call('ZREM', tenants, tenant)
+  end
 end
 """
+
+ENDED_LUA = ENDED_FUNCTION + "\nended(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV, 2)\n"
 
 
 class TenantLimits:
@@ -85,12 +90,12 @@ class TenantLimits:
     async def ended(self, tenant: str, *job_ids: str) -> None:
         """These jobs no longer count (they ended, or never ran)."""
         if job_ids:
-            k = self._keys
-            await awaited(
-                self._ended(
-                    keys=[k.active(tenant), k.running(tenant), k.tenants], args=[tenant, *job_ids]
-                )
-            )
+            keys = self.ended_keys(tenant)
+            await awaited(self._ended(keys=keys, args=[tenant, *job_ids]))
+
+    def ended_keys(self, tenant: str) -> list[str]:
+        """`ENDED_FUNCTION`'s keys: the tenant's active and running sets, the busy tenants."""
+        return [self._keys.active(tenant), self._keys.running(tenant), self._keys.tenants]
 
 
 def worker_member(name: str, concurrency: int) -> str:

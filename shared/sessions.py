@@ -15,7 +15,8 @@ history); the advance that empties the pending list gives them `SPOOL_RETENTION_
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
-from spool.shared.keys import Keys, SessionRef
+from spool.shared.keys import Keys, SessionRef, index_value
+from spool.shared.limits import ENDED_FUNCTION
 from spool.shared.queue import ENQUEUE_FUNCTION, enqueue_args, enqueue_keys
 
 # admit(k, i, job, mode, e, j): k[i..i+8] are the keys pending, session, jobs, records,
@@ -50,21 +51,48 @@ end
 
 ADMIT_LUA = ADMIT_FUNCTION + "\nreturn admit(KEYS, 1, ARGV[1], ARGV[2], ARGV, 3)\n"
 
-# KEYS: pending, session, jobs, records, history. Returns the new head; when none is
-# left, the session is idle and its keys start their retention TTL.
-ADVANCE_LUA = """
-local pending = KEYS[1]
-if redis.call('LINDEX', pending, 0) == ARGV[1] then
-  redis.call('LPOP', pending)
+# advance(pending, session, jobs, records, history, job, ttl): the new head after `job`;
+# when none is left, the session is idle and its keys start their retention TTL.
+ADVANCE_FUNCTION = """
+local function advance(pending, session, jobs, records, history, job, ttl)
+  if redis.call('LINDEX', pending, 0) == job then
+    redis.call('LPOP', pending)
+  end
+  local head = redis.call('LINDEX', pending, 0)
+  if not head then
+    for _, key in ipairs({session, jobs, records, history}) do
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+  return head
 end
-local head = redis.call('LINDEX', pending, 0)
+"""
+
+ADVANCE_LUA = (
+    ADVANCE_FUNCTION
+    + "\nreturn advance(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])\n"
+)
+
+# A worker's job ended: it stops counting against its tenant's limits, the session's FIFO
+# advances, and when the session turns idle its jobs' index entries get the retention TTL
+# with its other keys. One call instead of three (the common end of a job).
+# KEYS: pending, session, jobs, records, history, active, running, tenants;
+# ARGV: job, ttl, tenant, index prefix, index value. Returns the new head.
+FINISH_LUA = (
+    ENDED_FUNCTION
+    + ADVANCE_FUNCTION
+    + """
+local job, ttl, index = ARGV[1], ARGV[2], ARGV[5]
+ended(KEYS[6], KEYS[7], KEYS[8], ARGV[3], {job}, 1)
+local head = advance(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], job, ttl)
 if not head then
-  for i = 2, 5 do
-    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+    redis.call('SET', ARGV[4] .. id, index, 'EX', ttl)
   end
 end
 return head
 """
+)
 
 
 class Admission:
@@ -84,6 +112,7 @@ class SessionQueue:
         self._keys = keys
         self._admit = redis.register_script(ADMIT_LUA)
         self._advance = redis.register_script(ADVANCE_LUA)
+        self._finish = redis.register_script(FINISH_LUA)
         self._retention_s = retention_s
 
     def _lifetime_keys(self, s: SessionRef) -> list[str]:
@@ -106,6 +135,17 @@ class SessionQueue:
         """Remove the finished head (if it is still the head); return the new head."""
         head: bytes | None = await awaited(
             self._advance(keys=self._lifetime_keys(s), args=[finished_job_id, self._retention_s])
+        )
+        return head.decode() if head is not None else None
+
+    async def finish(self, s: SessionRef, job_id: str, ended_keys: list[str]) -> str | None:
+        """`job_id` ended: it stops counting (`ended_keys`: `TenantLimits.ended_keys`), the
+        FIFO advances past it, and an idle session's job index entries start their TTL.
+        Returns the new head."""
+        args: list[str | int] = [job_id, self._retention_s, s.tenant]
+        args += [self._keys.job_index(""), index_value(s)]
+        head: bytes | None = await awaited(
+            self._finish(keys=[*self._lifetime_keys(s), *ended_keys], args=args)
         )
         return head.decode() if head is not None else None
 

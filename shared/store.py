@@ -66,6 +66,14 @@ return 1
 """
 
 
+def record_fields(rec: JobRecord) -> list[str]:
+    """The record as the records hash's field/value pairs: `<job_id>.<name>`, its JSON."""
+    fields: list[str] = []
+    for name, value in msgspec.structs.asdict(rec).items():
+        fields += (f"{rec.job_id}.{name}", _encode(value).decode())
+    return fields
+
+
 class SessionInfo(msgspec.Struct):
     tenant: str
     created_at_ms: int
@@ -89,6 +97,7 @@ class JobStore:
         tombstone lives."""
         s, k = rec.session, self.keys
         keys, args = self.create_args(rec)
+        args += record_fields(rec)
         outcome, _ = await asyncio.gather(
             awaited(self._create(keys=keys, args=args)),
             awaited(self.redis.set(k.job_index(rec.job_id), index_value(s))),
@@ -100,11 +109,9 @@ class JobStore:
 
     def create_args(self, rec: JobRecord) -> tuple[list[str], list[Any]]:
         """`CREATE_FUNCTION`'s keys (session, records, jobs, tombstone) and arguments
-        (tenant, now, ttl, job id, then the record's fields and values)."""
+        (tenant, now, ttl, job id), without the record's fields (`record_fields`)."""
         s, k = rec.session, self.keys
         args: list[Any] = [rec.tenant, now_ms(), self.retention_s, rec.job_id]
-        for name, value in msgspec.structs.asdict(rec).items():
-            args += (f"{rec.job_id}.{name}", _encode(value))
         return [k.session(s), k.records(s), k.jobs(s), k.tombstone(s)], args
 
     async def update(self, s: SessionRef, job_id: str, **fields: Any) -> bool:

@@ -14,30 +14,37 @@ fan-out that holds everything up to that id appends them without reading the str
 """
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
-from spool.shared.keys import Keys, SessionRef
+from spool.shared.keys import EVENTS, MARKS, NOTIFY, TOMBSTONE, Keys, SessionRef
 from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
 # append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to): the
 # events in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal
-# as a string
+# as a string. Per append in the common case (a live session, no job starting or ending):
+# EXISTS, HMGET, the XADDs, one HSET and the PUBLISH. The live count, `_born` and the
+# attempt travel in that one HSET; the TTLs change only when the live count reaches 0
+# (EXPIRE, again on every append while idle) or leaves it (PERSIST): while a job is live
+# the keys carry no TTL, which only this script changes.
 APPEND_FUNCTION_TEMPLATE = f"""
 local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to)
   if redis.call('EXISTS', tomb) == 1 then
     return 'SPOOL_CLOSED the session was deleted'
   end
-  local m = redis.call('HMGET', marks, job .. ':s', job .. ':t', job .. ':a', '_last', job .. ':q')
+  local fs, ft, fa, fq = job .. ':s', job .. ':t', job .. ':a', job .. ':q'
+  local m = redis.call('HMGET', marks, fs, ft, fa, '_last', fq, '_live', '_born')
   if attempt < 0 and m[3] then
     return 'SPOOL_STARTED a worker runs the job'
   end
@@ -51,19 +58,22 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, a
   if args[from] ~= 'job.queued' and not m[5] then
     return 'SPOOL_CLOSED the job is not in this session (deleted or expired)'
   end
+  local set = {{}}
   if attempt > 0 then
     local owner = tonumber(m[3] or '0')
     if owner > attempt then
       return 'SPOOL_CLOSED attempt ' .. owner .. ' owns the job'
     end
-    if owner ~= attempt then redis.call('HSET', marks, job .. ':a', attempt) end
+    if owner ~= attempt then set[#set + 1] = fa; set[#set + 1] = attempt end
   end
+  local was = tonumber(m[6] or '0')
+  local live = was
   local ids = {{}}
   local note = {{m[4] or '0-0', job}}
+  local id
   for i = from, to, 3 do
     local t, seq, d = args[i], tonumber(args[i + 1]), args[i + 2]
     if seq > last then
-      local id
       if maxlen ~= '0' then
         id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
       else
@@ -75,23 +85,23 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, a
       note[#note + 1] = d
       last = seq
       if t == 'job.queued' then
-        redis.call('HSET', marks, job .. ':q', id)
-        redis.call('HINCRBY', marks, '_live', 1)
-      end
-      if {_TERMINAL} then
-        redis.call('HSET', marks, job .. ':t', id)
-        redis.call('HINCRBY', marks, '_live', -1)
+        set[#set + 1] = fq; set[#set + 1] = id
+        live = live + 1
+      elseif {_TERMINAL} then
+        set[#set + 1] = ft; set[#set + 1] = id
+        live = live - 1
       end
     end
   end
-  redis.call('HSETNX', marks, '_born', ids[1])
-  redis.call('HSET', marks, job .. ':s', last, '_last', ids[#ids])
-  if tonumber(redis.call('HGET', marks, '_live') or '0') > 0 then
-    redis.call('PERSIST', stream)
-    redis.call('PERSIST', marks)
-  else
+  if live ~= was then set[#set + 1] = '_live'; set[#set + 1] = live end
+  if not m[7] then set[#set + 1] = '_born'; set[#set + 1] = ids[1] end
+  redis.call('HSET', marks, fs, last, '_last', id, unpack(set))
+  if live <= 0 then
     redis.call('EXPIRE', stream, ttl)
     redis.call('EXPIRE', marks, ttl)
+  elseif was <= 0 then
+    redis.call('PERSIST', stream)
+    redis.call('PERSIST', marks)
   end
   redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
   return ids
@@ -111,23 +121,23 @@ return r
 )
 
 # many appends in one call: ARGV ttl, maxlen, and ONE MessagePack array: per append its
-# stream, marks and tombstone keys, job, attempt, channel, n, then n triples (one argument
-# instead of 7 + 3n: the client packs one value, not thousands). KEYS declares every key
-# (standalone), or on a cluster the first append's (the call goes to that shard; the
-# others are in other slots of the same node, which the flag below allows). Returns per
-# append the number of entries it wrote, or its refusal.
+# session's tag (the script adds the key suffixes), job, attempt, n, then n triples (one
+# argument instead of thousands: the client packs one value). KEYS declares the first
+# append's keys: on a cluster they route the call to the shard, whose other slots the flag
+# below lets the script touch; standalone Redis checks no declaration, and declaring every
+# session's three keys cost both sides an argument each per append. Returns per append
+# the number of entries it wrote, or its refusal.
 APPEND_MANY_LUA_TEMPLATE = (
     APPEND_FUNCTION_TEMPLATE
-    + """
-local ttl, maxlen, out, a = ARGV[1], ARGV[2], {}, 1
+    + f"""
+local ttl, maxlen, out, a = ARGV[1], ARGV[2], {{}}, 1
 local args = cmsgpack.unpack(ARGV[3])
 while a <= #args do
-  local stream, marks, tomb = args[a], args[a + 1], args[a + 2]
-  local job, attempt, channel, n = args[a + 3], args[a + 4], args[a + 5], args[a + 6]
-  local r = append(stream, marks, tomb, job, attempt, ttl, maxlen, channel,
-    args, a + 7, a + 6 + 3 * n)
+  local tag, job, attempt, n = args[a], args[a + 1], args[a + 2], args[a + 3]
+  local r = append(tag .. '{EVENTS}', tag .. '{MARKS}', tag .. '{TOMBSTONE}', job, attempt,
+    ttl, maxlen, tag .. '{NOTIFY}', args, a + 4, a + 3 + 3 * n)
   out[#out + 1] = type(r) == 'string' and r or #r
-  a = a + 7 + 3 * n
+  a = a + 4 + 3 * n
 end
 return out
 """
@@ -209,6 +219,8 @@ class StreamWriter:
         self._many_sha = redis.register_script(self._many_lua).sha
         self._retention_s = retention_s
         self._maxlen = maxlen
+        self._own: AbstractConnection | None = None  # see `_own_call`
+        self._own_lock = asyncio.Lock()
 
     async def append_many(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
         """Several appends (of different jobs) in one script call: one round trip, one
@@ -233,16 +245,13 @@ class StreamWriter:
 
     async def _append_group(self, appends: Sequence["Append"]) -> list[int | SpoolError]:
         k = self.keys
-        keys_: list[str] = []
         flat: list[Any] = []
         for a in appends:
-            session_keys = (k.stream(a.session), k.marks(a.session), k.tombstone(a.session))
-            keys_ += session_keys
-            flat += (*session_keys, a.job_id, a.attempt, k.notify(a.session), len(a.batch))
+            flat += (k.tag(a.session), a.job_id, a.attempt, len(a.batch))
             for out in a.batch:  # data as str: Redis's cmsgpack has no bin type
                 flat += (out.type, out.seq, out.data.decode())
-        if isinstance(self._redis, ClusterRedis):
-            keys_ = keys_[:3]  # the others are in other slots of the same shard
+        first = appends[0].session
+        keys_ = [k.stream(first), k.marks(first), k.tombstone(first)]
         args = [self._retention_s, self._maxlen, _pack(flat)]
         try:
             results = await self._evalsha_many(keys_, args)
@@ -253,9 +262,36 @@ class StreamWriter:
 
     async def _evalsha_many(self, keys_: list[str], args: list[Any]) -> list[Any]:
         # EVALSHA directly: redis-py's script object would send SCRIPT EXISTS first
-        reply = self._redis.evalsha(self._many_sha, len(keys_), *keys_, *args)
-        results: list[Any] = await reply  # type: ignore[misc]  # redis-py types it as str
-        return results
+        if isinstance(self._redis, ClusterRedis):  # routed per shard by the cluster client
+            reply = self._redis.evalsha(self._many_sha, len(keys_), *keys_, *args)
+            results: list[Any] = await reply  # type: ignore[misc]  # redis-py types it as str
+            return results
+        own: list[Any] = await self._own_call("EVALSHA", self._many_sha, len(keys_), *keys_, *args)
+        return own
+
+    async def _own_call(self, *command: Any) -> Any:
+        """One command on the writer's own connection, taken from the pool once and kept.
+
+        A round is one command every few milliseconds; through `execute_command` each paid
+        redis-py's pool checkout and release (a condition, a timeout, a socket poll), its
+        retry wrapper and its reply callbacks: ~36 µs of the worker's CPU per call against
+        ~8 µs here. Any failure but a Redis error reply drops the connection (the next
+        call takes a fresh one; the batcher resends, appends are idempotent)."""
+        async with self._own_lock:
+            conn = self._own
+            if conn is None:
+                conn = self._own = await self._redis.connection_pool.get_connection()
+            try:
+                await conn.send_packed_command(conn.pack_command(*command), check_health=False)
+                return await conn.read_response()
+            except ResponseError:
+                raise  # a reply (NOSCRIPT, ...): the connection is in step
+            except BaseException:
+                self._own = None
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+                await self._redis.connection_pool.release(conn)
+                raise
 
     def _call(
         self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]

@@ -13,6 +13,7 @@ anything is written.
 
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
@@ -21,14 +22,15 @@ from spool.shared.keys import Keys, SessionRef, index_value
 from spool.shared.limits import ADMIT_FUNCTION as ACTIVE_FUNCTION
 from spool.shared.limits import TenantLimits
 from spool.shared.sessions import ADMIT_FUNCTION, SessionQueue
-from spool.shared.store import CREATE_FUNCTION, JobStore
+from spool.shared.store import CREATE_FUNCTION, JobStore, record_fields
 from spool.shared.streams import APPEND_FUNCTION_TEMPLATE, Outgoing
 
 # KEYS: 1-2 active, tenants; 3-6 session, records, jobs, tombstone; 7 the job's index;
 # 8-9 stream, marks; 10-18 the FIFO's keys (`ADMIT_FUNCTION`).
 # ARGV: 1 mode, 2 index value, 3 job id, 4 index prefix, 5-9 `admit_active`'s arguments,
 # 10-14 the enqueue arguments, 15-17 ttl, maxlen, notify channel, 18-20 the `job.queued`
-# triple, 21- `create`'s arguments (tenant, now, ttl, job id, fields...).
+# triple, 21-24 `create`'s arguments (tenant, now, ttl, job id), 25 the record's fields and
+# values as ONE MessagePack array (redis-py packs one argument, not fifty).
 # Returns {'run' | 'wait', the job.queued id, the ids ahead...}, or {'deleted' | 'busy' |
 # 'limit'} with nothing written.
 SUBMIT_LUA = (
@@ -48,7 +50,7 @@ if admit_active(KEYS[1], KEYS[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]) =
   return {'limit'}
 end
 local count = create(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[21], ARGV[22], ARGV[23],
-  ARGV[24], ARGV, 25)
+  ARGV[24], cmsgpack.unpack(ARGV[25]), 1)
 redis.call('SET', KEYS[7], index)
 local ids = append(KEYS[8], KEYS[9], KEYS[6], job, 0, ARGV[15], ARGV[16], ARGV[17], ARGV,
   18, 20)
@@ -67,6 +69,9 @@ for n = 2, #admitted do out[#out + 1] = admitted[n] end
 return out
 """
 )
+
+
+_pack = msgspec.msgpack.Encoder().encode
 
 
 class Submitted:
@@ -116,7 +121,7 @@ class Submitter:
         args: list[Any] = [mode, index_value(session), job_id, k.job_index("")]
         args += [*active_args, *enqueue_args]
         args += [self._store.retention_s, self._maxlen, k.notify(session)]
-        args += [queued.type, queued.seq, queued.data, *create_args]
+        args += [queued.type, queued.seq, queued.data, *create_args, _pack(record_fields(rec))]
         raw: list[bytes] = await awaited(self._script(keys=keys, args=args))
         verdict = raw[0].decode()
         if len(raw) == 1:

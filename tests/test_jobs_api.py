@@ -72,7 +72,7 @@ async def test_job_record_after_completion(http: httpx.AsyncClient, session_id: 
         session_id=session_id,
         input=[{"role": "user", "content": "one two three"}],
         parameters={**FAST, "text": "four five"},
-        metadata={"trace": "abc"},
+        metadata={"trace": "abc", "note": "ünïcode ✓ 名前"},  # the record travels as MessagePack
     )
     assert accepted["status"] == "queued"
     assert accepted["session_id"] == session_id
@@ -88,6 +88,7 @@ async def test_job_record_after_completion(http: httpx.AsyncClient, session_id: 
     assert job["usage"] == {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
     assert job["cost"]["total"] == 0.0
     assert job["error"] is None
+    assert job["metadata"] == {"trace": "abc", "note": "ünïcode ✓ 名前"}
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
     assert (await http.get("/v1/jobs/job-nope")).status_code == 404
 

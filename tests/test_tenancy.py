@@ -129,7 +129,8 @@ async def test_a_session_outlives_its_retention_while_its_jobs_wait_or_run(
         b"records",
         b"pending",
     }
-    for key in keys:
+    indexes = [KEYS.job_index(j["job_id"]) for j in (running, waiting)]
+    for key in [*keys, *indexes]:
         assert await redis_client.ttl(key) == -1, key  # live: nothing expires
     theirs = await assert_globex_sees_none_of_acme(globex, redis_client, session_id)
     # The owner gets every byte of both answers, in order.
@@ -143,7 +144,14 @@ async def test_a_session_outlives_its_retention_while_its_jobs_wait_or_run(
     await until(
         lambda: _all_expiring(redis_client, mine), "the idle session's keys to get their TTL"
     )
+    for key in indexes:  # given in the same call as the session's own keys
+        assert await redis_client.ttl(key) > 0, key
     await until(lambda: _gone(redis_client, mine), "the idle session to expire", 10)
+
+    async def unindexed() -> bool:
+        return not await redis_client.exists(*indexes)
+
+    await until(unindexed, "the idle session's job index entries to expire", 10)
     assert (await acme.get(f"/v1/jobs/{running['job_id']}")).status_code == 404
 
 

@@ -1,17 +1,27 @@
 """Pure pieces: ids, the arq serializer, settings, the simulated model's tokens."""
 
 import asyncio
+import itertools
 
 import msgspec
 import pytest
 
 from spool.shared import serializer
 from spool.shared.ids import before, format_stream_id, parse_stream_id
-from spool.shared.jobs import Message
+from spool.shared.jobs import Message, SimulatedParameters
 from spool.shared.settings import Settings, SettingsError
-from spool.worker.providers.base import ModelRequest, TextChunk, ThinkingChunk, UsageReport
-from spool.worker.providers.simulated import SimulatedProvider, tokenize
-from spool_client.events import TextDelta, decoder, encoder, event_type
+from spool.worker.errors import OutputLimit, ProviderError
+from spool.worker.providers.base import (
+    Chunk,
+    ModelRequest,
+    ProviderEvent,
+    TextChunk,
+    ThinkingChunk,
+    UsageReport,
+)
+from spool.worker.providers.pacing import Scheduler
+from spool.worker.providers.simulated import Chunks, SimulatedProvider, tokenize
+from spool_client.events import TextDelta, Usage, decoder, encoder, event_type
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +80,16 @@ def test_whitespace_tokens_concatenate_to_the_text(text: str) -> None:
     assert len([t for t in tokenize(text) if t.strip()]) == len(text.split())
 
 
+def _usage_reports(events: list[ProviderEvent]) -> list[Usage]:
+    """Every usage the stream reported, in order: its own reports and its chunks' ones."""
+    reports = []
+    for e in events:
+        report = e if isinstance(e, UsageReport) else getattr(e, "usage", None)
+        if isinstance(report, UsageReport):
+            reports.append(report.usage)
+    return reports
+
+
 async def test_simulated_model_streams_thinking_then_text_with_usage() -> None:
     request = ModelRequest(
         model="simulated",
@@ -77,9 +97,13 @@ async def test_simulated_model_streams_thinking_then_text_with_usage() -> None:
         parameters={"text": "x y", "thinking": "hmm ok", "ttft_ms": 0, "tokens_per_second": 1e6},
     )
     events = [e async for e in SimulatedProvider().stream(request)]
-    chunks = [e for e in events if not isinstance(e, UsageReport)]
-    assert [type(e) for e in chunks[:4]] == [ThinkingChunk, ThinkingChunk, TextChunk, TextChunk]
-    reports = [e.usage for e in events if isinstance(e, UsageReport)]
+    thinking = [e.text for e in events if isinstance(e, ThinkingChunk)]
+    text = [e.text for e in events if isinstance(e, TextChunk)]
+    assert "".join(thinking) == "hmm ok"
+    assert "".join(text) == "x y"
+    kinds = [type(e) for e in events if isinstance(e, TextChunk | ThinkingChunk)]
+    assert kinds == sorted(kinds, key=lambda k: k is TextChunk), "thinking, then text"
+    reports = _usage_reports(events)
     assert reports[0].output_tokens == 0, "input usage is reported before the first token"
     assert [r.output_tokens for r in reports] == sorted(r.output_tokens for r in reports)
     usage = reports[-1]
@@ -90,13 +114,60 @@ async def test_simulated_pace_follows_tokens_per_second() -> None:
     request = ModelRequest(
         model="simulated",
         messages=[],
-        parameters={"text": "a " * 20, "ttft_ms": 0, "tokens_per_second": 200, "chunk_tokens": 5},
+        parameters={
+            "text": "a " * 20,
+            "ttft_ms": 0,
+            "tokens_per_second": 200,
+            "chunk_tokens": 5,
+            "behind_ms": -1,  # one chunk per 5 tokens, however late the stream wakes
+        },
     )
     loop = asyncio.get_running_loop()
     start = loop.time()
     chunks = [e async for e in SimulatedProvider().stream(request) if isinstance(e, TextChunk)]
     assert len(chunks) == 4
     assert loop.time() - start >= 3 * 5 / 200  # three 25 ms gaps between four chunks
+
+
+async def test_a_simulated_stream_that_wakes_late_hands_over_what_is_due_as_one_chunk() -> None:
+    """2,000 tokens due within 2 ms of the start: a stream cannot take them one per wake-up
+    that fast, so it merges whatever is due; every chunk's usage counts the tokens so far."""
+    words = [f"w{i} " for i in range(2000)]
+    request = ModelRequest(
+        model="simulated",
+        messages=[],
+        parameters={"text": "".join(words), "ttft_ms": 0, "tokens_per_second": 1e6},
+    )
+    events = [e async for e in SimulatedProvider(behind_ms=0).stream(request)]
+    chunks = [e for e in events if isinstance(e, TextChunk)]
+    assert "".join(c.text for c in chunks) == "".join(words)
+    assert len(chunks) < len(words) // 2
+    so_far = itertools.accumulate(len(c.text.split()) for c in chunks)
+    assert [c.usage.usage.output_tokens if c.usage else None for c in chunks] == list(so_far)
+    assert _usage_reports(events)[-1].output_tokens == len(words)
+
+
+async def test_a_late_simulated_stream_still_fails_after_the_set_tokens() -> None:
+    request = ModelRequest(
+        model="simulated",
+        messages=[],
+        parameters={
+            "text": "a " * 500,
+            "ttft_ms": 0,
+            "tokens_per_second": 1e6,
+            "fail_after_tokens": 7,
+        },
+    )
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for e in SimulatedProvider(behind_ms=0).stream(request):
+            if isinstance(e, TextChunk):
+                seen.append(e.text)
+
+    with pytest.raises(ProviderError):
+        await consume()
+    assert "".join(seen) == "a " * 7
 
 
 async def test_single_flight_shares_concurrent_calls_and_caches_nothing() -> None:
@@ -120,3 +191,57 @@ async def test_single_flight_shares_concurrent_calls_and_caches_nothing() -> Non
     assert sorted(calls) == ["a", "b"]
     assert await flight("a") == "A"
     assert calls.count("a") == 2, "a call after the first returned is a new call"
+
+
+def _feed(text: str, **params: object) -> Chunks:
+    spec = msgspec.convert(
+        {"text": text, "ttft_ms": 0, "tokens_per_second": 5000, **params}, SimulatedParameters
+    )
+    return Chunks(spec, text, 0, asyncio.get_running_loop().time(), behind_s=-1)
+
+
+async def test_the_scheduler_hands_every_chunk_to_the_sink_in_order_when_it_has_room() -> None:
+    words = [f"w{i} " for i in range(40)]
+    feed, got, asked = _feed("".join(words)), [], 0
+
+    def room() -> bool:  # every other tick the job's buffer is full
+        nonlocal asked
+        asked += 1
+        return asked % 2 == 0
+
+    await Scheduler(asyncio.get_running_loop()).run(feed, got.append, room)
+    assert [c.text for c in got] == words, "one chunk per token, in order, none lost"
+    assert [c.usage.usage.output_tokens if c.usage else None for c in got] == list(range(1, 41))
+    assert asked >= 2 * len(words) - 1
+
+
+async def test_a_sink_error_or_the_feed_failure_ends_the_run_with_it() -> None:
+    scheduler, got = Scheduler(asyncio.get_running_loop()), []
+
+    def full_after_three(chunk: Chunk) -> None:
+        if len(got) == 3:
+            raise OutputLimit("over")
+        got.append(chunk)
+
+    with pytest.raises(OutputLimit):
+        await scheduler.run(_feed("a " * 10), full_after_three, lambda: True)
+    assert len(got) == 3
+    with pytest.raises(ProviderError):
+        await scheduler.run(_feed("a " * 10, fail_after_tokens=4), got.append, lambda: True)
+    assert len(got) == 3 + 4
+
+
+async def test_a_cancelled_run_gets_no_more_chunks() -> None:
+    scheduler, got, first = Scheduler(asyncio.get_running_loop()), [], asyncio.Event()
+
+    def sink(chunk: Chunk) -> None:
+        got.append(chunk)
+        first.set()
+
+    run = asyncio.create_task(scheduler.run(_feed("a " * 1000), sink, lambda: True))
+    await first.wait()
+    run.cancel()
+    seen = len(got)
+    await scheduler.run(_feed("b " * 20), lambda _: None, lambda: True)  # later ticks pass
+    assert len(got) == seen
+    assert run.cancelled()

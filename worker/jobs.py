@@ -163,16 +163,14 @@ async def _attempt(attempt: "Attempt") -> str:
 async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
     """Advance the session's FIFO past finished jobs and enqueue the next one. When none is
     left the session is idle: its keys (and its jobs' index entries) start their TTL."""
-    await state.limits.ended(session.tenant, finished_job_id)
-    head = await state.sessions.advance(session, finished_job_id)
+    ended_keys = state.limits.ended_keys(session.tenant)
+    head = await state.sessions.finish(session, finished_job_id, ended_keys)
     while head is not None:
         marks = await job_marks(state.clients.streams, state.keys, session, head)
         if marks.terminal_id is None:
             await state.queue.enqueue(session, head)
             return
-        await state.limits.ended(session.tenant, head)
-        head = await state.sessions.advance(session, head)  # cancelled while waiting
-    await state.store.keep_index(session, state.settings.retention_s)
+        head = await state.sessions.finish(session, head, ended_keys)  # cancelled while waiting
 
 
 class Attempt:
@@ -297,7 +295,9 @@ class Attempt:
         try:
             if started is not None:
                 # emitted after the generation task is scheduled, which then runs before the
-                # batcher: `job.started` and the generation's first events share one round
+                # batcher: `job.started` and the generation's first events share one round.
+                # It is stamped before the task runs: emit waits only when the publisher is
+                # full, and at most two events (a retry's) precede it.
                 await self.pub.emit(started)
             await asyncio.wait(
                 {generation, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED

@@ -35,8 +35,10 @@ from spool.shared.settings import Settings
 from spool.worker.errors import ProviderError, ToolError
 from spool.worker.parking import announce_decisions, park
 from spool.worker.providers.base import (
+    Chunk,
     Finished,
     ModelRequest,
+    Paced,
     Provider,
     ProviderEvent,
     TextChunk,
@@ -274,19 +276,36 @@ class AgentRun:
         """One model call, bounded by the first-token and idle-between-events timeouts.
 
         One timeout per call, moved forward as events arrive (at most once a second, which
-        keeps the idle bound within a second and costs nothing per event)."""
+        keeps the idle bound within a second and costs nothing per event). Chunks that come
+        through the scheduler (`Paced`) move it the same way."""
         settings, loop = self.settings, asyncio.get_running_loop()
         timeout, what = settings.provider_first_token_timeout_s, "first token"
         moved = loop.time()
+        step = request.step
+
+        def arrived() -> float:
+            nonlocal timeout, what, moved
+            now = loop.time()
+            if what != "event" or now - moved >= IDLE_GRANULARITY_S:
+                timeout, what, moved = settings.provider_idle_timeout_s, "event", now
+                guard.reschedule(now + timeout)
+            return now
+
+        def paced(chunk: Chunk) -> None:
+            arrived()
+            self.pub.emit_nowait(self._chunk(step, chunk, out))
+            if chunk.usage is not None:
+                out.usage = chunk.usage
+
         try:
             async with asyncio.timeout(timeout) as guard:
                 async with contextlib.aclosing(provider.stream(request)) as events:
                     async for event in events:
-                        now = loop.time()
-                        if what != "event" or now - moved >= IDLE_GRANULARITY_S:
-                            timeout, what, moved = settings.provider_idle_timeout_s, "event", now
-                            guard.reschedule(now + timeout)
-                        await self._handle(request.step, event, out)
+                        now = arrived()
+                        if type(event) is Paced:
+                            await event.run(paced, self.pub.has_room)
+                            continue
+                        await self._handle(step, event, out)
                         if loop.time() - now >= IDLE_GRANULARITY_S:  # we were slow, not it
                             moved = loop.time()
                             guard.reschedule(moved + timeout)
@@ -294,17 +313,26 @@ class AgentRun:
             message = f"no {what} from the provider within {timeout:g}s"
             raise ProviderError("provider_timeout", message) from exc
 
+    def _chunk(self, step: int, chunk: Chunk, out: StepOutput) -> TextDelta | ThinkingDelta:
+        """Record a text or thinking chunk; the event to emit for it."""
+        if type(chunk) is TextChunk:
+            self.pub.check_limits()  # before the text counts as output
+            self._delta(out)
+            out.text.append(chunk.text)
+            self.text.append(chunk.text)
+            event: TextDelta | ThinkingDelta = TextDelta(step=step, delta=chunk.text)
+        else:
+            self._delta(out)
+            event = ThinkingDelta(step=step, delta=chunk.text)
+        event.chain_step = self.chain_step
+        return event
+
     async def _handle(self, step: int, event: ProviderEvent, out: StepOutput) -> None:
         match event:
-            case TextChunk(text):
-                self.pub.check_limits()  # before the text counts as output
-                self._delta(out)
-                out.text.append(text)
-                self.text.append(text)
-                await self.emit(TextDelta(step=step, delta=text))
-            case ThinkingChunk(text):
-                self._delta(out)
-                await self.emit(ThinkingDelta(step=step, delta=text))
+            case TextChunk() | ThinkingChunk():
+                await self.pub.emit(self._chunk(step, event, out))
+                if event.usage is not None:
+                    out.usage = event.usage
             case ThinkingBlock(text, signature):
                 out.thinking.append(ThinkingPart(text, signature))
             case ToolCallChunk(call_id, name, piece):
@@ -323,6 +351,8 @@ class AgentRun:
             case Finished(finish, stop_reason):
                 out.reason = finish
                 out.stop_reason = stop_reason
+            case Paced():  # handled by `_stream`
+                raise AssertionError("a Paced event reached _handle")
             case _:
                 assert_never(event)
 

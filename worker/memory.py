@@ -11,7 +11,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
-from spool.shared.jobs import JobSpec, Message
+from spool.shared.jobs import Message
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.settings import Settings
 
@@ -24,13 +24,6 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 return redis.call('RPUSH', KEYS[1], ARGV[1])
 """
-
-
-async def load(redis: Redis, keys: Keys, spec: JobSpec) -> list[Message]:
-    """The session's earlier turns, oldest first (none when the job says `history: false`)."""
-    if not spec.history:
-        return []
-    return await read(redis, keys, spec.session)
 
 
 async def read(redis: Redis, keys: Keys, session: SessionRef) -> list[Message]:

@@ -33,16 +33,19 @@ from spool.shared.streams import Append, Outgoing
 from spool.worker.batcher import Batcher
 from spool.worker.errors import OutputLimit
 from spool_client.events import (
-    TERMINAL_TYPES,
     Event,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
     TextDelta,
     ThinkingDelta,
     ToolResult,
     encoder,
-    event_type,
 )
 
 UNLIMITED = 1 << 62
+TERMINAL_EVENTS: frozenset[type[Event]] = frozenset({JobCompleted, JobFailed, JobCancelled})
+
 WORST_JSON_BYTES_PER_CHAR = 6  # `\u001f`: a control character escaped in JSON
 CUT_MARK = "\n[output cut: over the event size limit]"
 
@@ -81,6 +84,8 @@ class Publisher:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._max_event_bytes = max_event_bytes
+        # the most characters one delta may carry (see the event size bound)
+        self._piece_chars = max(1, max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
         self._bytes = 0
         self._behind_ms = behind_s * 1000  # negative: never merge
         self._taken = 0  # how many of `_pending` the round in flight carries
@@ -96,7 +101,17 @@ class Publisher:
             await self._room.wait()
             if self._error is not None:
                 raise self._error
-        if event_type(event) not in TERMINAL_TYPES:
+        self.emit_nowait(event)
+
+    def has_room(self) -> bool:
+        """Whether `emit_nowait` may be called (the buffer is not full)."""
+        return len(self._pending) < self._max_buffer
+
+    def emit_nowait(self, event: Event) -> None:
+        """`emit` for a caller that checked `has_room` (the simulated model's scheduler)."""
+        if self._error is not None:
+            raise self._error
+        if type(event) not in TERMINAL_EVENTS:
             self.check_limits()
         if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
             self._hold(event)
@@ -141,34 +156,40 @@ class Publisher:
             self._push(held)
 
     def _push(self, event: Event) -> None:
-        if isinstance(event, TextDelta | ThinkingDelta):
-            piece = self._piece()
-            if len(event.delta) > piece:
-                text = event.delta
+        kind = type(event)
+        if kind is TextDelta or kind is ThinkingDelta:
+            delta: TextDelta | ThinkingDelta = event  # type: ignore[assignment]
+            piece = self._piece_chars
+            if len(delta.delta) > piece:
+                text = delta.delta
                 for start in range(0, len(text), piece):
-                    self._push_one(type(event)(step=event.step, delta=text[start : start + piece]))
-                return
-        elif isinstance(event, ToolResult):
-            limit = self._piece()
-            if len(event.output) > limit:
-                event.output = event.output[:limit] + CUT_MARK
-        self._push_one(event)
-
-    def _push_one(self, event: Event) -> None:
-        if isinstance(event, TextDelta | ThinkingDelta) and self._merge(event):
+                    self._push_delta(kind(step=delta.step, delta=text[start : start + piece]))
+            else:
+                self._push_delta(delta)
             return
+        if isinstance(event, ToolResult) and len(event.output) > self._piece_chars:
+            event.output = event.output[: self._piece_chars] + CUT_MARK
+        self._push_one(event, now_ms())
+        self._last_delta = None
+
+    def _push_delta(self, delta: TextDelta | ThinkingDelta) -> None:
+        now = now_ms()
+        if not self._merge(delta, now):
+            self._push_one(delta, now)
+            self._last_delta = delta
+
+    def _push_one(self, event: Event, now: int) -> None:
         event.job_id = self._job_id
-        event.seq = self._seq
-        event.ts = now_ms()
-        self._seq += 1
+        event.seq = seq = self._seq
+        event.ts = now
+        self._seq = seq + 1
         data = encoder.encode(event)
         self._bytes += len(data)
-        self._pending.append(Outgoing(event_type(event), event.seq, data))
-        self._last_delta = event if isinstance(event, TextDelta | ThinkingDelta) else None
+        self._pending.append(Outgoing(_tag(type(event)), seq, data))
         self._idle.clear()
         self._batcher.ready(self)
 
-    def _merge(self, delta: TextDelta | ThinkingDelta) -> bool:
+    def _merge(self, delta: TextDelta | ThinkingDelta, now: int) -> bool:
         """Merge `delta` into the last pending event if that is a delta of the same kind that
         no round has taken yet and that has waited `behind_s` or longer."""
         last = self._last_delta
@@ -178,20 +199,16 @@ class Publisher:
             or len(self._pending) <= self._taken
             or type(last) is not type(delta)
             or last.step != delta.step
-            or len(last.delta) + len(delta.delta) > self._piece()
-            or now_ms() - last.ts < self._behind_ms
+            or len(last.delta) + len(delta.delta) > self._piece_chars
+            or now - last.ts < self._behind_ms
         ):
             return False
         last.delta += delta.delta
         data = encoder.encode(last)
         self._bytes += len(data) - len(self._pending[-1].data)
-        self._pending[-1] = Outgoing(event_type(last), last.seq, data)
+        self._pending[-1] = Outgoing(_tag(type(last)), last.seq, data)
         self.merged += 1
         return True
-
-    def _piece(self) -> int:
-        """The most characters one delta may carry (see the event size bound)."""
-        return max(1, self._max_event_bytes // WORST_JSON_BYTES_PER_CHAR)
 
     # -- the batcher's side (worker.batcher.Source) ------------------------------------
 
@@ -218,3 +235,16 @@ class Publisher:
         self._taken = 0
         self._room.set()
         self._idle.set()
+
+
+_tags: dict[type[Event], str] = {}
+
+
+def _tag(kind: type[Event]) -> str:
+    """The `type` tag of events of class `kind` (as `event_type`, looked up once per class)."""
+    tag = _tags.get(kind)
+    if tag is None:
+        found = kind.__struct_config__.tag
+        assert isinstance(found, str)
+        tag = _tags[kind] = found
+    return tag

@@ -18,7 +18,7 @@ def resolve(model: str, settings: Settings) -> Provider:
     `<endpoint>:<m>` for a named OpenAI-compatible endpoint of the agents file."""
     provider, _, name = model.partition(":")
     if provider == "simulated":
-        return SimulatedProvider()
+        return SimulatedProvider(settings.behind_ms, scheduled=True)
     if not name:
         raise UnsupportedModel(model)
     if provider in KEY_VARIABLES:

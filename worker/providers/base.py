@@ -4,7 +4,7 @@ A provider turns its wire format into these few events; the agent loop turns the
 Spool's public events. Keeping the two apart lets the loop run without a network.
 """
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -36,11 +36,16 @@ class ModelRequest(msgspec.Struct, kw_only=True):
 
 
 class TextChunk(msgspec.Struct):
+    """A piece of the answer; `usage`, when given, is the call's usage including it (a
+    provider that knows it per chunk saves an event per token: the simulated one)."""
+
     text: str
+    usage: "UsageReport | None" = None
 
 
 class ThinkingChunk(msgspec.Struct):
     text: str
+    usage: "UsageReport | None" = None
 
 
 class ThinkingBlock(msgspec.Struct):
@@ -78,6 +83,20 @@ class Finished(msgspec.Struct):
     stop_reason: str | None = None  # the provider's own word (`end_turn`, `length`, ...)
 
 
+Chunk = TextChunk | ThinkingChunk
+Sink = Callable[[Chunk], None]
+
+
+class Paced:
+    """The provider's next chunks come through the process's scheduler instead of its
+    stream (`worker/providers/pacing.py`; the simulated model, in the worker): the loop
+    awaits `run(sink, room)`, which calls `sink` with each chunk at its due time while
+    `room()` says the job can take one; the loop handles each as it would the event."""
+
+    def __init__(self, run: Callable[[Sink, Callable[[], bool]], Awaitable[None]]) -> None:
+        self.run = run
+
+
 ProviderEvent = (
     TextChunk
     | ThinkingChunk
@@ -86,6 +105,7 @@ ProviderEvent = (
     | ToolCallRequest
     | UsageReport
     | Finished
+    | Paced
 )
 
 

@@ -2,6 +2,14 @@
 
 It serves demos, load tests and benchmarks without keys or network. Tokens are
 whitespace tokens: `"Hello, world!\\n"` is two tokens, `"Hello, "` and `"world!\\n"`.
+
+Each chunk carries the usage so far (no separate usage event per token). A stream that
+wakes `behind_ms` (20 ms) or more after a chunk was due (its process is busy) hands over
+every chunk due by then as one, as a real model's stream read late from its socket
+would: an overloaded worker emits fewer, larger deltas instead of falling further
+behind (the publisher's adaptive coalescing, one step earlier). A job with `behind_ms`
+< 0 (or a worker with `SPOOL_BEHIND_MS` < 0) keeps one chunk per `chunk_tokens`
+whatever the delay.
 """
 
 import asyncio
@@ -11,11 +19,13 @@ from collections.abc import AsyncGenerator, Iterator
 
 import msgspec
 
-from spool.shared.jobs import Message, SimulatedParameters
+from spool.shared.jobs import Message, SimulatedParameters, behind_ms
 from spool.worker.errors import ProviderError
 from spool.worker.providers.base import (
+    Chunk,
     Finished,
     ModelRequest,
+    Paced,
     ProviderEvent,
     TextChunk,
     ThinkingChunk,
@@ -23,7 +33,7 @@ from spool.worker.providers.base import (
     ToolCallRequest,
     UsageReport,
 )
-from spool.worker.providers.pacing import pacer
+from spool.worker.providers.pacing import pacer, scheduler
 from spool_client.events import FinishReason, Usage
 
 ARGUMENTS_PIECE = 16  # characters of a tool call's arguments per `tool.call.delta`
@@ -72,26 +82,80 @@ def _usage(input_tokens: int, output_tokens: int) -> Usage:
     )
 
 
+class Chunks:
+    """A simulated answer's chunks and when each is due (a `pacing.Feed`)."""
+
+    def __init__(
+        self,
+        params: SimulatedParameters,
+        text: str,
+        input_tokens: int,
+        start: float,
+        behind_s: float,
+    ) -> None:
+        parts = [("thinking", tokenize(params.thinking or "")), ("text", tokenize(text))]
+        self._chunks = [
+            (kind, n, piece)
+            for kind, tokens in parts
+            for n, piece in _chunks(tokens, params.chunk_tokens)
+        ]
+        self._rate = params.tokens_per_second
+        self._fail_after = params.fail_after_tokens
+        self._behind_s = behind_s  # < 0: never merge
+        self._input = input_tokens
+        self._i = 0
+        self.spent = 0
+        self.due = start + params.ttft_ms / 1000
+
+    @property
+    def finished(self) -> bool:
+        return self._i >= len(self._chunks)
+
+    def take(self, now: float) -> Chunk:
+        """The next chunk; when `now` is `behind_s` or more past its due time, together with
+        every later chunk of its kind due by `now`."""
+        fail_after, chunks = self._fail_after, self._chunks
+        if fail_after is not None and self.spent >= fail_after:
+            raise ProviderError("provider_error", f"simulated failure after {self.spent} tokens")
+        late = self._behind_s >= 0 and now - self.due >= self._behind_s
+        kind, n, piece = chunks[self._i]
+        i, spent, due = self._i + 1, self.spent + n, self.due + n / self._rate
+        if late and i < len(chunks) and due <= now:
+            pieces = [piece]
+            while i < len(chunks) and due <= now and chunks[i][0] == kind:
+                if fail_after is not None and spent >= fail_after:
+                    break
+                _, n, more = chunks[i]
+                pieces.append(more)
+                i, spent, due = i + 1, spent + n, due + n / self._rate
+            piece = "".join(pieces)
+        self._i, self.spent, self.due = i, spent, due
+        report = UsageReport(_usage(self._input, spent))
+        return ThinkingChunk(piece, report) if kind == "thinking" else TextChunk(piece, report)
+
+
 class SimulatedProvider:
+    def __init__(self, behind_ms: float = 0.0, *, scheduled: bool = False) -> None:
+        self._behind_ms = behind_ms  # the worker's default; the job's `behind_ms` wins
+        self._scheduled = scheduled  # chunks through the process's scheduler (`Paced`)
+
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ProviderEvent, None]:
         params = msgspec.convert(request.parameters, SimulatedParameters)
         text = params.text if params.text is not None else default_text(request.messages)
         prompt = [m.content for m in request.messages] + [request.system or ""]
         usage = Usage(input_tokens=sum(count_tokens(p) for p in prompt))
         yield UsageReport(usage)  # input tokens are known up front, as with real providers
-        loop, pace = asyncio.get_running_loop(), pacer()
-        due = loop.time() + params.ttft_ms / 1000
-        spent = 0
-        parts = [("thinking", tokenize(params.thinking or "")), ("text", tokenize(text))]
-        for kind, tokens in parts:
-            for n, piece in _chunks(tokens, params.chunk_tokens):
-                if params.fail_after_tokens is not None and spent >= params.fail_after_tokens:
-                    raise ProviderError("provider_error", f"simulated failure after {spent} tokens")
-                await pace.until(due)
-                yield ThinkingChunk(piece) if kind == "thinking" else TextChunk(piece)
-                spent += n
-                due += n / params.tokens_per_second
-                yield UsageReport(_usage(usage.input_tokens, spent))
+        loop = asyncio.get_running_loop()
+        behind_s = behind_ms(request.parameters, self._behind_ms) / 1000
+        feed = Chunks(params, text, usage.input_tokens, loop.time(), behind_s)
+        if self._scheduled:
+            yield Paced(lambda sink, room: scheduler().run(feed, sink, room))
+        else:
+            pace = pacer()
+            while not feed.finished:
+                await pace.until(feed.due)
+                yield feed.take(loop.time())
+        spent = feed.spent
         yield UsageReport(_usage(usage.input_tokens, spent))
         calls = params.tool_calls if request.step == 0 else []
         for i, call in enumerate(calls):
