@@ -54,6 +54,7 @@ from spool.shared.connections import awaited
 from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import DELETED_NOTICE, decode_notice
+from spool_client.events import TERMINAL_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ MAX_BATCH_BYTES = 256 << 10  # data handed to one client at a time (at least one
 MAX_BUFFER_BYTES = 1 << 20  # a topic's buffer of newest entries
 DIRECT_MAX_BYTES = 64 << 10  # a larger run goes to attached followers through their tasks
 PING = sse_encoder.comment(b"ping")
+TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)  # entry types that end a job
 
 # Entries after ARGV[1] (exclusive), at most ARGV[2] of them and about ARGV[3] bytes of
 # data (at least one), ranged 8 at a time at first (more while they are small) so Redis
@@ -147,11 +149,12 @@ class DirectWriter(Protocol):
 class Attached:
     """A caught-up follower the topic writes to itself; `cursor`: the last id it was sent."""
 
-    __slots__ = ("cursor", "pinger", "wake", "writer")
+    __slots__ = ("cursor", "only", "pinger", "wake", "writer")
 
-    def __init__(self, writer: DirectWriter, cursor: StreamId) -> None:
+    def __init__(self, writer: DirectWriter, cursor: StreamId, only: bytes | None) -> None:
         self.writer = writer
         self.cursor = cursor
+        self.only = only  # the one job it follows (None: every entry)
         self.wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pinger: asyncio.TimerHandle | None = None
 
@@ -214,10 +217,21 @@ class Topic:
             self.detach_all()
             return
         last, written = self.last, 0
+        job = entries[0].job if all(e.job == entries[0].job for e in entries) else None
+        ends_job = any(e.kind in TERMINAL for e in entries)
         for attached in list(self.attached):
             writer = attached.writer
             if writer.paused or writer.disconnected:
                 self.detach(attached)  # its task reads on from its cursor (and times out)
+                continue
+            if attached.only is not None and attached.only != job:
+                if job is None:  # several jobs' entries: its task picks its job's out
+                    self.detach(attached)
+                else:  # another job's run: nothing for this follower
+                    attached.cursor = last
+                continue
+            if attached.only is not None and ends_job:
+                self.detach(attached)  # its task writes the end and ends the response
                 continue
             writer.write_now(run)
             attached.cursor = last
@@ -449,12 +463,15 @@ class Follower:
             and not self.hub.closing
         )
 
-    async def attach(self, writer: DirectWriter, cursor: StreamId, ping_s: float) -> StreamId:
-        """Let the topic write new entries to `writer` itself (see the module docstring)
-        until it detaches this follower; returns the cursor to read on from. The caller
-        checks `caught_up(cursor)` first, after its last write; pings are sent meanwhile."""
+    async def attach(
+        self, writer: DirectWriter, cursor: StreamId, ping_s: float, only: bytes | None = None
+    ) -> StreamId:
+        """Let the topic write new entries (of job `only`, if given) to `writer` itself
+        (see the module docstring) until it detaches this follower; returns the cursor
+        to read on from. The caller checks `caught_up(cursor)` first, after its last
+        write; pings are sent meanwhile. A run that ends job `only` is left to the task."""
         topic = self.topic
-        attached = Attached(writer, cursor)
+        attached = Attached(writer, cursor, only)
         loop = asyncio.get_running_loop()
 
         def ping() -> None:

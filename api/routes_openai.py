@@ -20,7 +20,7 @@ from spool.api.errors import ApiError
 from spool.api.formats import Format
 from spool.api.formats.base import decode_event
 from spool.api.formats.openai import OpenAI, completion
-from spool.api.hub import SessionGone
+from spool.api.hub import TERMINAL, SessionGone
 from spool.api.openapi import Raw, doc
 from spool.api.routes_jobs import IdempotencyKey, accept_request, json_response, stream_accepted
 from spool.api.state import AppState, State
@@ -28,11 +28,10 @@ from spool.shared.ids import before, parse_stream_id
 from spool.shared.jobs import JobRequest
 from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
-from spool_client.events import TERMINAL_TYPES, JobCancelled, JobCompleted, JobFailed
+from spool_client.events import JobCancelled, JobCompleted, JobFailed
 
 router = APIRouter()
 
-_TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)
 _ROLES = {"user": "user", "assistant": "assistant"}
 
 
@@ -175,7 +174,7 @@ async def wait_for_end(
                 )
             for entry in batch:
                 after = entry.sid
-                if entry.job == job and entry.kind in _TERMINAL:
+                if entry.job == job and entry.kind in TERMINAL:
                     event = decode_event(entry.kind, entry.data)
                     assert isinstance(event, JobCompleted | JobFailed | JobCancelled)
                     return event

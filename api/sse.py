@@ -25,13 +25,13 @@ from spool.api.errors import ApiError
 from spool.api.event_stream import Body, EventStreamResponse
 from spool.api.formats import Format
 from spool.api.formats.view import View
-from spool.api.hub import DirectWriter, Entry, Follower, Hub, SessionGone
+from spool.api.hub import TERMINAL, DirectWriter, Entry, Follower, Hub, SessionGone
 from spool.api.state import AppState, StreamCounts
 from spool.api.transport_writer import TransportWriter
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
 from spool.shared.keys import SessionRef
 from spool.shared.streams import job_marks
-from spool_client.events import TERMINAL_TYPES, SessionDeleted, SessionGap, encoder
+from spool_client.events import SessionDeleted, SessionGap, encoder
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ stalled_cutoff: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "stalled_cutoff", default=False
 )
 
-_TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -195,7 +194,7 @@ async def frames(
             yield cursor.gap
     async with hub.follow(session) as follower:
         try:
-            direct = writer if view is None and cursor.job_id is None else None
+            direct = writer if view is None else None
             async for chunk in _follow(follower, session, cursor, ping_s, view, direct):
                 for piece in pieces(chunk):
                     yield piece
@@ -218,7 +217,7 @@ async def _follow(
     comment = sse_encoder.comment if view is None else sse_encoder.comment_line
     while True:
         if direct is not None and not direct.paused and follower.caught_up(after):
-            after = await follower.attach(direct, after, ping_s)
+            after = await follower.attach(direct, after, ping_s, only)
         try:
             batch = await follower.next_batch(after, ping_s)
             if view is not None and batch:
@@ -253,7 +252,7 @@ def _render(
         if only is not None and entry.job != only:
             continue
         out.append(entry.frame if view is None else view.render(entry))
-        if only is not None and entry.kind in _TERMINAL:
+        if only is not None and entry.kind in TERMINAL:
             metrics.EVENTS_DELIVERED.inc(len(out))
             return b"".join(out), after, True
     metrics.EVENTS_DELIVERED.inc(len(out))

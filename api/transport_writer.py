@@ -17,7 +17,7 @@ holds `transport` (an `asyncio.Transport`), `flow` (uvicorn's `FlowControl`:
 `chunked_encoding` (True once a head without Content-Length was sent). The outermost
 app (`api.app.SpoolApp`) records that raw `send` in the scope under `RAW_SEND`, since
 the `send` a route receives is starlette's wrapper. Anything else (the h11 protocol,
-another server, HEAD, a head with a length) gets `None` from `transport_writer`: the
+another server, a HEAD request, a head with a length) gets `None` from `transport_writer`: the
 caller then sends through ASGI as before.
 
 Back-pressure is uvicorn's own: a write waits while the transport is above its high
@@ -81,7 +81,7 @@ def transport_writer(scope: Scope) -> TransportWriter | None:
     cycle = getattr(raw, "__self__", None)
     if RequestResponseCycle is None or type(cycle) is not RequestResponseCycle:
         return None
-    if scope.get("method") != "GET" or not _writable(cycle):
+    if scope.get("method") == "HEAD" or not _writable(cycle):
         return None
     return TransportWriter(cycle)
 

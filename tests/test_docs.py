@@ -136,3 +136,20 @@ def test_docs_point_nowhere_outside_the_repository() -> None:
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_no_file_holds_a_merge_conflict_marker() -> None:
+    """Parallel branches land here often: a conflict resolved by committing both sides'
+    markers must not reach a reader (it did once, in docs/architecture.md)."""
+    marker = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.M)
+    suffixes = {".md", ".py", ".toml", ".yaml", ".yml", ".html", ".js", ".json", ".txt"}
+    skip = {".git", ".venv", "node_modules", ".typecheck", ".spool"}
+    found = [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*")
+        if path.suffix in suffixes
+        and not skip.intersection(path.relative_to(ROOT).parts)
+        and path.is_file()
+        and marker.search(path.read_text(errors="replace"))
+    ]
+    assert found == []

@@ -93,3 +93,23 @@ async def test_a_stream_that_is_not_behind_keeps_its_chunks(redis: Redis) -> Non
     events = await stored(redis, session)
     assert [e["delta"] for e in events] == ["Hel", "lo"]
     assert pub.merged == 0
+
+
+async def test_rounds_survive_their_connection_being_killed(redis: Redis) -> None:
+    """The batcher sends rounds on a connection it keeps; when Redis drops it, the round
+    is sent again on a fresh one and every event is in the stream exactly once."""
+    batcher, session = await queued(redis, "p4")
+    pub = Publisher(batcher, session, "j1", 1, first_seq=1)
+    await pub.emit(TextDelta(step=0, delta="before "))
+    await pub.flush()
+    rounds = [c for c in await redis.client_list() if c["cmd"] == "evalsha"]
+    assert rounds, "the connection that sent the round"
+    for client in rounds:
+        await redis.client_kill_filter(_id=client["id"])
+    for word in ("after ", "the ", "drop"):
+        await pub.emit(TextDelta(step=0, delta=word))
+    await pub.flush()
+    await batcher.aclose()
+    events = await stored(redis, session)
+    assert "".join(str(e["delta"]) for e in events) == "before after the drop"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # events of one job per round
 MAX_ROUND = 4096  # events of all jobs per round
-MIN_ROUND_S = 0.002  # between the starts of two rounds, once the process is busy:
+MIN_ROUND_S = 0.005  # between the starts of two rounds, once the process is busy:
 BUSY_ROUND_JOBS = 8  # a round carried this many jobs (a lone job's events never wait)
 
 

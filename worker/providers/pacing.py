@@ -91,8 +91,12 @@ class Scheduler:
         self._at(feed.due, _Run(feed, sink, room, done))
         await done
 
-    def _at(self, due: float, run: _Run) -> None:
-        slot = max(math.ceil(due * 1000), math.floor(self._loop.time() * 1000) + 1)
+    def _at(self, due: float, run: _Run, earliest: int | None = None) -> None:
+        """Add `run` to the slot of `due`, and never to one before `earliest` (by default
+        the next millisecond)."""
+        if earliest is None:
+            earliest = math.floor(self._loop.time() * 1000) + 1
+        slot = max(math.ceil(due * 1000), earliest)
         runs = self._slots.get(slot)
         if runs is None:
             runs = self._slots[slot] = []
@@ -101,19 +105,21 @@ class Scheduler:
 
     def _fire(self, slot: int) -> None:
         now = self._loop.time()
+        earliest = math.floor(now * 1000) + 1
         for run in self._slots.pop(slot, ()):
             if run.done.done():  # cancelled: its task has gone
                 continue
+            feed = run.feed
             if run.room():
                 try:
-                    run.sink(run.feed.take(now))
+                    run.sink(feed.take(now))
                 except Exception as exc:  # the feed's failure, or the sink's
                     run.done.set_exception(exc)
                     continue
-                if run.feed.finished:
+                if feed.finished:
                     run.done.set_result(None)
                     continue
-            self._at(run.feed.due, run)
+            self._at(feed.due, run, earliest)
 
 
 _pacers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer]" = WeakKeyDictionary()
