@@ -90,12 +90,17 @@ class ClusterRedis(Redis):
     """A `Redis` whose commands go to the cluster node that serves their key's slot."""
 
     def __init__(
-        self, slots: list[Any], connection_kwargs: dict[str, Any], max_connections: int
+        self,
+        slots: list[Any],
+        connection_kwargs: dict[str, Any],
+        max_connections: int,
+        pool_wait_s: float | None = 10.0,
     ) -> None:
         # per connection: auth, name, timeouts, and the parser that turns MOVED, ASK and
         # TRYAGAIN replies into their exception types
         self.connection_kwargs = connection_kwargs | {"parser_class": ClusterParser}
         self._max_connections = max_connections
+        self._pool_wait_s = pool_wait_s
         self._nodes: dict[Address, Redis] = {}
         self._table: list[Address] = []
         self._refreshing: asyncio.Task[None] | None = None
@@ -134,7 +139,7 @@ class ClusterRedis(Redis):
                     host=host,
                     port=port,
                     max_connections=self._max_connections,
-                    timeout=10,
+                    timeout=self._pool_wait_s,  # type: ignore[arg-type]  # typed int; any number works
                     **self.connection_kwargs,
                 )
             )

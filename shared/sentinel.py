@@ -86,7 +86,9 @@ class SentinelRedis(Redis):
             await client.aclose()
 
 
-def open_sentinel_redis(url: str, max_connections: int, **connection_kwargs: Any) -> Redis:
+def open_sentinel_redis(
+    url: str, max_connections: int, pool_wait_s: float | None, **connection_kwargs: Any
+) -> Redis:
     """A client of the primary that the Sentinels at `url` name, now and after failovers."""
     parsed = parse_sentinel_url(url)
     socket_options = {k: v for k, v in connection_kwargs.items() if k.startswith("socket_")}
@@ -96,7 +98,7 @@ def open_sentinel_redis(url: str, max_connections: int, **connection_kwargs: Any
         redis_class=SentinelRedis,
         connection_pool_class=BlockingSentinelPool,
         max_connections=max_connections,
-        timeout=10,
+        timeout=pool_wait_s,
         db=parsed.db,
         username=parsed.username,
         password=parsed.password,

@@ -24,6 +24,9 @@ from spool.worker.jobs import run_job
 
 log = logging.getLogger(__name__)
 
+# the pub/sub connection and the stream writer's own stay checked out: one more is needed
+WORKER_MIN_CONNECTIONS = 3
+
 
 class SpoolWorker(Worker):
     """arq's Worker, polling on wake-up messages (not only on a timer) and kept alive through
@@ -142,7 +145,8 @@ def build_worker(
     readiness signal `spool dev` waits for. `handle_signals=False` leaves SIGINT/SIGTERM
     alone (a worker inside a test process, tests/inprocess.py).
     """
-    clients = RedisClients(settings)
+    # waits for a connection as long as it takes, and never below 3 (see RedisClients)
+    clients = RedisClients(settings, pool_wait_s=None, min_connections=WORKER_MIN_CONNECTIONS)
     state = WorkerState(settings, clients, concurrency)
 
     async def on_startup(ctx: dict[str, Any]) -> None:
