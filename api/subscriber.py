@@ -1,10 +1,16 @@
 """The hub's subscriptions to notify channels: one connection, or one per shard.
 
 Standalone (`ChannelSubscriber`): one pub/sub connection per API process, `SUBSCRIBE`;
-redis-py re-subscribes after a reconnect. On a Redis Cluster (`ShardSubscriber`): the
-append script `SPUBLISH`es on the session's shard, so the hub holds one connection per
-primary and `SSUBSCRIBE`s each channel on the node that serves its slot (one command per
-slot: a sharded subscribe may not span slots). When a slot moves, the node drops its
+redis-py re-subscribes after a reconnect. Notifications are read off that connection
+directly: `PubSub.listen()` costs a health check, a retry wrapper and a dict per
+message, a share of the API's CPU per event when every stream has its own session;
+every other reply still goes through `PubSub.handle_message`, which keeps redis-py's
+subscription bookkeeping (what it re-subscribes after a reconnect).
+
+On a Redis Cluster (`ShardSubscriber`): the append script `SPUBLISH`es on the session's
+shard, so the hub holds one connection per primary and `SSUBSCRIBE`s each channel on the
+node that serves its slot (one command per slot: a sharded subscribe may not span
+slots). When a slot moves, the node drops its
 subscribers with `sunsubscribe` (or answers `MOVED`); the subscriber then reads the slot
 table again and subscribes those channels on their new node.
 
@@ -70,13 +76,38 @@ class ChannelSubscriber:
         while True:
             try:
                 await self._pubsub.subscribe(self._hub_channel)
-                async for message in self._pubsub.listen():
-                    self._dispatch(message)
+                conn = self._pubsub.connection
+                assert conn is not None  # subscribe() made it
+                await self._read(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("hub pub/sub connection lost (%s); reconnecting", exc)
+                if self._pubsub.connection is not None:  # the next subscribe reconnects
+                    with contextlib.suppress(Exception):
+                        await self._pubsub.connection.disconnect()
                 await asyncio.sleep(0.5)
+
+    async def _read(self, conn: Connection) -> None:
+        pinged = False
+        on_message = self._on_message
+        while True:
+            reply = await conn.read_response(
+                timeout=PING_S, disconnect_on_error=False, push_request=True
+            )
+            if reply is None:  # quiet for PING_S: check the peer is still there
+                if pinged:
+                    raise ConnectionError("no answer to PING")
+                await self._pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                on_message("message", reply[1], reply[2])
+                continue
+            message = await self._pubsub.handle_message(reply)  # type: ignore[no-untyped-call]
+            if message is not None:
+                self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel, data = message.get("type"), message.get("channel"), message.get("data")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from spool.api.app import create_app
+from spool.api.events_path import Outermost
 from spool.shared.settings import Settings
 from tests.conftest import STACK_SETTINGS
 from tests.helpers import follow_job, submit
@@ -43,6 +44,15 @@ async def answer(url: str, path: str, headers: dict[str, str]) -> tuple[object, 
         response = await http.get(path, headers=headers)
     kept = sorted((k, v) for k, v in response.headers.items() if k not in IGNORED)
     return response.status_code, kept, response.content
+
+
+def test_the_served_app_answers_the_events_route_before_fastapi(redis_url: str) -> None:
+    """Starlette builds its middleware stack with the method `_outermost` wraps: if that
+    changes, the events route silently goes back through FastAPI; this fails instead."""
+    settings = Settings.from_env({"SPOOL_REDIS_URL": database_url(redis_url)})
+    stack = create_app(settings).build_middleware_stack()
+    assert isinstance(stack, Outermost)
+    assert stack.events
 
 
 async def test_errors_and_streams_are_the_fastapi_routes(keyed: tuple[str, str]) -> None:
