@@ -31,12 +31,13 @@ from spool.shared.keys import Keys
 
 log = logging.getLogger(__name__)
 
-SCAN_LIMIT = 10_000  # queue entries looked at for the running count (running jobs come first)
+SCAN_LIMIT = 10_000  # queue entries looked at for the running count (running jobs come last)
 
-# (queue length, claimed among the oldest SCAN_LIMIT, parked jobs); arq's in-progress key
-# marks a claim; a job waiting for approvals has one entry in the approvals' due set
+# (queue length, claimed among the latest SCAN_LIMIT, parked jobs); arq's in-progress key
+# marks a claim, and a claimed job's score is its lease expiry (`worker/claim.py`): the
+# end of the queue; a job waiting for approvals has one entry in the approvals' due set
 QUEUE_LUA = f"""
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local ids = redis.call('ZRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
 local running = 0
 for _, id in ipairs(ids) do
   running = running + redis.call('EXISTS', '{in_progress_key_prefix}' .. id)

@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from arq.constants import in_progress_key_prefix
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from spool.shared.connections import open_redis
 from spool.shared.ids import now_ms
 from spool.shared.keys import Keys
+from spool.shared.metrics import SCAN_LIMIT, QueueGauges
 from spool.worker.claim import Claimer
 from spool.worker.lifecycle import Leases
 
@@ -126,3 +128,15 @@ async def test_a_renewal_leaves_the_score_of_a_job_that_was_just_handed_back(
     await Leases(redis, KEYS, lease_s=10).renew({job: "acme"})
     assert await redis.zscore(KEYS.queue, job) == 1
     assert await claimer.claim(KEYS.queue, 10, 1, now_ms(), IN_PROGRESS_MS) == [(job, 1)]
+
+
+async def test_the_queue_gauges_count_running_jobs_behind_a_long_backlog(redis: Redis) -> None:
+    """Running jobs sit at the end of the queue (their lease expiry): the running count
+    reads the queue's end, so a backlog longer than it reads hides none of them."""
+    jobs = await queue_jobs(redis, "acme", SCAN_LIMIT + 2, first_score=1)
+    claimer = Claimer(redis, KEYS, lease_s=10, max_running=1_000_000)
+    assert len(await claimer.claim(KEYS.queue, 10, 2, now_ms(), IN_PROGRESS_MS)) == 2
+    registry = CollectorRegistry()
+    await QueueGauges(registry).refresh(redis, KEYS)
+    assert registry.get_sample_value("spool_queue_running") == 2
+    assert registry.get_sample_value("spool_queue_depth") == len(jobs) - 2
