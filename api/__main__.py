@@ -1,12 +1,13 @@
 """`python -m spool.api [--port] [--host] [--role] [--allow-open]`: the HTTP service.
 
 `spool api` is this command. The server's modules are imported when it runs, so that
-`spool --help` and the client commands do not load FastAPI.
+`spool --help` and the client commands do not load FastAPI. Garbage collection is tuned
+once they are imported (`shared.startup.tune_gc`).
 """
 
 import click
 
-from spool.shared.startup import start_process
+from spool.shared.startup import start_process, tune_gc
 
 
 @click.command()
@@ -25,6 +26,7 @@ def main(port: int, host: str, role: str, allow_open: bool) -> None:
     settings = start_process()
     from spool.api.server import serve  # imported here: see the docstring
 
+    tune_gc()
     serve(settings, host, port, role, allow_open)
 
 

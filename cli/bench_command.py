@@ -30,8 +30,10 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 @click.option("--tps", default=50.0, show_default=True, help="tokens per second")
 @click.option("--clients", default=10_000, show_default=True, help="fan-out SSE clients")
 @click.option("--sessions", default=100, show_default=True, help="fan-out sessions")
-@click.option("--fanout-tokens", default=20, show_default=True, help="tokens per fan-out job")
-@click.option("--fanout-tps", default=10.0, show_default=True, help="fan-out tokens per second")
+@click.option("--fanout-tokens", default=60, show_default=True, help="tokens per fan-out job")
+@click.option(
+    "--fanout-tps", default=6.0, show_default=True, help="fan-out tokens per second per session"
+)
 @click.option("--capacity-start", default=200, show_default=True, help="streams, first step")
 @click.option("--capacity-max", default=2000, show_default=True, help="streams, last step")
 @click.option("--capacity-tokens", default=250, show_default=True, help="tokens per step's stream")

@@ -3,24 +3,17 @@
 `spool worker` is this command. The worker's modules are imported when it runs, so that
 `spool --help` and the client commands do not load arq and the provider SDKs.
 
-Garbage collection: once they are imported, everything that exists (modules, the SDKs'
-hundreds of thousands of type objects) is frozen out of the collector's reach, and young
-collections run every `GC_YOUNG` allocations instead of 700: a busy worker allocates a
-few short-lived objects per event, and the collector was ~12% of its CPU (perf), mostly
-traversing the frozen part again and again.
+Garbage collection is tuned once the modules are imported (`shared.startup.tune_gc`).
 """
 
 import asyncio
-import gc
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
 
-from spool.shared.startup import start_process
-
-GC_YOUNG = 10_000
+from spool.shared.startup import start_process, tune_gc
 
 
 @click.command()
@@ -36,8 +29,7 @@ def main(concurrency: int, ready_file: Path | None) -> None:
     settings = start_process()
     from spool.worker.main import serve  # imported here: see the docstring
 
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    tune_gc()
     run(serve(settings, concurrency, ready_file))
 
 
