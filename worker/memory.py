@@ -18,11 +18,33 @@ from spool.shared.settings import Settings
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[Message])
 
+# KEYS: the history, the session; ARGV: the finished job's turns, the most jobs and bytes
+# to keep. Appends (only while the session exists) and drops the oldest exchanges beyond
+# either bound, even the new one if it alone is too big. One call: the history is not
+# read back over the network at each job's end.
 PUSH_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-return redis.call('RPUSH', KEYS[1], ARGV[1])
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+local max_items, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local start = math.max(0, n - max_items)
+local kept = redis.call('LRANGE', KEYS[1], start, -1)
+local total = 0
+for _, item in ipairs(kept) do
+  total = total + #item
+end
+for _, item in ipairs(kept) do
+  if total <= max_bytes then
+    break
+  end
+  total = total - #item
+  start = start + 1
+end
+if start > 0 then
+  redis.call('LTRIM', KEYS[1], start, -1)
+end
+return 1
 """
 
 
@@ -38,28 +60,13 @@ async def read(redis: Redis, keys: Keys, session: SessionRef) -> list[Message]:
     return turns
 
 
-def keep_from(sizes: list[int], max_items: int, max_bytes: int) -> int:
-    """Index of the oldest element to keep so that the newest ones fit both bounds."""
-    start = max(0, len(sizes) - max_items)
-    total = sum(sizes[start:])
-    while start < len(sizes) and total > max_bytes:
-        total -= sizes[start]
-        start += 1
-    return start
-
-
 async def record(
     redis: Redis, keys: Keys, s: SessionRef, turns: list[Message], settings: Settings
 ) -> None:
     """Append one finished job's turns (if the session still exists) and trim the oldest
     exchanges beyond the bounds."""
-    key = keys.history(s)
-    pushed = await awaited(
-        redis.eval(PUSH_LUA, 2, key, keys.session(s), _encoder.encode(turns))  # type: ignore[arg-type]
-    )
-    if not pushed:
-        return
-    raw: list[bytes] = await awaited(redis.lrange(key, 0, -1))
-    start = keep_from([len(r) for r in raw], settings.history_max_jobs, settings.history_max_bytes)
-    if start:
-        await awaited(redis.ltrim(key, start, -1))
+    script = redis.register_script(PUSH_LUA)
+    keys_ = [keys.history(s), keys.session(s)]
+    args: list[bytes | int] = [_encoder.encode(turns), settings.history_max_jobs]
+    args.append(settings.history_max_bytes)
+    await awaited(script(keys=keys_, args=args))

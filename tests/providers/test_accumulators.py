@@ -10,7 +10,6 @@ from pydantic import TypeAdapter
 
 from spool.shared.pricing import TokenCounts, price_job
 from spool.worker.errors import ProviderError
-from spool.worker.memory import keep_from
 from spool.worker.providers.anthropic_wire import MessageSnapshot
 from spool.worker.providers.base import (
     Finished,
@@ -141,13 +140,6 @@ def test_retry_delay_is_jittered_and_never_before_retry_after() -> None:
     delays = {retry_delay(1, 1.0, None) for _ in range(20)}
     assert len(delays) > 1
     assert all(1.0 <= d < 2.0 for d in delays)
-
-
-def test_memory_keeps_the_newest_exchanges_within_bounds() -> None:
-    assert keep_from([10, 10, 10], max_items=5, max_bytes=100) == 0
-    assert keep_from([10, 10, 10], max_items=2, max_bytes=100) == 1
-    assert keep_from([50, 30, 30], max_items=5, max_bytes=70) == 1
-    assert keep_from([50, 30, 80], max_items=5, max_bytes=70) == 3  # even the newest is too big
 
 
 def test_pricing_counts_cache_and_flags_unknown_models() -> None:
