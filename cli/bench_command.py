@@ -36,7 +36,7 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 )
 @click.option("--capacity-start", default=200, show_default=True, help="streams, first step")
 @click.option("--capacity-max", default=2000, show_default=True, help="streams, last step")
-@click.option("--capacity-tokens", default=250, show_default=True, help="tokens per step's stream")
+@click.option("--capacity-tokens", default=500, show_default=True, help="tokens per step's stream")
 @click.option("--density-streams", default=1000, show_default=True, help="generations at once")
 @click.option("--submissions", default=2000, show_default=True, help="jobs posted in a burst")
 @click.option("--submission-streams", default=1000, show_default=True, help="streams meanwhile")

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from spool.cli.bench.clients import Result
 
@@ -75,14 +76,21 @@ def errors(results: Sequence[Result]) -> list[str]:
     return [r.error for r in results if r.error]
 
 
-def steady_rate(results: Sequence[Result]) -> dict[str, float | bool]:
+def steady_rate(results: Sequence[Result]) -> dict[str, Any]:
     """Text deltas (and the tokens in them) per second delivered while every generation
     was under way: from the arrival of the last generation's first delta to that of the
-    first one's last delta. When that window is under a second (the generations did not
-    all overlap), the rates are over the whole span instead, and `all_at_once` is False."""
+    first one's last delta, and the relay of those deltas (`relay_ms`). When that window
+    is under a second (the generations did not all overlap), the figures are over the
+    whole span instead, and `all_at_once` is False."""
     streams = [r for r in results if r.arrivals]
     if not streams:
-        return {"events_per_s": 0.0, "tokens_per_s": 0.0, "window_s": 0.0, "all_at_once": False}
+        return {
+            "events_per_s": 0.0,
+            "tokens_per_s": 0.0,
+            "window_s": 0.0,
+            "all_at_once": False,
+            "relay_ms": summary([]),
+        }
     start = max(r.arrivals[0] for r in streams)
     end = min(r.arrivals[-1] for r in streams)
     all_at_once = end - start >= 1.0
@@ -90,15 +98,18 @@ def steady_rate(results: Sequence[Result]) -> dict[str, float | bool]:
         start = min(r.arrivals[0] for r in streams)
         end = max(r.arrivals[-1] for r in streams)
     events = tokens = 0
+    relay = []
     for r in streams:
-        for t, n in zip(r.arrivals, r.arrival_tokens, strict=True):
+        for t, n, ms in zip(r.arrivals, r.arrival_tokens, r.relay_ms, strict=True):
             if start <= t <= end:
                 events += 1
                 tokens += n
+                relay.append(ms)
     window = max(1e-3, end - start)
     return {
         "events_per_s": round(events / window, 1),
         "tokens_per_s": round(tokens / window, 1),
         "window_s": round(window, 2),
         "all_at_once": all_at_once,
+        "relay_ms": summary(relay),
     }
