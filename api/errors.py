@@ -108,7 +108,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return redis_unavailable(exc)
 
 
+# redis-py's bounded pool raises this ConnectionError when no connection came free in
+# time: Redis answers, but this process is too busy to hand its connections back
+POOL_EXHAUSTED = "No connection available"
+
+
 def redis_unavailable(exc: Exception) -> Response:
+    if str(exc).startswith(POOL_EXHAUSTED):
+        log.warning("every Redis connection stayed busy: this API process is overloaded")
+        return error_response(
+            503,
+            "server_busy",
+            "This server is overloaded (all its Redis connections are busy); retry shortly.",
+            {"Retry-After": "1"},
+        )
     log.warning("Redis unreachable: %s", exc)
     return error_response(
         503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
