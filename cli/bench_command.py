@@ -11,6 +11,14 @@ from spool.shared.settings import DEFAULT_REDIS_URL
 
 @click.command()
 @click.option("--spawn", is_flag=True, help="start an embedded Redis, an API, a worker, a baseline")
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="with --spawn: the interpreter that runs the stack (another checkout's venv: "
+    "the same load against other code, for a before/after on one machine)",
+)
 @url_option
 @click.option("--baseline-url", default="http://127.0.0.1:8100", show_default=True)
 @click.option("--redis-url", default=DEFAULT_REDIS_URL, show_default=True)
@@ -73,7 +81,9 @@ def bench(**kw: Any) -> None:
     )
     if kw["spawn"]:
         most = max(100, opts.streams, opts.capacity_max, opts.density_streams)
-        stack = run_bench.Stack.spawn(worker_concurrency=most + opts.submission_streams)
+        stack = run_bench.Stack.spawn(
+            worker_concurrency=most + opts.submission_streams, python=kw["python"]
+        )
     else:
         stack = run_bench.Stack.attach(
             kw["url"], kw["baseline_url"], kw["redis_url"], kw["worker_pid"]

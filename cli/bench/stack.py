@@ -99,8 +99,11 @@ class Stack:
         return cls(api_url, baseline_url, redis_url, pids=pids)
 
     @classmethod
-    def spawn(cls, worker_concurrency: int, log_dir: Path | None = None) -> "Stack":
-        """An embedded Redis, one API, one worker and the baseline, on free ports."""
+    def spawn(
+        cls, worker_concurrency: int, log_dir: Path | None = None, python: str | None = None
+    ) -> "Stack":
+        """An embedded Redis, one API, one worker and the baseline, on free ports, run by
+        `python` (default: this interpreter)."""
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="spool-bench-"))
         embedded = EmbeddedRedis(log_dir / "redis", appendonly=False)
         embedded.start()
@@ -123,7 +126,7 @@ class Stack:
         for name, args in commands.items():
             with (log_dir / f"{name}.log").open("ab") as log:
                 procs[name] = subprocess.Popen(
-                    [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+                    [python or sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
         stack = cls(
             f"http://127.0.0.1:{api_port}",
