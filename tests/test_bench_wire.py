@@ -5,6 +5,8 @@ frame at a read boundary would make the benchmark report wrong relay figures.
 """
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import uvloop
@@ -59,15 +61,22 @@ def test_a_close_delimited_response_is_read_to_the_end() -> None:
     assert [f.received for f in frames] == [1.0, 2.0, 2.0]
 
 
-async def test_follow_reads_until_the_callback_has_enough() -> None:
+@contextlib.asynccontextmanager
+async def answering(response: bytes) -> AsyncIterator[int]:
+    """A server on a free port that answers every request with `response`; its port."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(chunked())
+        writer.write(response)
         await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_follow_reads_until_the_callback_has_enough() -> None:
     got: list[Frame] = []
     heads = []
 
@@ -75,22 +84,15 @@ async def test_follow_reads_until_the_callback_has_enough() -> None:
         got.extend(frames)
         return any(f.event == b"text.delta" for f in got)
 
-    async with server:
+    async with answering(chunked()) as port:
         await follow("127.0.0.1", port, "/", on_frames, on_head=lambda: heads.append(1))
     assert heads == [1]
     assert parsed(got)[:2] == EXPECTED[:2]
 
 
 async def test_follow_refuses_a_non_200_answer() -> None:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    refusal = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
+    async with answering(refusal) as port:
         with pytest.raises(WireError, match="429"):
             await follow("127.0.0.1", port, "/", lambda frames: False)
 
@@ -99,16 +101,8 @@ def test_follow_runs_on_uvloop() -> None:
     """The generator processes run uvloop, whose transports are not asyncio's classes."""
 
     async def main() -> list[Frame]:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(chunked())
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
         got: list[Frame] = []
-        async with server:
+        async with answering(chunked()) as port:
             await follow("127.0.0.1", port, "/", lambda frames: got.extend(frames) is not None)
         return got
 
