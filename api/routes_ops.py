@@ -1,6 +1,5 @@
 """Operational routes: liveness, readiness, metrics, and the demo page."""
 
-import logging
 from importlib import resources
 
 import msgspec
@@ -8,13 +7,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from spool.api import metrics
-from spool.api.errors import error_response
+from spool.api.errors import redis_unavailable
 from spool.api.openapi import PlainText, doc
 from spool.api.routes_jobs import json_response
 from spool.api.state import State
 from spool.shared.metrics import exposition
-
-log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -36,10 +33,7 @@ async def readyz(state: State) -> Response:
         await state.clients.main.ping()
         await state.clients.streams.ping()
     except Exception as exc:  # the detail (addresses) goes to the log, not to anyone asking
-        log.warning("readiness check failed: %s", exc)
-        return error_response(
-            503, "redis_unavailable", "Redis is unreachable; retry shortly.", {"Retry-After": "1"}
-        )
+        return redis_unavailable(exc)
     return json_response(Status("ready"))
 
 

@@ -107,9 +107,7 @@ def lone_api(redis_url: str, log_dir: Path) -> Iterator[Api]:
 
 @pytest.fixture
 async def http(stack: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.url, timeout=httpx.Timeout(10.0, read=30.0)
-    ) as client:
+    async with stack.client() as client:
         yield client
 
 

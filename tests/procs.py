@@ -128,6 +128,14 @@ class Api(Proc):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def client(
+        self, read_s: float = 30.0, headers: dict[str, str] | None = None
+    ) -> httpx.AsyncClient:
+        """An HTTP client of this API: 10 s to connect, `read_s` for a response to go on."""
+        return httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(10, read=read_s)
+        )
+
     def start(self) -> "Api":
         super().start()
 

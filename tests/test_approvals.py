@@ -71,11 +71,7 @@ def start_worker(env: dict[str, str], log_dir: Path, workers: list[Worker], *arg
 
 
 def client(api: Api, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=api.url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(10, read=60),
-    )
+    return api.client(read_s=60, headers={"Authorization": f"Bearer {key}"})
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def api(env: dict[str, str], log_dir: Path) -> Iterator[Api]:
 
 @pytest.fixture
 async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=60)) as client:
+    async with api.client(read_s=60) as client:
         yield client
 
 

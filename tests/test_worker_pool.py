@@ -46,7 +46,7 @@ def api(env: dict[str, str], log_dir: Path) -> Iterator[Api]:
 
 @pytest.fixture
 async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=120)) as client:
+    async with api.client(read_s=120) as client:
         yield client
 
 

@@ -38,8 +38,7 @@ def keyed(redis_url: str, log_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 async def http(keyed: Api) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-API-Key": KEY}
-    async with httpx.AsyncClient(base_url=keyed.url, headers=headers, timeout=30) as client:
+    async with keyed.client(headers={"X-API-Key": KEY}) as client:
         yield client
 
 

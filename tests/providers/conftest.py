@@ -26,5 +26,5 @@ def api(redis_url: str, log_dir: Path, fake: FakeProvider, tmp_path_factory: Any
 
 @pytest.fixture
 async def http(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=httpx.Timeout(10, read=30)) as c:
+    async with api.client() as c:
         yield c
