@@ -11,7 +11,7 @@ refused because its job is not in the (new) session's marks.
 
 from spool.api.state import AppState
 from spool.shared.keys import TOMBSTONE_S, SessionRef
-from spool.shared.streams import DELETED_NOTICE, publish_notice
+from spool.shared.streams import publish_deleted
 
 
 async def delete_session(state: AppState, session: SessionRef) -> None:
@@ -27,4 +27,4 @@ async def delete_session(state: AppState, session: SessionRef) -> None:
     for job_id in live:
         await main.publish(k.cancel_channel, job_id)
     await state.limits.ended(session.tenant, *live)
-    await publish_notice(streams, k.notify(session), DELETED_NOTICE)
+    await publish_deleted(streams, k, session)

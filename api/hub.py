@@ -1,10 +1,13 @@
 """The per-process fan-out hub: many SSE clients, few Redis connections.
 
 Design (notify-then-range):
-- Every append publishes its new entries on the session's notify channel, with the id
-  the stream ended at before them. The hub holds ONE pub/sub connection for the whole
-  process (one per shard on a Redis Cluster, `api/subscriber.py`) and subscribes to the
-  channels of the sessions its clients follow.
+- Every append announces its new entries with the session's tag and the id the stream
+  ended at before them (a notice, `shared/streams.py`): on a standalone Redis all the
+  notices of one script call (a worker's round) in one message on the deployment's one
+  notices channel; on a Redis Cluster each on its session's channel. The hub holds ONE
+  pub/sub connection for the whole process (one per shard on a cluster,
+  `api/subscriber.py`), subscribed to the notices channel (on a cluster: to the channels
+  of the sessions its clients follow), and keeps the notices of the sessions it follows.
 - Each followed session is a `Topic` with a bounded ring buffer of its newest
   entries. A notification whose "before" id is where the buffer ends is appended as it
   is (no Redis read); otherwise (a missed notification, start-up, a recreated stream)
@@ -14,8 +17,9 @@ Design (notify-then-range):
   cursor, and from Redis (`XRANGE`) otherwise: a new client catching up, or a slow
   one that fell behind the buffer. Nothing queues per client, so a slow client costs
   no memory and loses nothing; the socket's own back-pressure paces it.
-- The buffer starts at the stream's last id once the SUBSCRIBE is confirmed, so every
-  entry is either in Redis below the buffer or announced after it.
+- The buffer starts at the stream's last id read once the subscription is confirmed, so
+  every entry is either in Redis below the buffer or announced after it (a topic made
+  before that is read again when it is confirmed, as after every reconnect).
 
 Direct writes: a follower of the default format (every entry, Spool's own frames) whose
 response can write to its connection itself (`api.transport_writer`) and that has sent
@@ -51,9 +55,9 @@ from redis.asyncio import Redis
 from spool.api import metrics, sse_encoder
 from spool.api.subscriber import subscriber_for
 from spool.shared.connections import awaited
-from spool.shared.ids import ZERO, StreamId, format_stream_id, parse_stream_id
-from spool.shared.keys import Keys, SessionRef
-from spool.shared.streams import DELETED_NOTICE, decode_notice
+from spool.shared.ids import ZERO, StreamId, format_stream_id, redis_stream_id
+from spool.shared.keys import NOTIFY, Keys, SessionRef
+from spool.shared.streams import DELETED, Notice, decode_notices
 from spool_client.events import TERMINAL_TYPES
 
 log = logging.getLogger(__name__)
@@ -102,12 +106,10 @@ class Entry:
     __slots__ = ("frame", "job", "kind", "sid")
 
     def __init__(self, raw_id: bytes, kind: bytes, job: bytes, data: bytes) -> None:
-        sid = parse_stream_id(raw_id)
-        assert sid is not None
-        self.sid: StreamId = sid
+        self.sid: StreamId = redis_stream_id(raw_id)
         self.kind = kind
         self.job = job
-        self.frame = sse_encoder.encode(data, id=raw_id, event=kind)
+        self.frame = sse_encoder.entry(raw_id, kind, data)
 
     @property
     def raw_id(self) -> bytes:
@@ -166,7 +168,8 @@ class Topic:
         self.session = session
         self.key = keys.stream(session)
         self.marks = keys.marks(session)
-        self.channel = keys.notify(session).encode()
+        self.tag = keys.tag(session)
+        self.channel = keys.notify(session).encode()  # a cluster's (see `api/subscriber.py`)
         self.base: StreamId | None = None  # entries after `base` are buffered; None until synced
         self.last: StreamId = ZERO
         self.buffer: deque[Entry] = deque()
@@ -177,7 +180,7 @@ class Topic:
         self.followers = 0
         self.dirty = False
         self.syncing: asyncio.Task[None] | None = None
-        self.changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made for the first waiter (`changed`)
         self.attached: dict[Attached, None] = {}  # insertion-ordered set
 
     def covers(self, cursor: StreamId) -> bool:
@@ -194,7 +197,9 @@ class Topic:
         found.reverse()
         return _take(found, limit, MAX_BATCH_BYTES)
 
-    def extend(self, entries: list[Entry]) -> None:
+    def extend(self, entries: list[Entry], job: bytes | None = None) -> None:
+        """Buffer new entries (hand each run to the attached followers); `job`: theirs, when
+        they are known to be one job's (a notice's)."""
         for entry in entries:
             self.buffer.append(entry)
             self.buffered_bytes += len(entry.frame)
@@ -207,17 +212,18 @@ class Topic:
         if entries:
             self.last = entries[-1].sid
             if self.attached:
-                self._write_attached(entries)
+                self._write_attached(entries, job)
             self.notify()
 
-    def _write_attached(self, entries: list[Entry]) -> None:
+    def _write_attached(self, entries: list[Entry], job: bytes | None) -> None:
         """The new entries to every attached follower: joined once, one write each."""
-        run = b"".join(e.frame for e in entries)
+        run = entries[0].frame if len(entries) == 1 else b"".join(e.frame for e in entries)
         if len(run) > DIRECT_MAX_BYTES:
             self.detach_all()
             return
         last, written = self.last, 0
-        job = entries[0].job if all(e.job == entries[0].job for e in entries) else None
+        if job is None and all(e.job == entries[0].job for e in entries):
+            job = entries[0].job
         ends_job = any(e.kind in TERMINAL for e in entries)
         for attached in list(self.attached):
             writer = attached.writer
@@ -260,9 +266,17 @@ class Topic:
         self.detach_all()
         self.notify()
 
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set at the next change (new entries, the end); one event for all its waiters."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
     def notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
+        if self._changed is not None:  # somebody waits
+            self._changed.set()
+            self._changed = None
 
 
 class Hub:
@@ -274,8 +288,9 @@ class Hub:
         self.buffer_size = buffer_size
         self.batch = batch
         self.topics: dict[SessionRef, Topic] = {}
-        self._by_channel: dict[bytes, Topic] = {}
-        self._subscriber = subscriber_for(redis, keys.hub_channel, self._on_message)
+        self._by_tag: dict[str, Topic] = {}
+        self._notices = keys.notices.encode()
+        self._subscriber = subscriber_for(redis, keys.notices, self._on_message)
         self._read = redis.register_script(READ_LUA)
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
@@ -307,8 +322,11 @@ class Hub:
         topic = self.topics.get(session)
         if topic is None:
             topic = self.topics[session] = Topic(session, self.keys, self.buffer_size)
-            self._by_channel[topic.channel] = topic
-            self._queue_command("subscribe", topic.channel)
+            self._by_tag[topic.tag] = topic
+            if self._subscriber.per_session:  # read once the subscription is confirmed
+                self._queue_command("subscribe", topic.channel)
+            else:  # the notices channel is subscribed: read now
+                self._mark(topic)
         topic.followers += 1
         try:
             yield Follower(self, topic)
@@ -328,11 +346,12 @@ class Hub:
     def _drop(self, topic: Topic) -> None:
         """Forget a topic nobody follows (synchronous: safe in a cancelled client's finally)."""
         del self.topics[topic.session]
-        del self._by_channel[topic.channel]
+        del self._by_tag[topic.tag]
         if topic.syncing is not None:
             topic.syncing.cancel()
         topic.detach_all()
-        self._queue_command("unsubscribe", topic.channel)
+        if self._subscriber.per_session:
+            self._queue_command("unsubscribe", topic.channel)
 
     def _queue_command(self, verb: str, channel: bytes) -> None:
         self._commands.append((verb, channel))
@@ -350,9 +369,9 @@ class Hub:
             while self._commands and self._commands[0][0] == verb:
                 batch.append(self._commands.popleft()[1])
             if verb == "subscribe":  # only those still followed
-                batch = [c for c in batch if c in self._by_channel]
+                batch = [c for c in batch if self._topic_of(c) is not None]
             else:
-                batch = [c for c in batch if c not in self._by_channel]
+                batch = [c for c in batch if self._topic_of(c) is None]
             if not batch:
                 continue
             try:
@@ -394,32 +413,55 @@ class Hub:
             return True
         return born == topic.born
 
+    def _topic_of(self, channel: bytes) -> Topic | None:
+        """The topic whose session's own channel (a cluster's) this is."""
+        return self._by_tag.get(channel.decode().removesuffix(NOTIFY))
+
     def _on_message(self, kind: str, channel: bytes, data: bytes | None) -> None:
-        """A notification ("message"), or a confirmed (re)subscription ("subscribe", after
-        which the topic re-reads Redis: notifications may have been missed meanwhile)."""
-        topic = self._by_channel.get(channel)
-        if topic is None:
+        """A message of notices, or a confirmed (re)subscription ("subscribe", after which
+        the sessions it announces are read again: notices may have been missed meanwhile)."""
+        if kind == "subscribe":
+            if channel == self._notices:
+                for each in self.topics.values():
+                    self._mark(each)
+            elif (own := self._topic_of(channel)) is not None:
+                self._mark(own)
             return
-        if kind == "message" and data == DELETED_NOTICE:
-            topic.end()
+        if data is None:
             return
-        if kind == "message" and data is not None and self._apply(topic, data):
+        try:
+            notices = decode_notices(data)
+        except (msgspec.DecodeError, TypeError):  # not ours: read what the channel announces
+            log.warning("hub: a message on %r is not a list of notices", channel)
+            self._on_message("subscribe", channel, None)
             return
-        self._mark(topic)
+        by_tag = self._by_tag
+        for notice in notices:
+            topic = by_tag.get(notice[0]) if notice else None
+            if topic is None:  # a session nobody here follows
+                continue
+            if len(notice) == 2 and notice[1] == DELETED:
+                topic.end()
+            elif not self._apply(topic, notice):
+                self._mark(topic)
 
     @staticmethod
-    def _apply(topic: Topic, notice: bytes) -> bool:
+    def _apply(topic: Topic, notice: Notice) -> bool:
         """Append a notice's entries when they directly follow the buffer; else False."""
         if topic.base is None or topic.dirty or (topic.syncing and not topic.syncing.done()):
             return False
-        try:
-            prev, job_id, rows = decode_notice(notice)
-        except msgspec.DecodeError:
+        if len(notice) < 6 or len(notice) % 3 != 0 or topic.born is None:
             return False
-        if parse_stream_id(prev) != topic.last or topic.born is None:
+        if redis_stream_id(notice[1]) != topic.last:
             return False  # a notice was missed (or the stream was recreated): read Redis
-        job = job_id.encode()
-        topic.extend([Entry(i.encode(), k.encode(), job, d.encode()) for i, k, d in rows])
+        job = notice[2].encode()
+        topic.extend(
+            [
+                Entry(notice[i].encode(), notice[i + 1].encode(), job, notice[i + 2].encode())
+                for i in range(3, len(notice), 3)
+            ],
+            job,
+        )
         return True
 
 

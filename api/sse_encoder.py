@@ -32,6 +32,14 @@ def encode(data: bytes, *, id: bytes | None = None, event: bytes | None = None) 
     return b"%sdata: %s\n\n" % (head, data)
 
 
+def entry(id: bytes, event: bytes, data: bytes) -> bytes:
+    """`encode` of a stream entry's frame (every frame the hub sends): one formatting step
+    when the data is one line, as an event's JSON is."""
+    if b"\n" in data or b"\r" in data:
+        return encode(data, id=id, event=event)
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (id, event, data)
+
+
 def comment(text: bytes) -> bytes:
     """A comment line (`: ping`): readers ignore it; it keeps proxies from timing out."""
     return b": %s\n\n" % text

@@ -1,11 +1,12 @@
-"""The hub's subscriptions to notify channels: one connection, or one per shard.
+"""The hub's subscriptions to notices: one channel and connection, or one per shard.
 
-Standalone (`ChannelSubscriber`): one pub/sub connection per API process, `SUBSCRIBE`;
-redis-py re-subscribes after a reconnect. Notifications are read off that connection
-directly: `PubSub.listen()` costs a health check, a retry wrapper and a dict per
-message, a share of the API's CPU per event when every stream has its own session;
-every other reply still goes through `PubSub.handle_message`, which keeps redis-py's
-subscription bookkeeping (what it re-subscribes after a reconnect).
+Standalone (`ChannelSubscriber`): one pub/sub connection per API process, subscribed to
+the deployment's one notices channel, on which every append script call publishes the
+notices of all its appends (`shared/streams.py`); redis-py re-subscribes after a
+reconnect. Messages are read off that connection directly: `PubSub.listen()` costs a
+health check, a retry wrapper and a dict per message; every other reply still goes
+through `PubSub.handle_message`, which keeps redis-py's subscription bookkeeping (what it
+re-subscribes after a reconnect).
 
 On a Redis Cluster (`ShardSubscriber`): the append script `SPUBLISH`es on the session's
 shard, so the hub holds one connection per primary and `SSUBSCRIBE`s each channel on the
@@ -15,8 +16,10 @@ subscribers with `sunsubscribe` (or answers `MOVED`); the subscriber then reads 
 table again and subscribes those channels on their new node.
 
 Both report to one callback, `on_message(kind, channel, data)`: `kind` is "message"
-(a notification) or "subscribe" (a subscription is confirmed, after a (re)connect too:
-the hub re-reads that session, since notifications may have been missed meanwhile).
+(a list of notices) or "subscribe" (a subscription is confirmed, after a (re)connect too:
+the hub re-reads the sessions that channel announces, since notices may have been missed
+meanwhile). `per_session` says whether the hub subscribes each followed session's channel
+(a cluster) or the one channel carries them all (standalone).
 """
 
 import asyncio
@@ -40,6 +43,8 @@ PING_S = 15.0  # keeps an idle subscriber connection checked
 
 
 class Subscriber(Protocol):
+    per_session: bool
+
     async def subscribe(self, channels: list[bytes]) -> None: ...
 
     async def unsubscribe(self, channels: list[bytes]) -> None: ...
@@ -49,33 +54,34 @@ class Subscriber(Protocol):
     async def aclose(self) -> None: ...
 
 
-def subscriber_for(redis: Redis, hub_channel: str, on_message: OnMessage) -> Subscriber:
-    """`hub_channel`: the standalone connection's own channel, so that it is subscribed
-    (and listening) before any session is followed."""
+def subscriber_for(redis: Redis, notices: str, on_message: OnMessage) -> Subscriber:
+    """`notices`: the standalone Redis's one notices channel (`Keys.notices`)."""
     if isinstance(redis, ClusterRedis):
         return ShardSubscriber(redis, on_message)
-    return ChannelSubscriber(redis, hub_channel, on_message)
+    return ChannelSubscriber(redis, notices, on_message)
 
 
 class ChannelSubscriber:
-    """Standalone: one pub/sub connection, plain `SUBSCRIBE`."""
+    """Standalone: one pub/sub connection, subscribed to the one notices channel."""
 
-    def __init__(self, redis: Redis, hub_channel: str, on_message: OnMessage) -> None:
+    per_session = False
+
+    def __init__(self, redis: Redis, notices: str, on_message: OnMessage) -> None:
         self._pubsub: PubSub = redis.pubsub()
-        self._hub_channel = hub_channel
+        self._notices = notices
         self._on_message = on_message
 
     async def subscribe(self, channels: list[bytes]) -> None:
-        await self._pubsub.subscribe(*channels)
+        """Nothing to do: the notices channel carries every session's notices."""
 
     async def unsubscribe(self, channels: list[bytes]) -> None:
-        await self._pubsub.unsubscribe(*channels)
+        """Nothing to do: the notices channel carries every session's notices."""
 
     async def run(self) -> None:
         """Read notifications forever, reconnecting (redis-py re-subscribes) on errors."""
         while True:
             try:
-                await self._pubsub.subscribe(self._hub_channel)
+                await self._pubsub.subscribe(self._notices)
                 conn = self._pubsub.connection
                 assert conn is not None  # subscribe() made it
                 await self._read(conn)
@@ -203,6 +209,8 @@ class _Shard:
 
 class ShardSubscriber:
     """A cluster: one connection per primary, `SSUBSCRIBE` on the node of each channel."""
+
+    per_session = True
 
     def __init__(self, cluster: ClusterRedis, on_message: OnMessage) -> None:
         self._cluster = cluster

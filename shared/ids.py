@@ -29,6 +29,16 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def redis_stream_id(raw: bytes | str) -> StreamId:
+    """An id as Redis wrote it (`XADD`'s reply, a notice): always well formed, so it is
+    split, not matched (`parse_stream_id` is for ids from clients)."""
+    if isinstance(raw, bytes):
+        ms, _, seq = raw.partition(b"-")
+        return int(ms), int(seq)
+    text_ms, _, text_seq = raw.partition("-")
+    return int(text_ms), int(text_seq)
+
+
 def before(sid: StreamId) -> StreamId:
     """The greatest id strictly smaller than `sid`, so that reading *after* it includes `sid`."""
     ms, seq = sid

@@ -42,7 +42,8 @@ class Keys:
             raise ValueError(f"a key prefix is 1-64 of A-Z a-z 0-9 . _ : -, got {prefix!r}")
         self.prefix = prefix
         self.queue = f"{prefix}:queue"  # arq's queue (a zset of job ids)
-        self.hub_channel = f"{prefix}:hub"  # the fan-out's own channel (keeps pub/sub alive)
+        # pub/sub: every append's notice on a standalone Redis (see `shared/streams.py`)
+        self.notices = f"{prefix}:notices"
         self.cancel_channel = f"{prefix}:cancel"  # job ids whose cancellation was asked
         self.wake_channel = f"{prefix}:wake"  # "a job was enqueued": idle workers poll at once
         self.workers = f"{prefix}:workers"  # zset: `<name>|<concurrency>` → lease expiry (ms)
@@ -66,7 +67,8 @@ class Keys:
         return self.tag(s) + MARKS
 
     def notify(self, s: SessionRef) -> str:
-        """Pub/sub channel: every append's new entries, and `session.deleted`."""
+        """Pub/sub channel on a Redis Cluster: every append's new entries, and
+        `session.deleted` (a standalone Redis has one channel for all, `notices`)."""
         return self.tag(s) + NOTIFY
 
     def session(self, s: SessionRef) -> str:

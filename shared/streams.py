@@ -8,9 +8,17 @@ terminal event, from an attempt older than the newest one, for a job this sessio
 queued (its session was deleted or expired: a late worker cannot recreate the stream),
 or while the session's tombstone exists. The marks count the session's live jobs
 (`job.queued` without a terminal event): while any is live the stream and marks have no
-TTL; when the last one ends they get `SPOOL_RETENTION_S`. Then publish the new entries
-on the session's notify channel together with the id the stream ended at before them: a
-fan-out that holds everything up to that id appends them without reading the stream.
+TTL; when the last one ends they get `SPOOL_RETENTION_S`.
+
+Notices: every append's new entries are announced together with the session's tag and the
+id the stream ended at before them, so a fan-out that holds everything up to that id
+appends them without reading the stream. On a standalone Redis one script call publishes
+ONE message with the notices of all its appends on the deployment's notices channel
+(`Keys.notices`): a worker's round of appends for 1,000 sessions is one `PUBLISH` and one
+message for each API to read, not 1,000 of each. Every API reads every notice and keeps
+those of the sessions its clients follow (a dict lookup per notice for the others). On a
+Redis Cluster a channel must live in one slot, so each append `SPUBLISH`es its notice on
+its own session's channel (`Keys.notify`), on the shard that holds the session.
 """
 
 import asyncio
@@ -31,15 +39,18 @@ from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
-# append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to): the
-# events in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal
-# as a string. Per append in the common case (a live session, no job starting or ending):
-# EXISTS, HMGET, the XADDs, one HSET and the PUBLISH. The live count, `_born` and the
-# attempt travel in that one HSET; the TTLs change only when the live count reaches 0
-# (EXPIRE, again on every append while idle) or leaves it (PERSIST): while a job is live
-# the keys carry no TTL, which only this script changes.
+# append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to): the events
+# in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal as a
+# string, and adds its notice ({tag, the last id before, job, id, type, data, ...}) to
+# `notes`, which the script publishes once at its end (`publish_notes(channel)`). Per
+# append in the common case (a live session, no job starting or ending): EXISTS, HMGET,
+# the XADDs and one HSET. The live count, `_born` and the attempt travel in that one
+# HSET; the TTLs change only when the live count reaches 0 (EXPIRE, again on every append
+# while idle) or leaves it (PERSIST): while a job is live the keys carry no TTL, which
+# only this script changes.
 APPEND_FUNCTION_TEMPLATE = f"""
-local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, args, from, to)
+local notes = {{}}
+local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to)
   if redis.call('EXISTS', tomb) == 1 then
     return 'SPOOL_CLOSED the session was deleted'
   end
@@ -69,7 +80,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, a
   local was = tonumber(m[6] or '0')
   local live = was
   local ids = {{}}
-  local note = {{m[4] or '0-0', job}}
+  local note = {{tag, m[4] or '0-0', job}}
   local id
   for i = from, to, 3 do
     local t, seq, d = args[i], tonumber(args[i + 1]), args[i + 2]
@@ -103,30 +114,32 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, channel, a
     redis.call('PERSIST', stream)
     redis.call('PERSIST', marks)
   end
-  redis.call('@PUBLISH@', channel, cmsgpack.pack(note))
+  notes[#notes + 1] = note
   return ids
 end
+@PUBLISH_NOTES@
 """
 
-# one append: KEYS stream, marks, tombstone; ARGV job, attempt, ttl, maxlen, channel, then
-# triples
+# one append: KEYS stream, marks, tombstone; ARGV job, attempt, ttl, maxlen, the notices
+# channel, the session's tag, then triples
 APPEND_LUA_TEMPLATE = (
     APPEND_FUNCTION_TEMPLATE
     + """
 local r = append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4],
-  ARGV[5], ARGV, 6, #ARGV)
+  ARGV[6], ARGV, 7, #ARGV)
 if type(r) == 'string' then return redis.error_reply(r) end
+publish_notes(ARGV[5])
 return r
 """
 )
 
-# many appends in one call: ARGV ttl, maxlen, and ONE MessagePack array: per append its
-# session's tag (the script adds the key suffixes), job, attempt, n, then n triples (one
-# argument instead of thousands: the client packs one value). KEYS declares the first
-# append's keys: on a cluster they route the call to the shard, whose other slots the flag
-# below lets the script touch; standalone Redis checks no declaration, and declaring every
-# session's three keys cost both sides an argument each per append. Returns per append
-# the number of entries it wrote, or its refusal.
+# many appends in one call: ARGV ttl, maxlen, ONE MessagePack array, the notices channel.
+# The array holds per append its session's tag (the script adds the key suffixes), job,
+# attempt, n, then n triples (one argument instead of thousands: the client packs one
+# value). KEYS declares the first append's keys: on a cluster they route the call to the
+# shard, whose other slots the flag below lets the script touch; standalone Redis checks
+# no declaration, and declaring every session's three keys cost both sides an argument
+# each per append. Returns per append the number of entries it wrote, or its refusal.
 APPEND_MANY_LUA_TEMPLATE = (
     APPEND_FUNCTION_TEMPLATE
     + f"""
@@ -135,35 +148,68 @@ local args = cmsgpack.unpack(ARGV[3])
 while a <= #args do
   local tag, job, attempt, n = args[a], args[a + 1], args[a + 2], args[a + 3]
   local r = append(tag .. '{EVENTS}', tag .. '{MARKS}', tag .. '{TOMBSTONE}', job, attempt,
-    ttl, maxlen, tag .. '{NOTIFY}', args, a + 4, a + 3 + 3 * n)
+    ttl, maxlen, tag, args, a + 4, a + 3 + 3 * n)
   out[#out + 1] = type(r) == 'string' and r or #r
   a = a + 4 + 3 * n
 end
+publish_notes(ARGV[4])
 return out
 """
 )
 
+# Standalone: the call's notices as ONE message on the deployment's notices channel.
+PUBLISH_NOTES = """
+local function publish_notes(channel)
+  if #notes > 0 then redis.call('PUBLISH', channel, cmsgpack.pack(notes)) end
+end
+"""
+# On a cluster: each notice on its session's channel with SPUBLISH, which stays on the
+# shard that holds the session's slot (the channel shares the session's hash tag) instead
+# of going to every node; a message is a list of notices there too (of one).
+PUBLISH_NOTES_SHARDED = f"""
+local function publish_notes(channel)
+  for _, note in ipairs(notes) do
+    redis.call('SPUBLISH', note[1] .. '{NOTIFY}', cmsgpack.pack({{note}}))
+  end
+end
+"""
 
-# standalone: PUBLISH; on a cluster: SPUBLISH, which stays on the shard that holds the
-# session's slot (the notify channel shares the session's hash tag) instead of going to
-# every node of the cluster
-APPEND_LUA = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
-APPEND_LUA_SHARDED = APPEND_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
-APPEND_MANY_LUA = APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+
+def with_publish(template: str, *, sharded: bool) -> str:
+    """A script template with its `publish_notes` for a standalone Redis or a cluster."""
+    return template.replace("@PUBLISH_NOTES@", PUBLISH_NOTES_SHARDED if sharded else PUBLISH_NOTES)
+
+
+APPEND_LUA = with_publish(APPEND_LUA_TEMPLATE, sharded=False)
+APPEND_LUA_SHARDED = with_publish(APPEND_LUA_TEMPLATE, sharded=True)
+APPEND_MANY_LUA = with_publish(APPEND_MANY_LUA_TEMPLATE, sharded=False)
 # on a cluster a round is one call per shard: its sessions' keys are in many slots of one
 # node, which a script may touch when it says so (Redis 7+; sharded pub/sub needs 7 too)
-APPEND_MANY_LUA_SHARDED = "#!lua flags=allow-cross-slot-keys\n" + (
-    APPEND_MANY_LUA_TEMPLATE.replace("@PUBLISH@", "SPUBLISH")
+APPEND_MANY_LUA_SHARDED = "#!lua flags=allow-cross-slot-keys\n" + with_publish(
+    APPEND_MANY_LUA_TEMPLATE, sharded=True
 )
 
+# A notice: the session's tag, the stream's last id before the entries, the job id, then
+# per entry its id, type and data; or the tag and "deleted" (`session.deleted`). A message
+# on a notices channel is a list of notices.
+DELETED = "deleted"
+Notice = list[str]
+_notices_decoder = msgspec.msgpack.Decoder(list[Notice])
 
-async def publish_notice(redis: Redis, channel: str, message: bytes) -> None:
-    """Publish on a session's notify channel as the append script does: `SPUBLISH` on a
-    cluster (the hub subscribes per shard), `PUBLISH` standalone."""
+
+def decode_notices(message: bytes) -> list[Notice]:
+    return _notices_decoder.decode(message)
+
+
+async def publish_deleted(redis: Redis, keys: Keys, session: SessionRef) -> None:
+    """Tell every fan-out that the session is gone, where the append script announces its
+    entries: `SPUBLISH` on the session's channel on a cluster, the notices channel
+    standalone."""
+    message = msgspec.msgpack.encode([[keys.tag(session), DELETED]])
     if isinstance(redis, ClusterRedis):
-        await redis.execute_command("SPUBLISH", channel, message)
+        await redis.execute_command("SPUBLISH", keys.notify(session), message)
     else:
-        await redis.publish(channel, message)
+        await redis.publish(keys.notices, message)
 
 
 class StreamClosed(SpoolError):
@@ -183,20 +229,6 @@ class Outgoing(msgspec.Struct, array_like=True):
     type: str
     seq: int
     data: bytes
-
-
-DELETED_NOTICE = msgspec.msgpack.encode(["deleted"])  # on the notify channel: the session is gone
-
-
-def decode_notice(data: bytes) -> tuple[str, str, list[tuple[str, str, str]]]:
-    """What an append published: `(the stream's last id before it, the job id,
-    [(id, type, data), ...])`."""
-    flat = _notice_decoder.decode(data)
-    rest = flat[2:]
-    return flat[0], flat[1], [(rest[i], rest[i + 1], rest[i + 2]) for i in range(0, len(rest), 3)]
-
-
-_notice_decoder = msgspec.msgpack.Decoder(list[str])
 
 
 class JobMarks(msgspec.Struct):
@@ -252,7 +284,7 @@ class StreamWriter:
                 flat += (out.type, out.seq, out.data.decode())
         first = appends[0].session
         keys_ = [k.stream(first), k.marks(first), k.tombstone(first)]
-        args = [self._retention_s, self._maxlen, _pack(flat)]
+        args = [self._retention_s, self._maxlen, _pack(flat), k.notices]
         try:
             results = await self._evalsha_many(keys_, args)
         except NoScriptError:  # Redis restarted or flushed
@@ -297,7 +329,8 @@ class StreamWriter:
         self, session: SessionRef, job_id: str, attempt: int, batch: Sequence[Outgoing]
     ) -> tuple[list[str], list[Any]]:
         k = self.keys
-        args: list[Any] = [job_id, attempt, self._retention_s, self._maxlen, k.notify(session)]
+        args: list[Any] = [job_id, attempt, self._retention_s, self._maxlen]
+        args += (k.notices, k.tag(session))
         for out in batch:
             args += (out.type, out.seq, out.data)
         return [k.stream(session), k.marks(session), k.tombstone(session)], args

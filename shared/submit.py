@@ -23,20 +23,21 @@ from spool.shared.limits import ADMIT_FUNCTION as ACTIVE_FUNCTION
 from spool.shared.limits import TenantLimits
 from spool.shared.sessions import ADMIT_FUNCTION, SessionQueue
 from spool.shared.store import CREATE_FUNCTION, JobStore, record_fields
-from spool.shared.streams import APPEND_FUNCTION_TEMPLATE, Outgoing
+from spool.shared.streams import APPEND_FUNCTION_TEMPLATE, Outgoing, with_publish
 
 # KEYS: 1-2 active, tenants; 3-6 session, records, jobs, tombstone; 7 the job's index;
 # 8-9 stream, marks; 10-18 the FIFO's keys (`ADMIT_FUNCTION`).
 # ARGV: 1 mode, 2 index value, 3 job id, 4 index prefix, 5-9 `admit_active`'s arguments,
-# 10-14 the enqueue arguments, 15-17 ttl, maxlen, notify channel, 18-20 the `job.queued`
+# 10-14 the enqueue arguments, 15-17 ttl, maxlen, session tag, 18-20 the `job.queued`
 # triple, 21-24 `create`'s arguments (tenant, now, ttl, job id), 25 the record's fields and
-# values as ONE MessagePack array (redis-py packs one argument, not fifty).
+# values as ONE MessagePack array (redis-py packs one argument, not fifty), 26 the notices
+# channel.
 # Returns {'run' | 'wait', the job.queued id, the ids ahead...}, or {'deleted' | 'busy' |
 # 'limit'} with nothing written.
 SUBMIT_LUA = (
     ACTIVE_FUNCTION
     + CREATE_FUNCTION
-    + APPEND_FUNCTION_TEMPLATE.replace("@PUBLISH@", "PUBLISH")
+    + with_publish(APPEND_FUNCTION_TEMPLATE, sharded=False)
     + ADMIT_FUNCTION
     + """
 local mode, index, job = ARGV[1], ARGV[2], ARGV[3]
@@ -57,6 +58,7 @@ local ids = append(KEYS[8], KEYS[9], KEYS[6], job, 0, ARGV[15], ARGV[16], ARGV[1
 if type(ids) == 'string' then
   return redis.error_reply(ids)  -- not reached: the tombstone was checked above
 end
+publish_notes(ARGV[26])
 local admitted = admit(KEYS, 10, job, mode, ARGV, 10)
 if admitted[1] == 'run' and count > 1 then
   -- an idle session turned live: its jobs' index entries lose their TTL with it
@@ -120,8 +122,9 @@ class Submitter:
         ]
         args: list[Any] = [mode, index_value(session), job_id, k.job_index("")]
         args += [*active_args, *enqueue_args]
-        args += [self._store.retention_s, self._maxlen, k.notify(session)]
+        args += [self._store.retention_s, self._maxlen, k.tag(session)]
         args += [queued.type, queued.seq, queued.data, *create_args, _pack(record_fields(rec))]
+        args.append(k.notices)
         raw: list[bytes] = await awaited(self._script(keys=keys, args=args))
         verdict = raw[0].decode()
         if len(raw) == 1:

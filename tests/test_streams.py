@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from spool.shared.connections import open_redis
 from spool.shared.keys import Keys, SessionRef
@@ -12,8 +13,9 @@ from spool.shared.streams import (
     Outgoing,
     StreamClosed,
     StreamWriter,
-    decode_notice,
+    decode_notices,
     job_marks,
+    publish_deleted,
 )
 
 pytestmark = pytest.mark.inprocess
@@ -145,28 +147,38 @@ async def test_the_stream_is_capped_near_maxlen(redis: Redis) -> None:
     assert await redis.xlen(KEYS.stream(s)) < 250  # approximate trimming: whole nodes
 
 
-async def test_each_append_publishes_its_entries_after_the_previous_last_id(
+async def notices_of(pubsub: PubSub, messages: int) -> list[list[list[str]]]:
+    """The next `messages` messages on the notices channel, decoded."""
+    found = []
+    for _ in range(messages):
+        message = await pubsub.get_message(timeout=5)
+        assert message is not None
+        assert message["type"] == "message"
+        found.append(decode_notices(message["data"]))
+    return found
+
+
+async def test_each_append_announces_its_entries_after_the_previous_last_id(
     redis: Redis,
 ) -> None:
     writer, s = writer_on(redis), ses("s5")
+    tag = KEYS.tag(s)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(KEYS.notify(s))
+    await pubsub.subscribe(KEYS.notices)
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
-    q = await queued(writer, s)
-    first = await writer.append(s, "j1", 1, [out("text.delta", 1)])
+    q = (await queued(writer, s)).decode()
+    first = (await writer.append(s, "j1", 1, [out("text.delta", 1)]))[0].decode()
     ids = await writer.append(s, "j1", 1, [out("text.delta", 2), out("job.completed", 3)])
-    notices = []
-    for _ in range(3):
-        message = await pubsub.get_message(timeout=5)
-        assert message is not None
-        notices.append(decode_notice(message["data"]))
-    assert notices[0] == ("0-0", "j1", [(q.decode(), "job.queued", '{"seq":0}')])
-    assert notices[1] == (q.decode(), "j1", [(first[0].decode(), "text.delta", '{"seq":1}')])
-    prev, job, rows = notices[2]
-    assert (prev, job) == (first[0].decode(), "j1")
-    assert rows == [
-        (ids[0].decode(), "text.delta", '{"seq":2}'),
-        (ids[1].decode(), "job.completed", '{"seq":3}'),
+    assert await notices_of(pubsub, 3) == [
+        [[tag, "0-0", "j1", q, "job.queued", '{"seq":0}']],
+        [[tag, q, "j1", first, "text.delta", '{"seq":1}']],
+        [
+            [
+                *(tag, first, "j1"),
+                *(ids[0].decode(), "text.delta", '{"seq":2}'),
+                *(ids[1].decode(), "job.completed", '{"seq":3}'),
+            ]
+        ],
     ]
     rows_in_redis = await redis.xrange(KEYS.stream(s))
     assert [r[1][b"d"] for r in rows_in_redis] == [
@@ -174,6 +186,41 @@ async def test_each_append_publishes_its_entries_after_the_previous_last_id(
         b'{"seq":1}',
         b'{"seq":2}',
         b'{"seq":3}',
+    ]
+    await writer.append(s, "j1", 1, [out("text.delta", 2)])  # a resent batch: no notice
+    await publish_deleted(redis, KEYS, s)
+    assert await notices_of(pubsub, 1) == [[[tag, "deleted"]]]
+    await pubsub.aclose()
+
+
+async def test_a_round_of_appends_is_one_message_of_their_notices(redis: Redis) -> None:
+    """One script call, one `PUBLISH`: a worker's round for many sessions is one message
+    for each fan-out; a refused append announces nothing."""
+    writer = writer_on(redis)
+    a, b, c = ses("r1"), ses("r2"), ses("r3")
+    qa, qb = (await queued(writer, a)).decode(), (await queued(writer, b)).decode()
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(KEYS.notices)
+    assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+    outcomes = await writer.append_many(
+        [
+            Append(a, "j1", 1, [out("text.delta", 1)]),
+            Append(c, "j1", 1, [out("text.delta", 1)]),  # never queued: refused
+            Append(b, "j1", 1, [out("text.delta", 1), out("text.delta", 2)]),
+        ]
+    )
+    assert outcomes[0] == 1
+    assert isinstance(outcomes[1], StreamClosed)
+    assert outcomes[2] == 2
+    [message] = await notices_of(pubsub, 1)
+    ida = [i.decode() for i, _ in await redis.xrange(KEYS.stream(a), "(" + qa, "+")]
+    idb = [i.decode() for i, _ in await redis.xrange(KEYS.stream(b), "(" + qb, "+")]
+    assert message == [
+        [KEYS.tag(a), qa, "j1", ida[0], "text.delta", '{"seq":1}'],
+        [
+            *(KEYS.tag(b), qb, "j1"),
+            *(idb[0], "text.delta", '{"seq":1}', idb[1], "text.delta", '{"seq":2}'),
+        ],
     ]
     await pubsub.aclose()
 

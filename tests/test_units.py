@@ -6,8 +6,9 @@ import itertools
 import msgspec
 import pytest
 
+from spool.api import sse_encoder
 from spool.shared import serializer
-from spool.shared.ids import before, format_stream_id, parse_stream_id
+from spool.shared.ids import before, format_stream_id, parse_stream_id, redis_stream_id
 from spool.shared.jobs import Message, SimulatedParameters
 from spool.shared.settings import Settings, SettingsError
 from spool.worker.errors import OutputLimit, ProviderError
@@ -35,6 +36,8 @@ def test_stream_ids() -> None:
     assert before((5, 1)) == (5, 0)
     assert before((5, 0)) == (4, 2**64 - 1)
     assert before((0, 0)) == (0, 0)
+    for raw in ("1700000000000-3", "0-0", "18446744073709551615-18446744073709551615"):
+        assert redis_stream_id(raw) == redis_stream_id(raw.encode()) == parse_stream_id(raw)
 
 
 def test_arq_payloads_are_msgpack_not_pickle() -> None:
@@ -245,3 +248,10 @@ async def test_a_cancelled_run_gets_no_more_chunks() -> None:
     await scheduler.run(_feed("b " * 20), lambda _: None, lambda: True)  # later ticks pass
     assert len(got) == seen
     assert run.cancelled()
+
+
+@pytest.mark.parametrize("data", [b'{"a":1}', b"", b"two\nlines", b"cr\rlf\r\nend"])
+def test_an_entry_frame_is_the_encoder_s_frame(data: bytes) -> None:
+    assert sse_encoder.entry(b"5-1", b"text.delta", data) == sse_encoder.encode(
+        data, id=b"5-1", event=b"text.delta"
+    )
