@@ -388,16 +388,22 @@ class Hub:
             topic.syncing = asyncio.create_task(self._sync(topic))
 
     async def _sync(self, topic: Topic) -> None:
+        """Bring the topic's buffer up to Redis: on its first run the stream's tail (one
+        round trip with the marks' `_born`), later what is new after the buffer."""
         while topic.dirty and not topic.gone:
             topic.dirty = False
             try:
-                if not await self._same_incarnation(topic):
+                first = topic.base is None
+                born, tail = await (self._born_and_tail(topic) if first else self._born(topic))
+                if topic.born is None:
+                    topic.born = born
+                elif born != topic.born:  # deleted (or expired) and created again since
                     topic.end()
                     return
-                if topic.base is None:
-                    tail = await self.redis.xrevrange(topic.key, "+", "-", count=1)
+                if first:
                     topic.base = topic.last = _entries(tail)[0].sid if tail else ZERO
                     topic.notify()
+                    continue  # what came after the tail was announced (and set `dirty`)
                 while entries := await self.read(topic, topic.last):
                     topic.extend(entries)
             except Exception as exc:  # Redis away or erring: retry; followers can read Redis
@@ -405,13 +411,17 @@ class Hub:
                 topic.dirty = True
                 await asyncio.sleep(0.2)
 
-    async def _same_incarnation(self, topic: Topic) -> bool:
-        """False when the stream was deleted (or expired) and created again since we began."""
+    async def _born(self, topic: Topic) -> tuple[bytes | None, None]:
+        """The stream's first id as its marks recorded it: which incarnation it is."""
         born: bytes | None = await self.redis.hget(topic.marks, "_born")  # type: ignore[misc]
-        if topic.born is None:
-            topic.born = born
-            return True
-        return born == topic.born
+        return born, None
+
+    async def _born_and_tail(self, topic: Topic) -> tuple[bytes | None, list[tuple[bytes, Fields]]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(topic.marks, "_born")
+            pipe.xrevrange(topic.key, "+", "-", count=1)
+            born, tail = await pipe.execute()
+        return born, tail
 
     def _topic_of(self, channel: bytes) -> Topic | None:
         """The topic whose session's own channel (a cluster's) this is."""
