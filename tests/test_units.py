@@ -218,6 +218,16 @@ async def test_the_scheduler_hands_every_chunk_to_the_sink_in_order_when_it_has_
     assert asked >= 2 * len(words) - 1
 
 
+async def test_a_chunk_due_already_goes_to_the_sink_before_the_run_waits() -> None:
+    """No time to first token: the chunk is handed over in the run's first step (it shares
+    the append round of `job.started`), not at the next millisecond's tick."""
+    got: list[Chunk] = []
+    run = Scheduler(asyncio.get_running_loop()).run(_feed("only"), got.append, lambda: True)
+    with pytest.raises(StopIteration):
+        run.send(None)  # finished without waiting for any timer
+    assert [c.text for c in got] == ["only"]
+
+
 async def test_a_sink_error_or_the_feed_failure_ends_the_run_with_it() -> None:
     scheduler, got = Scheduler(asyncio.get_running_loop()), []
 
