@@ -16,8 +16,8 @@ from spool.api import (
     routes_ui_chat,
 )
 from spool.api.errors import install_error_handlers
-from spool.api.events_path import Outermost
 from spool.api.guard import Guard
+from spool.api.outermost import Outermost
 from spool.api.state import Role, lifespan_for
 from spool.shared.settings import Settings
 
@@ -27,24 +27,24 @@ Errors are `{"error": {"code", "message"}}`. Streams carry the `SpoolEvent` sche
 """
 
 
-def _outermost(app: FastAPI, *, check_host: bool, events: bool) -> None:
+def _outermost(app: FastAPI, *, check_host: bool, events: bool, jobs: bool) -> None:
     """`Outermost` outside even starlette's `ServerErrorMiddleware`: starlette builds the
     middleware stack lazily with this method, which no option reaches."""
     build = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return Outermost(build(), check_host=check_host, events=events)
+        return Outermost(build(), check_host=check_host, events=events, jobs=jobs)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def create_app(
-    settings: Settings, role: Role = "all", *, check_host: bool = False, events_path: bool = True
+    settings: Settings, role: Role = "all", *, check_host: bool = False, outermost: bool = True
 ) -> FastAPI:
     """`role`: `jobs` (job routes only), `events` (the SSE fan-out only), or `all`.
     `check_host`: answer loopback `Host` names only (open mode on a loopback address).
-    `events_path`: serve the events route before FastAPI (`api.events_path`); off, the
-    FastAPI route serves it (the tests compare the two)."""
+    `outermost`: serve the events route and the two submission routes before FastAPI
+    (`api.outermost`); off, the FastAPI routes serve them (the tests compare the two)."""
     app = FastAPIOffline(  # /docs and /redoc with their assets served here: no CDN
         title="Spool",
         summary="Durable, resumable LLM streaming",
@@ -54,7 +54,12 @@ def create_app(
         static_url="/docs-assets",
     )
     install_error_handlers(app)
-    _outermost(app, check_host=check_host, events=events_path and role in ("all", "events"))
+    _outermost(
+        app,
+        check_host=check_host,
+        events=outermost and role in ("all", "events"),
+        jobs=outermost and role in ("all", "jobs"),
+    )
     openapi.install(app)
     app.add_middleware(Guard, check_host=check_host)
     app.include_router(routes_ops.router)

@@ -41,7 +41,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+MAX_IDEMPOTENCY_KEY = 255
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY)
+]
 
 
 async def accept(request: Request, state: AppState, tenant: str, key: str | None) -> Acceptance:
@@ -78,7 +81,14 @@ async def create_job(
     request: Request, state: State, tenant: Tenant, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Enqueue a generation job; follow it at `events_url`."""
-    done = await accept(request, state, tenant, idempotency_key)
+    return await create_job_response(request, state, tenant, idempotency_key)
+
+
+async def create_job_response(
+    request: Request, state: AppState, tenant: str, key: str | None
+) -> Response:
+    """`POST /v1/jobs`, also served before FastAPI (`api.jobs_path`)."""
+    done = await accept(request, state, tenant, key)
     return json_response(done.accepted, 202)
 
 
@@ -95,8 +105,15 @@ async def create_and_stream(
     format: FormatName = SPOOL,
 ) -> Response:
     """Enqueue a job and answer with its event stream (resumable on the session's events URL)."""
+    return await create_and_stream_response(request, state, tenant, idempotency_key, format)
+
+
+async def create_and_stream_response(
+    request: Request, state: AppState, tenant: str, key: str | None, format: str
+) -> Response:
+    """`POST /v1/stream`, also served before FastAPI (`api.jobs_path`)."""
     fmt = parse_format(format)  # before anything is enqueued
-    done = await accept(request, state, tenant, idempotency_key)
+    done = await accept(request, state, tenant, key)
     return await stream_accepted(state, tenant, done, fmt)
 
 

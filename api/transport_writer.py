@@ -15,7 +15,7 @@ they change): the `send` callable uvicorn hands to the app is the bound method
 holds `transport` (an `asyncio.Transport`), `flow` (uvicorn's `FlowControl`:
 `write_paused`, `drain()`), `disconnected`, `response_started`, `response_complete` and
 `chunked_encoding` (True once a head without Content-Length was sent). The outermost
-app (`api.app.SpoolApp`) records that raw `send` in the scope under `RAW_SEND`, since
+app (`api.outermost.Outermost`) records that raw `send` in the scope under `RAW_SEND`, since
 the `send` a route receives is starlette's wrapper. Anything else (the h11 protocol,
 another server, a HEAD request, a head with a length) gets `None` from `transport_writer`: the
 caller then sends through ASGI as before.

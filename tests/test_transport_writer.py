@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from spool.api.events_path import Outermost
+from spool.api.outermost import Outermost
 from spool.api.transport_writer import TransportWriter, transport_writer
 from tests.inprocess import serving
 
