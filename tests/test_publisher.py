@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from spool.shared.connections import open_redis
 from spool.shared.keys import Keys, SessionRef
-from spool.shared.streams import Outgoing, StreamWriter
-from spool.worker.batcher import Batcher
+from spool.shared.streams import Outgoing, StreamWriter, decode_notices
+from spool.worker.batcher import MAX_ROUND_BYTES, Batcher
 from spool.worker.publisher import Publisher
 from spool_client.events import StepFinished, StepStarted, TextDelta, ThinkingDelta, Usage
 
@@ -113,3 +113,33 @@ async def test_rounds_survive_their_connection_being_killed(redis: Redis) -> Non
     events = await stored(redis, session)
     assert "".join(str(e["delta"]) for e in events) == "before after the drop"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_round_stops_taking_jobs_once_it_holds_its_bytes(redis: Redis) -> None:
+    """Five jobs' 400 KB deltas, ready at once, go out in rounds of about a megabyte: each
+    round is one script call and one message on the notices channel, which stays far
+    below what Redis lets a subscriber fall behind by."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(KEYS.notices)
+    assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+    batcher, first = await queued(redis, "b0")
+    sessions = [first] + [(await queued(redis, f"b{i}"))[1] for i in range(1, 5)]
+    for _ in sessions:  # their `job.queued`
+        assert await pubsub.get_message(timeout=5) is not None
+    big = "x" * (400 << 10)
+    pubs = [Publisher(batcher, s, "j1", 1, first_seq=1) for s in sessions]
+    for pub in pubs:  # all ready before the first round starts
+        await pub.emit(TextDelta(step=0, delta=big))
+    for pub in pubs:
+        await pub.flush()
+    await batcher.aclose()
+    sizes, announced = [], []
+    while (message := await pubsub.get_message(timeout=1)) is not None:
+        sizes.append(len(message["data"]))
+        announced += [notice[0] for notice in decode_notices(message["data"])]
+    await pubsub.aclose()
+    assert announced == [KEYS.tag(s) for s in sessions]  # each once, in order
+    assert len(sizes) >= 2
+    assert max(sizes) < MAX_ROUND_BYTES + (500 << 10)  # the budget and one job's batch
+    for session in sessions:
+        assert [e["delta"] for e in await stored(redis, session)] == [big]

@@ -1,7 +1,8 @@
 """One flusher for every job of a worker process.
 
 Each round takes every publisher's pending events (up to `MAX_BATCH` per job,
-`MAX_ROUND` in all) and sends them as ONE script call (`APPEND_MANY_LUA`): 1,000 streams
+`MAX_ROUND` in all, and no more jobs once the round holds `MAX_ROUND_BYTES` of data) and
+sends them as ONE script call (`APPEND_MANY_LUA`): 1,000 streams
 cost one round trip and one script invocation per round, not 1,000 of either. Once the
 process is busy (the last round carried `BUSY_ROUND_JOBS` jobs or more), rounds start at
 least `MIN_ROUND_S` apart: while a round is in flight or that gap runs, new events
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # events of one job per round
 MAX_ROUND = 4096  # events of all jobs per round
+# data of all jobs per round, give or take one job's batch: the script call, and the one
+# pub/sub message that announces it to every API (`shared/streams.py`), stay far below
+# Redis's pub/sub output buffer limits (a subscriber past 32 MB is disconnected)
+MAX_ROUND_BYTES = 1 << 20
 MIN_ROUND_S = 0.005  # between the starts of two rounds, once the process is busy:
 BUSY_ROUND_JOBS = 8  # a round carried this many jobs (a lone job's events never wait)
 
@@ -76,17 +81,19 @@ class Batcher:
                 await self._round(taken)
 
     def _take(self) -> list[tuple[Source, Append]]:
-        """The next round: ready sources, in the order they became ready, within `MAX_ROUND`."""
+        """The next round: ready sources, in the order they became ready, within `MAX_ROUND`
+        events and (give or take the last source's batch) `MAX_ROUND_BYTES`."""
         taken: list[tuple[Source, Append]] = []
-        budget = MAX_ROUND
+        budget, room = MAX_ROUND, MAX_ROUND_BYTES
         for source in list(self._ready):
-            if budget <= 0:
+            if budget <= 0 or room <= 0:
                 break
             del self._ready[source]
             append = source.take(min(MAX_BATCH, budget))
             if append is not None:
                 taken.append((source, append))
                 budget -= len(append.batch)
+                room -= sum(len(out.data) for out in append.batch)
         return taken
 
     async def _round(self, taken: list[tuple[Source, Append]]) -> None:
