@@ -142,10 +142,7 @@ class DirectWriter(Protocol):
     @property
     def paused(self) -> bool: ...
 
-    @property
-    def disconnected(self) -> bool: ...
-
-    def write_now(self, chunk: bytes) -> None: ...
+    def offer(self, chunk: bytes) -> bool: ...
 
 
 class Attached:
@@ -224,24 +221,25 @@ class Topic:
         last, written = self.last, 0
         if job is None and all(e.job == entries[0].job for e in entries):
             job = entries[0].job
-        ends_job = any(e.kind in TERMINAL for e in entries)
+        ends_job: bool | None = None  # found out when a follower of one job needs it
         for attached in list(self.attached):
-            writer = attached.writer
-            if writer.paused or writer.disconnected:
-                self.detach(attached)  # its task reads on from its cursor (and times out)
-                continue
-            if attached.only is not None and attached.only != job:
-                if job is None:  # several jobs' entries: its task picks its job's out
-                    self.detach(attached)
-                else:  # another job's run: nothing for this follower
-                    attached.cursor = last
-                continue
-            if attached.only is not None and ends_job:
-                self.detach(attached)  # its task writes the end and ends the response
-                continue
-            writer.write_now(run)
-            attached.cursor = last
-            written += 1
+            if attached.only is not None:
+                if attached.only != job:
+                    if job is None:  # several jobs' entries: its task picks its job's out
+                        self.detach(attached)
+                    else:  # another job's run: nothing for this follower
+                        attached.cursor = last
+                    continue
+                if ends_job is None:
+                    ends_job = any(e.kind in TERMINAL for e in entries)
+                if ends_job:
+                    self.detach(attached)  # its task writes the end and ends the response
+                    continue
+            if attached.writer.offer(run):
+                attached.cursor = last
+                written += 1
+            else:  # a slow reader, or gone: its task reads on from its cursor (and times out)
+                self.detach(attached)
         if written:
             metrics.EVENTS_DELIVERED.inc(written * len(entries))
 
@@ -527,10 +525,9 @@ class Follower:
         loop = asyncio.get_running_loop()
 
         def ping() -> None:
-            if writer.paused or writer.disconnected or attached not in topic.attached:
+            if attached not in topic.attached or not writer.offer(PING):
                 topic.detach(attached)  # the task path times a stalled reader out
                 return
-            writer.write_now(PING)
             attached.pinger = loop.call_later(ping_s, ping)
 
         topic.attached[attached] = None
