@@ -99,17 +99,17 @@ class SessionGone(Exception):
     """The followed session was deleted (or expired and was created anew)."""
 
 
-class Entry:
+class Entry(msgspec.Struct, gc=False, frozen=True):
     """One stream entry as followers need it: its id, job and type, and its SSE frame,
-    built once when the entry reaches the hub however many clients it is sent to."""
+    built once when the entry reaches the hub however many clients it is sent to
+    (`entry`, `notice_entry`). Never tracked by the garbage collector (`gc=False`: it
+    holds only bytes and ints): the buffers hold hundreds of thousands of them, which
+    every full collection would otherwise traverse."""
 
-    __slots__ = ("frame", "job", "kind", "sid")
-
-    def __init__(self, raw_id: bytes, kind: bytes, job: bytes, data: bytes) -> None:
-        self.sid: StreamId = redis_stream_id(raw_id)
-        self.kind = kind
-        self.job = job
-        self.frame = sse_encoder.entry(raw_id, kind, data)
+    sid: StreamId
+    kind: bytes
+    job: bytes
+    frame: bytes
 
     @property
     def raw_id(self) -> bytes:
@@ -120,6 +120,20 @@ class Entry:
     def data(self) -> bytes:
         """The event's JSON, sliced from the frame (kept once: the frame holds it)."""
         return self.frame[self.frame.index(b"\ndata: ") + 7 : -2]
+
+
+def entry(raw_id: bytes, kind: bytes, job: bytes, data: bytes) -> Entry:
+    return Entry(redis_stream_id(raw_id), kind, job, sse_encoder.entry(raw_id, kind, data))
+
+
+def notice_entry(raw_id: str, kind: str, job: bytes, data: str) -> Entry:
+    """`entry` of a notice's (decoded) strings: the frame formatted and encoded at once
+    when the data is one line (an event's JSON is), as `sse_encoder.entry` would."""
+    if "\n" in data or "\r" in data:
+        return entry(raw_id.encode(), kind.encode(), job, data.encode())
+    ms, _, seq = raw_id.partition("-")
+    frame = f"id: {raw_id}\nevent: {kind}\ndata: {data}\n\n".encode()
+    return Entry((int(ms), int(seq)), kind.encode(), job, frame)
 
 
 def _take(entries: list[Entry], limit: int, max_bytes: int) -> list[Entry]:
@@ -133,7 +147,7 @@ def _take(entries: list[Entry], limit: int, max_bytes: int) -> list[Entry]:
 
 
 def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
-    return [Entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
+    return [entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
 
 
 class DirectWriter(Protocol):
@@ -169,6 +183,7 @@ class Topic:
         self.channel = keys.notify(session).encode()  # a cluster's (see `api/subscriber.py`)
         self.base: StreamId | None = None  # entries after `base` are buffered; None until synced
         self.last: StreamId = ZERO
+        self.last_noticed: str | None = None  # `last` as a notice wrote it (see `Hub._apply`)
         self.buffer: deque[Entry] = deque()
         self.buffer_size = buffer_size
         self.buffered_bytes = 0
@@ -194,30 +209,40 @@ class Topic:
         found.reverse()
         return _take(found, limit, MAX_BATCH_BYTES)
 
-    def extend(self, entries: list[Entry], job: bytes | None = None) -> None:
+    def extend(self, entries: list[Entry], job: bytes | None = None) -> int:
         """Buffer new entries (hand each run to the attached followers); `job`: theirs, when
-        they are known to be one job's (a notice's)."""
-        for entry in entries:
-            self.buffer.append(entry)
-            self.buffered_bytes += len(entry.frame)
-            while len(self.buffer) > self.buffer_size or (
-                self.buffered_bytes > MAX_BUFFER_BYTES and len(self.buffer) > 1
-            ):
-                dropped = self.buffer.popleft()
-                self.buffered_bytes -= len(dropped.frame)
-                self.base = dropped.sid
-        if entries:
-            self.last = entries[-1].sid
-            if self.attached:
-                self._write_attached(entries, job)
-            self.notify()
+        they are known to be one job's (a notice's). Returns how many events were written
+        to attached followers: the caller counts them once per message."""
+        if not entries:
+            return 0
+        buffer = self.buffer
+        for each in entries:
+            buffer.append(each)
+            self.buffered_bytes += len(each.frame)
+        if len(buffer) > self.buffer_size or self.buffered_bytes > MAX_BUFFER_BYTES:
+            self._trim()
+        self.last, self.last_noticed = entries[-1].sid, None
+        written = self._write_attached(entries, job) if self.attached else 0
+        self.notify()
+        return written
 
-    def _write_attached(self, entries: list[Entry], job: bytes | None) -> None:
-        """The new entries to every attached follower: joined once, one write each."""
+    def _trim(self) -> None:
+        """Drop the oldest entries beyond `buffer_size` and `MAX_BUFFER_BYTES` (keep one)."""
+        buffer = self.buffer
+        while len(buffer) > self.buffer_size or (
+            self.buffered_bytes > MAX_BUFFER_BYTES and len(buffer) > 1
+        ):
+            dropped = buffer.popleft()
+            self.buffered_bytes -= len(dropped.frame)
+            self.base = dropped.sid
+
+    def _write_attached(self, entries: list[Entry], job: bytes | None) -> int:
+        """The new entries to every attached follower: joined once, one write each; returns
+        the events written."""
         run = entries[0].frame if len(entries) == 1 else b"".join(e.frame for e in entries)
         if len(run) > DIRECT_MAX_BYTES:
             self.detach_all()
-            return
+            return 0
         last, written = self.last, 0
         if job is None and all(e.job == entries[0].job for e in entries):
             job = entries[0].job
@@ -231,7 +256,11 @@ class Topic:
                         attached.cursor = last
                     continue
                 if ends_job is None:
-                    ends_job = any(e.kind in TERMINAL for e in entries)
+                    ends_job = (
+                        entries[0].kind in TERMINAL
+                        if len(entries) == 1
+                        else any(e.kind in TERMINAL for e in entries)
+                    )
                 if ends_job:
                     self.detach(attached)  # its task writes the end and ends the response
                     continue
@@ -240,8 +269,7 @@ class Topic:
                 written += 1
             else:  # a slow reader, or gone: its task reads on from its cursor (and times out)
                 self.detach(attached)
-        if written:
-            metrics.EVENTS_DELIVERED.inc(written * len(entries))
+        return written * len(entries)
 
     def detach(self, attached: Attached) -> None:
         """Back to the task path: the follower's task wakes and reads from its cursor."""
@@ -337,7 +365,7 @@ class Hub:
         """Entries after `cursor` from Redis: at most `batch`, about `MAX_BATCH_BYTES`."""
         args = (format_stream_id(cursor), self.batch, MAX_BATCH_BYTES)
         flat: list[bytes] = await awaited(self._read(keys=[topic.key], args=args))
-        return [Entry(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
+        return [entry(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
 
     # -- topic upkeep ---------------------------------------------------------------
 
@@ -400,10 +428,11 @@ class Hub:
                     return
                 if first:
                     topic.base = topic.last = _entries(tail)[0].sid if tail else ZERO
+                    topic.last_noticed = None
                     topic.notify()
                     continue  # what came after the tail was announced (and set `dirty`)
                 while entries := await self.read(topic, topic.last):
-                    topic.extend(entries)
+                    _delivered(topic.extend(entries))
             except Exception as exc:  # Redis away or erring: retry; followers can read Redis
                 log.warning("hub sync of %s failed: %s", topic.session, exc)
                 topic.dirty = True
@@ -443,34 +472,49 @@ class Hub:
             log.warning("hub: a message on %r is not a list of notices", channel)
             self._on_message("subscribe", channel, None)
             return
-        by_tag = self._by_tag
+        by_tag, delivered = self._by_tag, 0
         for notice in notices:
             topic = by_tag.get(notice[0]) if notice else None
             if topic is None:  # a session nobody here follows
                 continue
             if len(notice) == 2 and notice[1] == DELETED:
                 topic.end()
-            elif not self._apply(topic, notice):
+                continue
+            written = self._apply(topic, notice)
+            if written is None:
                 self._mark(topic)
+            else:
+                delivered += written
+        _delivered(delivered)
 
     @staticmethod
-    def _apply(topic: Topic, notice: Notice) -> bool:
-        """Append a notice's entries when they directly follow the buffer; else False."""
+    def _apply(topic: Topic, notice: Notice) -> int | None:
+        """Append a notice's entries when they directly follow the buffer (the events
+        written to attached followers); else None."""
         if topic.base is None or topic.dirty or (topic.syncing and not topic.syncing.done()):
-            return False
+            return None
         if len(notice) < 6 or len(notice) % 3 != 0 or topic.born is None:
-            return False
-        if redis_stream_id(notice[1]) != topic.last:
-            return False  # a notice was missed (or the stream was recreated): read Redis
+            return None
+        prev = notice[1]  # the id before the entries, as text: compared as such when it can
+        if prev != topic.last_noticed and redis_stream_id(prev) != topic.last:
+            return None  # a notice was missed (or the stream was recreated): read Redis
         job = notice[2].encode()
-        topic.extend(
-            [
-                Entry(notice[i].encode(), notice[i + 1].encode(), job, notice[i + 2].encode())
+        if len(notice) == 6:  # one entry (a token): no list comprehension
+            written = topic.extend([notice_entry(notice[3], notice[4], job, notice[5])], job)
+        else:
+            entries = [
+                notice_entry(notice[i], notice[i + 1], job, notice[i + 2])
                 for i in range(3, len(notice), 3)
-            ],
-            job,
-        )
-        return True
+            ]
+            written = topic.extend(entries, job)
+        topic.last_noticed = notice[-3]  # the next notice's `prev`, unless something else came
+        return written
+
+
+def _delivered(events: int) -> None:
+    """Count events written to responses: once per message or read, not per follower."""
+    if events:
+        metrics.EVENTS_DELIVERED.inc(events)
 
 
 class Follower:

@@ -1,12 +1,14 @@
 """Pure pieces: ids, the arq serializer, settings, the simulated model's tokens."""
 
 import asyncio
+import gc
 import itertools
 
 import msgspec
 import pytest
 
 from spool.api import sse_encoder
+from spool.api.hub import entry, notice_entry
 from spool.shared import serializer
 from spool.shared.ids import before, format_stream_id, parse_stream_id, redis_stream_id
 from spool.shared.jobs import Message, SimulatedParameters
@@ -265,3 +267,13 @@ def test_an_entry_frame_is_the_encoder_s_frame(data: bytes) -> None:
     assert sse_encoder.entry(b"5-1", b"text.delta", data) == sse_encoder.encode(
         data, id=b"5-1", event=b"text.delta"
     )
+
+
+@pytest.mark.parametrize("data", ['{"delta":"é ✓"}', '{"a":1}', "two\nlines", "cr\rlf\r\nend"])
+def test_an_entry_from_a_notice_is_the_entry_read_from_redis(data: str) -> None:
+    """`notice_entry` formats a notice's strings at once; `entry` frames the bytes read
+    from Redis: the same entries, which the garbage collector never tracks."""
+    made = notice_entry("17-3", "text.delta", b"j", data)
+    assert made == entry(b"17-3", b"text.delta", b"j", data.encode())
+    assert (made.sid, made.raw_id, made.kind) == ((17, 3), b"17-3", b"text.delta")
+    assert not gc.is_tracked(made)

@@ -1,0 +1,94 @@
+"""The hub's notice path in process: real appends on a real Redis, their real notices
+(captured off the notices channel) handed to the hub in a chosen order, so that the
+cases a live subscriber meets only by chance (a notice for entries a sync already read)
+are played deterministically. Pins that every entry is buffered once and in order, and
+that `Hub._apply`'s textual comparison of a notice's "before" id never takes a stale
+notice for the next one."""
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from spool.api.auth import OPEN_TENANT
+from spool.api.hub import Hub, Topic
+from spool.shared.connections import open_redis
+from spool.shared.keys import Keys, SessionRef
+from spool.shared.streams import Outgoing, StreamWriter
+
+pytestmark = pytest.mark.inprocess
+
+KEYS = Keys()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = open_redis(redis_url, 4)
+    yield client
+    await client.aclose()
+
+
+async def appended_with_notices(
+    redis: Redis, writer: StreamWriter, s: SessionRef, seqs: range
+) -> tuple[list[bytes], list[bytes]]:
+    """Append one `text.delta` per seq; their ids and the notices messages they published."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(KEYS.notices)
+    ids, messages = [], []
+    try:
+        confirmed = await pubsub.get_message(timeout=10)  # subscribed before appending
+        assert confirmed is not None
+        assert confirmed["type"] == "subscribe"
+        for seq in seqs:
+            data = msgspec.json.encode({"type": "text.delta", "delta": f"é{seq}", "seq": seq})
+            ids += await writer.append(s, "j", 1, [Outgoing("text.delta", seq, data)])
+        while len(messages) < len(seqs):
+            message = await pubsub.get_message(timeout=10)
+            assert message is not None, "a notice did not arrive"
+            messages.append(message["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    return ids, messages
+
+
+async def synced(hub: Hub, topic: Topic) -> None:
+    hub._mark(topic)
+    assert topic.syncing is not None
+    await topic.syncing
+
+
+async def test_a_notice_a_sync_already_read_is_not_buffered_again(
+    redis: Redis, session_id: str
+) -> None:
+    s = SessionRef(OPEN_TENANT, session_id)
+    writer = StreamWriter(redis, KEYS, retention_s=60)
+    queued = await writer.append(s, "j", 0, [Outgoing("job.queued", 0, b"{}")])
+    hub = Hub(redis, KEYS)  # not started: the test hands it the notices itself
+    try:
+        async with hub.follow(s) as follower:
+            topic = follower.topic
+            assert topic.syncing is not None
+            await topic.syncing  # the buffer starts at the stream's tail (job.queued)
+            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+
+            hub._on_message("message", KEYS.notices.encode(), messages[0])  # follows: applied
+            assert [e.raw_id for e in topic.buffer] == ids[:1]
+            await synced(hub, topic)  # reads the other two from Redis
+            assert [e.raw_id for e in topic.buffer] == ids
+            for message in messages[1:]:  # already read: neither is buffered again
+                hub._on_message("message", KEYS.notices.encode(), message)
+                if topic.syncing is not None:
+                    await topic.syncing
+            assert [e.raw_id for e in topic.buffer] == ids
+
+            more, messages = await appended_with_notices(redis, writer, s, range(4, 6))
+            for message in messages:  # the next ones follow the buffer again: applied
+                hub._on_message("message", KEYS.notices.encode(), message)
+            assert [e.raw_id for e in topic.buffer] == ids + more
+            assert topic.last == topic.buffer[-1].sid
+            read = await hub.read(topic, (0, 0))  # what Redis holds
+            assert [e.frame for e in topic.buffer] == [e.frame for e in read[1:]]
+            assert read[0].raw_id == queued[0]
+    finally:
+        await hub.aclose()
