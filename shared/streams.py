@@ -39,23 +39,34 @@ from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 
+# An XADD trims (`MAXLEN ~`) only when the job's seq crosses a multiple of this: a stream
+# ends at most this many entries per job writing to it over the cap (above the whole
+# radix-tree node approximate trimming leaves anyway); an XADD's three extra arguments
+# on every entry cost Redis ~0.35 µs per event.
+TRIM_EVERY = 32
+
 # append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to): the events
 # in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal as a
 # string, and adds its notice ({tag, the last id before, job, id, type, data, ...}) to
 # `notes`, which the script publishes once at its end (`publish_notes(channel)`). Per
-# append in the common case (a live session, no job starting or ending): EXISTS, HMGET,
-# the XADDs and one HSET. The live count, `_born` and the attempt travel in that one
+# append in the common case (a live session, no job starting or ending): HMGET, the XADDs
+# and one HSET. The tombstone is looked up (EXISTS) only for a job without a queued mark:
+# a session's deletion sets its tombstone and deletes its marks at once
+# (`DELETE_SESSION_LUA`), and only this script, after that lookup, writes a queued mark, so
+# a job that has one is in a session no tombstone covers (one call less per append: ~0.6 µs
+# of Redis CPU per event). The live count, `_born` and the attempt travel in that one
 # HSET; the TTLs change only when the live count reaches 0 (EXPIRE, again on every append
 # while idle) or leaves it (PERSIST): while a job is live the keys carry no TTL, which
 # only this script changes.
 APPEND_FUNCTION_TEMPLATE = f"""
 local notes = {{}}
 local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to)
-  if redis.call('EXISTS', tomb) == 1 then
-    return 'SPOOL_CLOSED the session was deleted'
-  end
   local fs, ft, fa, fq = job .. ':s', job .. ':t', job .. ':a', job .. ':q'
   local m = redis.call('HMGET', marks, fs, ft, fa, '_last', fq, '_live', '_born')
+  -- the job's queued mark proves there is no tombstone (`DELETE_SESSION_LUA`)
+  if not m[5] and redis.call('EXISTS', tomb) == 1 then
+    return 'SPOOL_CLOSED the session was deleted'
+  end
   if attempt < 0 and m[3] then
     return 'SPOOL_STARTED a worker runs the job'
   end
@@ -85,7 +96,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
   for i = from, to, 3 do
     local t, seq, d = args[i], tonumber(args[i + 1]), args[i + 2]
     if seq > last then
-      if maxlen ~= '0' then
+      if maxlen ~= '0' and seq - seq % {TRIM_EVERY} > last then
         id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'j', job, 'd', d)
       else
         id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
@@ -210,6 +221,25 @@ async def publish_deleted(redis: Redis, keys: Keys, session: SessionRef) -> None
         await redis.execute_command("SPUBLISH", keys.notify(session), message)
     else:
         await redis.publish(keys.notices, message)
+
+
+# KEYS tombstone, stream, marks; ARGV the tombstone's lifetime (s). The tombstone and the
+# end of the session's stream data in one step: the append script relies on no marks
+# existing while the tombstone does (it skips the tombstone lookup for a job that has a
+# queued mark).
+DELETE_SESSION_LUA = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+"""
+
+
+async def delete_stream_data(redis: Redis, keys: Keys, session: SessionRef, tomb_s: int) -> None:
+    """Set the session's tombstone and delete its stream and marks, atomically: from then
+    on every append to the session is refused."""
+    tomb, stream, marks = keys.tombstone(session), keys.stream(session), keys.marks(session)
+    await awaited(
+        redis.register_script(DELETE_SESSION_LUA)(keys=[tomb, stream, marks], args=[tomb_s])
+    )
 
 
 class StreamClosed(SpoolError):

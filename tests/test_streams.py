@@ -9,11 +9,13 @@ from redis.asyncio.client import PubSub
 from spool.shared.connections import open_redis
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import (
+    TRIM_EVERY,
     Append,
     Outgoing,
     StreamClosed,
     StreamWriter,
     decode_notices,
+    delete_stream_data,
     job_marks,
     publish_deleted,
 )
@@ -100,6 +102,23 @@ async def test_a_tombstone_refuses_every_append(redis: Redis) -> None:
     assert not await redis.exists(KEYS.stream(s), KEYS.marks(s))
 
 
+async def test_a_deletion_refuses_every_later_append_of_its_queued_jobs(redis: Redis) -> None:
+    """The script skips the tombstone lookup for a job with a queued mark: the deletion
+    removes the marks with the tombstone's start, so no such job survives it."""
+    writer, s = writer_on(redis), ses("deleted")
+    await queued(writer, s)
+    await writer.append(s, "j1", 1, [out("text.delta", 1)])
+    await delete_stream_data(redis, KEYS, s, 30)
+    assert await redis.ttl(KEYS.tombstone(s)) > 0
+    with pytest.raises(StreamClosed, match="deleted"):
+        await writer.append(s, "j1", 1, [out("text.delta", 2)])
+    with pytest.raises(StreamClosed, match="deleted"):
+        await queued(writer, s, "j2")
+    outcome = await writer.append_many([Append(s, "j1", 1, [out("job.cancelled", 3)])])
+    assert isinstance(outcome[0], StreamClosed)
+    assert not await redis.exists(KEYS.stream(s), KEYS.marks(s))
+
+
 async def test_tenants_have_separate_streams_for_one_session_id(redis: Redis) -> None:
     writer = writer_on(redis)
     await queued(writer, ses("same", "acme"))
@@ -145,6 +164,23 @@ async def test_the_stream_is_capped_near_maxlen(redis: Redis) -> None:
     for seq in range(1, 501):
         await writer.append(s, "j1", 1, [out("text.delta", seq)])
     assert await redis.xlen(KEYS.stream(s)) < 250  # approximate trimming: whole nodes
+
+
+async def test_the_stream_is_capped_near_maxlen_whatever_the_batches_and_seq_gaps(
+    redis: Redis,
+) -> None:
+    """Trimming happens when a job's seq crosses a multiple of TRIM_EVERY, not on every
+    entry: batches of any size and seqs that skip still cross them."""
+    writer, s = StreamWriter(redis, KEYS, retention_s=60, maxlen=10), ses("capped2")
+    await queued(writer, s)
+    await queued(writer, s, "j2")
+    seq = 0
+    for size in range(1, 40):
+        for job, step in (("j1", 7), ("j2", TRIM_EVERY + 1)):
+            batch = [out("text.delta", seq + step * (i + 1)) for i in range(size)]
+            await writer.append_many([Append(s, job, 1, batch)])
+        seq += (TRIM_EVERY + 1) * size
+    assert await redis.xlen(KEYS.stream(s)) < 250 + 2 * TRIM_EVERY
 
 
 async def notices_of(pubsub: PubSub, messages: int) -> list[list[list[str]]]:
