@@ -46,9 +46,11 @@ _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
 TRIM_EVERY = 32
 
 # append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to): the events
-# in args[from..to] (triples: type, seq, data); returns the new ids, or a refusal as a
-# string, and adds its notice ({tag, the last id before, job, id, type, data, ...}) to
-# `notes`, which the script publishes once at its end (`publish_notes(channel)`). Per
+# in args[from..to] (triples: type, seq, data); returns its notice ({tag, the last id
+# before, job, then per new entry its id, type, data}: `ids_of` lists the ids), false for
+# a resent batch, or a refusal as a string; the notice also goes to `notes`, which the
+# script publishes once at its end (`publish_notes(channel)`). `tomb` may be nil: the
+# key is then built from `tag`, only when looked up (below). Per
 # append in the common case (a live session, no job starting or ending): HMGET, the XADDs
 # and one HSET. The tombstone is looked up (EXISTS) only for a job without a queued mark:
 # a session's deletion sets its tombstone and deletes its marks at once
@@ -64,7 +66,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
   local fs, ft, fa, fq = job .. ':s', job .. ':t', job .. ':a', job .. ':q'
   local m = redis.call('HMGET', marks, fs, ft, fa, '_last', fq, '_live', '_born')
   -- the job's queued mark proves there is no tombstone (`DELETE_SESSION_LUA`)
-  if not m[5] and redis.call('EXISTS', tomb) == 1 then
+  if not m[5] and redis.call('EXISTS', tomb or tag .. '{TOMBSTONE}') == 1 then
     return 'SPOOL_CLOSED the session was deleted'
   end
   if attempt < 0 and m[3] then
@@ -72,7 +74,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
   end
   local last = tonumber(m[1] or '-1')
   if tonumber(args[to - 1]) <= last then
-    return {{}}
+    return false
   end
   if m[2] then
     return 'SPOOL_CLOSED job already ended'
@@ -80,7 +82,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
   if args[from] ~= 'job.queued' and not m[5] then
     return 'SPOOL_CLOSED the job is not in this session (deleted or expired)'
   end
-  local set = {{}}
+  local set = {{}}  -- the marks to write besides the job's seq and `_last`
   if attempt > 0 then
     local owner = tonumber(m[3] or '0')
     if owner > attempt then
@@ -90,8 +92,7 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
   end
   local was = tonumber(m[6] or '0')
   local live = was
-  local ids = {{}}
-  local note = {{tag, m[4] or '0-0', job}}
+  local note = {{tag, m[4] or '0-0', job}}  -- and per entry its id, type, data
   local id
   for i = from, to, 3 do
     local t, seq, d = args[i], tonumber(args[i + 1]), args[i + 2]
@@ -101,7 +102,6 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
       else
         id = redis.call('XADD', stream, '*', 't', t, 'j', job, 'd', d)
       end
-      ids[#ids + 1] = id
       note[#note + 1] = id
       note[#note + 1] = t
       note[#note + 1] = d
@@ -116,8 +116,12 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
     end
   end
   if live ~= was then set[#set + 1] = '_live'; set[#set + 1] = live end
-  if not m[7] then set[#set + 1] = '_born'; set[#set + 1] = ids[1] end
-  redis.call('HSET', marks, fs, last, '_last', id, unpack(set))
+  if not m[7] then set[#set + 1] = '_born'; set[#set + 1] = note[4] end
+  if #set == 0 then
+    redis.call('HSET', marks, fs, last, '_last', id)
+  else
+    redis.call('HSET', marks, fs, last, '_last', id, unpack(set))
+  end
   if live <= 0 then
     redis.call('EXPIRE', stream, ttl)
     redis.call('EXPIRE', marks, ttl)
@@ -126,6 +130,12 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
     redis.call('PERSIST', marks)
   end
   notes[#notes + 1] = note
+  return note
+end
+-- the new ids in an append's notice
+local function ids_of(note)
+  local ids = {{}}
+  for i = 4, #note, 3 do ids[#ids + 1] = note[i] end
   return ids
 end
 @PUBLISH_NOTES@
@@ -140,7 +150,7 @@ local r = append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3],
   ARGV[6], ARGV, 7, #ARGV)
 if type(r) == 'string' then return redis.error_reply(r) end
 publish_notes(ARGV[5])
-return r
+return r and ids_of(r) or {}
 """
 )
 
@@ -158,9 +168,9 @@ local ttl, maxlen, out, a = ARGV[1], ARGV[2], {{}}, 1
 local args = cmsgpack.unpack(ARGV[3])
 while a <= #args do
   local tag, job, attempt, n = args[a], args[a + 1], args[a + 2], args[a + 3]
-  local r = append(tag .. '{EVENTS}', tag .. '{MARKS}', tag .. '{TOMBSTONE}', job, attempt,
-    ttl, maxlen, tag, args, a + 4, a + 3 + 3 * n)
-  out[#out + 1] = type(r) == 'string' and r or #r
+  local r = append(tag .. '{EVENTS}', tag .. '{MARKS}', nil, job, attempt, ttl, maxlen, tag,
+    args, a + 4, a + 3 + 3 * n)
+  out[#out + 1] = type(r) == 'string' and r or r and (#r - 3) / 3 or 0
   a = a + 4 + 3 * n
 end
 publish_notes(ARGV[4])

@@ -53,10 +53,10 @@ end
 local count = create(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[21], ARGV[22], ARGV[23],
   ARGV[24], cmsgpack.unpack(ARGV[25]), 1)
 redis.call('SET', KEYS[7], index)
-local ids = append(KEYS[8], KEYS[9], KEYS[6], job, 0, ARGV[15], ARGV[16], ARGV[17], ARGV,
+local note = append(KEYS[8], KEYS[9], KEYS[6], job, 0, ARGV[15], ARGV[16], ARGV[17], ARGV,
   18, 20)
-if type(ids) == 'string' then
-  return redis.error_reply(ids)  -- not reached: the tombstone was checked above
+if type(note) == 'string' then
+  return redis.error_reply(note)  -- not reached: the tombstone was checked above
 end
 publish_notes(ARGV[26])
 local admitted = admit(KEYS, 10, job, mode, ARGV, 10)
@@ -66,7 +66,7 @@ if admitted[1] == 'run' and count > 1 then
     redis.call('SET', ARGV[4] .. id, index)
   end
 end
-local out = {admitted[1], ids[1]}
+local out = {admitted[1], note and note[4]}  -- the job.queued id
 for n = 2, #admitted do out[#out + 1] = admitted[n] end
 return out
 """

@@ -116,6 +116,7 @@ async def test_a_deletion_refuses_every_later_append_of_its_queued_jobs(redis: R
         await queued(writer, s, "j2")
     outcome = await writer.append_many([Append(s, "j1", 1, [out("job.cancelled", 3)])])
     assert isinstance(outcome[0], StreamClosed)
+    assert "deleted" in str(outcome[0])  # the many-append script finds the tombstone too
     assert not await redis.exists(KEYS.stream(s), KEYS.marks(s))
 
 
