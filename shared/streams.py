@@ -64,7 +64,7 @@ APPEND_FUNCTION_TEMPLATE = f"""
 local notes = {{}}
 local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args, from, to)
   local fs, ft, fa, fq = job .. ':s', job .. ':t', job .. ':a', job .. ':q'
-  local m = redis.call('HMGET', marks, fs, ft, fa, '_last', fq, '_live', '_born')
+  local m = redis.call('HMGET', marks, fs, ft, fa, '_last', fq, '_live')
   -- the job's queued mark proves there is no tombstone (`DELETE_SESSION_LUA`)
   if not m[5] and redis.call('EXISTS', tomb or tag .. '{TOMBSTONE}') == 1 then
     return 'SPOOL_CLOSED the session was deleted'
@@ -116,7 +116,8 @@ local function append(stream, marks, tomb, job, attempt, ttl, maxlen, tag, args,
     end
   end
   if live ~= was then set[#set + 1] = '_live'; set[#set + 1] = live end
-  if not m[7] then set[#set + 1] = '_born'; set[#set + 1] = note[4] end
+  -- the marks' first write: `_born` comes with `_last` (no other write removes a field)
+  if not m[4] then set[#set + 1] = '_born'; set[#set + 1] = note[4] end
   if #set == 0 then
     redis.call('HSET', marks, fs, last, '_last', id)
   else

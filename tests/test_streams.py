@@ -55,7 +55,9 @@ async def test_append_records_marks_and_lifetime(redis: Redis) -> None:
     assert await redis.ttl(KEYS.marks(s)) == -1
     ids += await writer.append(s, "j1", 1, [out("job.started", 1), out("text.delta", 2)])
     assert await redis.ttl(KEYS.stream(s)) == -1
+    assert await redis.hget(KEYS.marks(s), "_born") == ids[0]  # the marks' first entry
     ids += await writer.append(s, "j1", 1, [out("job.completed", 3)])
+    assert await redis.hget(KEYS.marks(s), "_born") == ids[0]
     rows = await redis.xrange(KEYS.stream(s))
     assert [r[0] for r in rows] == ids
     assert [r[1][b"t"] for r in rows] == [
