@@ -206,17 +206,23 @@ def _feed(text: str, **params: object) -> Chunks:
 
 
 async def test_the_scheduler_hands_every_chunk_to_the_sink_in_order_when_it_has_room() -> None:
+    """The chunks carry no usage: the feed's usage counts each as it is handed over."""
     words = [f"w{i} " for i in range(40)]
-    feed, got, asked = _feed("".join(words)), [], 0
+    feed, got, used, asked = _feed("".join(words)), [], [], 0
 
     def room() -> bool:  # every other tick the job's buffer is full
         nonlocal asked
         asked += 1
         return asked % 2 == 0
 
-    await Scheduler(asyncio.get_running_loop()).run(feed, got.append, room)
+    def sink(chunk: Chunk) -> None:
+        got.append(chunk)
+        used.append(feed.usage().usage.output_tokens)
+
+    await Scheduler(asyncio.get_running_loop()).run(feed, sink, room)
     assert [c.text for c in got] == words, "one chunk per token, in order, none lost"
-    assert [c.usage.usage.output_tokens if c.usage else None for c in got] == list(range(1, 41))
+    assert all(c.usage is None for c in got)
+    assert used == list(range(1, 41))
     assert asked >= 2 * len(words) - 1
 
 

@@ -14,6 +14,7 @@ everything any worker needs to continue later (`AgentRun.resume`).
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from typing import assert_never
 
@@ -277,25 +278,26 @@ class AgentRun:
 
         One timeout per call, moved forward as events arrive (at most once a second, which
         keeps the idle bound within a second and costs nothing per event). Chunks that come
-        through the scheduler (`Paced`) move it the same way."""
+        through the scheduler (`Paced`) move it the same way; their usage is read from the
+        run when it ends, however it ends."""
         settings, loop = self.settings, asyncio.get_running_loop()
         timeout, what = settings.provider_first_token_timeout_s, "first token"
-        moved = loop.time()
-        step = request.step
+        move_at = -math.inf  # when the timeout is next moved: at the first event
+        step, pub = request.step, self.pub
 
         def arrived() -> float:
-            nonlocal timeout, what, moved
+            nonlocal timeout, what, move_at
             now = loop.time()
-            if what != "event" or now - moved >= IDLE_GRANULARITY_S:
-                timeout, what, moved = settings.provider_idle_timeout_s, "event", now
+            if now >= move_at:
+                timeout, what = settings.provider_idle_timeout_s, "event"
+                move_at = now + IDLE_GRANULARITY_S
                 guard.reschedule(now + timeout)
             return now
 
-        def paced(chunk: Chunk) -> None:
-            arrived()
-            self.pub.emit_nowait(self._chunk(step, chunk, out))
-            if chunk.usage is not None:
-                out.usage = chunk.usage
+        def paced(chunk: Chunk) -> None:  # per token: the fewest calls that do it
+            if loop.time() >= move_at:
+                arrived()
+            self._chunk(step, chunk, out)
 
         try:
             async with asyncio.timeout(timeout) as guard:
@@ -303,36 +305,40 @@ class AgentRun:
                     async for event in events:
                         now = arrived()
                         if type(event) is Paced:
-                            await event.run(paced, self.pub.has_room)
+                            try:
+                                await event.run(paced, pub.has_room)
+                            finally:
+                                out.usage = event.usage()
                             continue
                         await self._handle(step, event, out)
                         if loop.time() - now >= IDLE_GRANULARITY_S:  # we were slow, not it
-                            moved = loop.time()
-                            guard.reschedule(moved + timeout)
+                            move_at = loop.time() + IDLE_GRANULARITY_S
+                            guard.reschedule(loop.time() + timeout)
         except TimeoutError as exc:
             message = f"no {what} from the provider within {timeout:g}s"
             raise ProviderError("provider_timeout", message) from exc
 
-    def _chunk(self, step: int, chunk: Chunk, out: StepOutput) -> TextDelta | ThinkingDelta:
-        """Record a text or thinking chunk; the event to emit for it."""
+    def _chunk(self, step: int, chunk: Chunk, out: StepOutput) -> None:
+        """Emit a text or thinking chunk's delta (the publisher has room) and record it. The
+        publisher raises `OutputLimit` before the event if the job may emit no more: that
+        text never counts as output."""
+        text = chunk.text
         if type(chunk) is TextChunk:
-            self.pub.check_limits()  # before the text counts as output
-            self._delta(out)
-            out.text.append(chunk.text)
-            self.text.append(chunk.text)
-            event: TextDelta | ThinkingDelta = TextDelta(step=step, delta=chunk.text)
+            self.pub.emit_nowait(TextDelta(step=step, delta=text, chain_step=self.chain_step))
+            out.text.append(text)
+            self.text.append(text)
         else:
+            self.pub.emit_nowait(ThinkingDelta(step=step, delta=text, chain_step=self.chain_step))
+        if not out.emitted:
             self._delta(out)
-            event = ThinkingDelta(step=step, delta=chunk.text)
-        event.chain_step = self.chain_step
-        return event
+        if chunk.usage is not None:
+            out.usage = chunk.usage
 
     async def _handle(self, step: int, event: ProviderEvent, out: StepOutput) -> None:
         match event:
             case TextChunk() | ThinkingChunk():
-                await self.pub.emit(self._chunk(step, event, out))
-                if event.usage is not None:
-                    out.usage = event.usage
+                await self.pub.room()
+                self._chunk(step, event, out)
             case ThinkingBlock(text, signature):
                 out.thinking.append(ThinkingPart(text, signature))
             case ToolCallChunk(call_id, name, piece):

@@ -73,13 +73,15 @@ class Publisher:
         self._seq = first_seq
         self._pending: list[Outgoing] = []
         self._max_buffer = max_buffer
+        # `emit` waits on `_room` while the buffer is full, `flush` on `_idle` while events
+        # are pending; each is set only when someone waits (per round and job, a call less)
         self._room = asyncio.Event()
-        self._room.set()
+        self._room_awaited = False
         self._coalesce_s = coalesce_s
         self._held: TextDelta | ThinkingDelta | None = None
         self._held_timer: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle_awaited = False
         self._error: BaseException | None = None
         self._max_events = max_events
         self._max_bytes = max_bytes
@@ -94,14 +96,19 @@ class Publisher:
 
     async def emit(self, event: Event) -> None:
         """Stamp `event` with job id, seq and time, and queue it for appending."""
+        await self.room()
+        self.emit_nowait(event)
+
+    async def room(self) -> None:
+        """Return once `emit_nowait` may be called (raises the publisher's failure)."""
         if self._error is not None:
             raise self._error
         while len(self._pending) >= self._max_buffer:  # Redis is slow or away: back-pressure
             self._room.clear()
+            self._room_awaited = True
             await self._room.wait()
             if self._error is not None:
                 raise self._error
-        self.emit_nowait(event)
 
     def has_room(self) -> bool:
         """Whether `emit_nowait` may be called (the buffer is not full)."""
@@ -111,11 +118,19 @@ class Publisher:
         """`emit` for a caller that checked `has_room` (the simulated model's scheduler)."""
         if self._error is not None:
             raise self._error
-        if type(event) not in TERMINAL_EVENTS:
-            self.check_limits()
-        if self._coalesce_s > 0 and isinstance(event, TextDelta | ThinkingDelta):
-            self._hold(event)
+        kind = type(event)
+        if kind is TextDelta or kind is ThinkingDelta:  # per token: the shortest way
+            if self._seq >= self._max_events or self._bytes >= self._max_bytes:
+                self.check_limits()
+            if self._coalesce_s > 0:
+                self._hold(event)  # type: ignore[arg-type]
+                return
+            if self._held is not None:
+                self._release()
+            self._push_delta(event)  # type: ignore[arg-type]
             return
+        if kind not in TERMINAL_EVENTS:
+            self.check_limits()
         self._release()
         self._push(event)
 
@@ -130,7 +145,10 @@ class Publisher:
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis."""
         self._release()
-        await self._idle.wait()
+        if self._pending and self._error is None:
+            self._idle.clear()
+            self._idle_awaited = True
+            await self._idle.wait()
         if self._error is not None:
             raise self._error
 
@@ -158,14 +176,7 @@ class Publisher:
     def _push(self, event: Event) -> None:
         kind = type(event)
         if kind is TextDelta or kind is ThinkingDelta:
-            delta: TextDelta | ThinkingDelta = event  # type: ignore[assignment]
-            piece = self._piece_chars
-            if len(delta.delta) > piece:
-                text = delta.delta
-                for start in range(0, len(text), piece):
-                    self._push_delta(kind(step=delta.step, delta=text[start : start + piece]))
-            else:
-                self._push_delta(delta)
+            self._push_delta(event)  # type: ignore[arg-type]
             return
         if isinstance(event, ToolResult) and len(event.output) > self._piece_chars:
             event.output = event.output[: self._piece_chars] + CUT_MARK
@@ -173,10 +184,19 @@ class Publisher:
         self._last_delta = None
 
     def _push_delta(self, delta: TextDelta | ThinkingDelta) -> None:
+        """Queue a delta (split when over the event size bound), merged into the pending one
+        before it if the stream is behind."""
+        if len(delta.delta) > self._piece_chars:
+            text, piece, kind = delta.delta, self._piece_chars, type(delta)
+            for start in range(0, len(text), piece):
+                part = text[start : start + piece]
+                self._push_delta(kind(step=delta.step, chain_step=delta.chain_step, delta=part))
+            return
         now = now_ms()
-        if not self._merge(delta, now):
-            self._push_one(delta, now)
-            self._last_delta = delta
+        if self._last_delta is not None and self._merge(delta, now):
+            return
+        self._push_one(delta, now)
+        self._last_delta = delta
 
     def _push_one(self, event: Event, now: int) -> None:
         event.job_id = self._job_id
@@ -185,9 +205,12 @@ class Publisher:
         self._seq = seq + 1
         data = encoder.encode(event)
         self._bytes += len(data)
-        self._pending.append(Outgoing(_tag(type(event)), seq, data))
-        self._idle.clear()
-        self._batcher.ready(self)
+        pending = self._pending
+        pending.append(Outgoing(_tags.get(type(event)) or _tag(type(event)), seq, data))
+        if len(pending) == 1:
+            # the batcher has this publisher as long as it has pending events: it is ready
+            # (or its events are in the round in flight, whose `written` readies it again)
+            self._batcher.ready(self)
 
     def _merge(self, delta: TextDelta | ThinkingDelta, now: int) -> bool:
         """Merge `delta` into the last pending event if that is a delta of the same kind that
@@ -220,14 +243,18 @@ class Publisher:
         return Append(self._session, self._job_id, self._attempt, batch)
 
     def written(self, count: int) -> None:
-        del self._pending[:count]
+        pending = self._pending
+        del pending[:count]
         self._taken = 0
-        if not self._pending:
-            self._last_delta = None
-        self._room.set()
-        if self._pending:
+        if self._room_awaited:
+            self._room_awaited = False
+            self._room.set()
+        if pending:
             self._batcher.ready(self)
-        else:
+            return
+        self._last_delta = None
+        if self._idle_awaited:
+            self._idle_awaited = False
             self._idle.set()
 
     def failed(self, error: BaseException) -> None:

@@ -91,10 +91,17 @@ class Paced:
     """The provider's next chunks come through the process's scheduler instead of its
     stream (`worker/providers/pacing.py`; the simulated model, in the worker): the loop
     awaits `run(sink, room)`, which calls `sink` with each chunk at its due time while
-    `room()` says the job can take one; the loop handles each as it would the event."""
+    `room()` says the job can take one; the loop handles each as it would the event.
+    Such chunks carry no usage: `usage()` is the call's usage so far, which the loop reads
+    when the run ends (done, failed, timed out or cancelled)."""
 
-    def __init__(self, run: Callable[[Sink, Callable[[], bool]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        run: Callable[[Sink, Callable[[], bool]], Awaitable[None]],
+        usage: Callable[[], "UsageReport"],
+    ) -> None:
         self.run = run
+        self.usage = usage
 
 
 ProviderEvent = (
