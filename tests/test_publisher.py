@@ -6,6 +6,7 @@ round merge into it; nothing else merges, seqs stay dense and the text is the sa
 wait for the first round.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -143,3 +144,28 @@ async def test_a_round_stops_taking_jobs_once_it_holds_its_bytes(redis: Redis) -
     assert max(sizes) < MAX_ROUND_BYTES + (500 << 10)  # the budget and one job's batch
     for session in sessions:
         assert [e["delta"] for e in await stored(redis, session)] == [big]
+
+
+async def test_events_emitted_while_their_round_is_in_flight_go_in_a_later_round(
+    redis: Redis,
+) -> None:
+    """A publisher readies the batcher only when its buffer was empty: events emitted while
+    its earlier ones are in the round in flight are sent once that round is written. Many
+    jobs emitting between rounds all end up complete, in order, seqs dense."""
+    batcher, first = await queued(redis, "f0")
+    sessions = [first] + [(await queued(redis, f"f{i}"))[1] for i in range(1, 20)]
+    pubs = [Publisher(batcher, s, "j1", 1, first_seq=1) for s in sessions]
+    words = [f"w{i} " for i in range(100)]
+
+    async def one(pub: Publisher) -> None:
+        for word in words:
+            await pub.emit(TextDelta(step=0, delta=word))
+            await asyncio.sleep(0)  # let the batcher's rounds interleave with the emits
+        await pub.flush()
+
+    await asyncio.gather(*(one(p) for p in pubs))
+    await batcher.aclose()
+    for session in sessions:
+        events = await stored(redis, session)
+        assert [e["delta"] for e in events] == words
+        assert [e["seq"] for e in events] == list(range(1, len(words) + 1))
