@@ -144,6 +144,7 @@ async def test_a_job_past_its_event_limit_fails_output_limit_keeping_its_output(
     deltas = "".join(e.json["delta"] for e in events if e.event == "text.delta")
     assert deltas
     assert failed["output_text"] == deltas
+    assert failed["usage"]["output_tokens"] == len(deltas.split()), "the refused delta not counted"
     assert (await http.get(f"/v1/jobs/{job['job_id']}")).json()["error"]["code"] == "output_limit"
 
 

@@ -244,9 +244,11 @@ async def test_a_sink_error_or_the_feed_failure_ends_the_run_with_it() -> None:
             raise OutputLimit("over")
         got.append(chunk)
 
+    feed = _feed("a " * 10)
     with pytest.raises(OutputLimit):
-        await scheduler.run(_feed("a " * 10), full_after_three, lambda: True)
+        await scheduler.run(feed, full_after_three, lambda: True)
     assert len(got) == 3
+    assert feed.usage().usage.output_tokens == 3, "the refused chunk is not counted"
     with pytest.raises(ProviderError):
         await scheduler.run(_feed("a " * 10, fail_after_tokens=4), got.append, lambda: True)
     assert len(got) == 3 + 4

@@ -68,6 +68,10 @@ class Feed(Protocol):
         """The chunk(s) due at `now` as one chunk (raises the feed's failure)."""
         ...
 
+    def refused(self) -> None:
+        """The chunk just taken was not accepted: the sink raised."""
+        ...
+
 
 class _Run:
     __slots__ = ("done", "feed", "room", "sink")
@@ -95,7 +99,12 @@ class Scheduler:
             return
         now = self._loop.time()
         if feed.due <= now and room():
-            sink(feed.take(now))
+            chunk = feed.take(now)
+            try:
+                sink(chunk)
+            except Exception:
+                feed.refused()
+                raise
             if feed.finished:
                 return
         done: asyncio.Future[None] = self._loop.create_future()
@@ -126,8 +135,14 @@ class Scheduler:
             feed = run.feed
             if run.room():
                 try:
-                    run.sink(feed.take(now))
-                except Exception as exc:  # the feed's failure, or the sink's
+                    chunk = feed.take(now)
+                except Exception as exc:  # the feed's failure
+                    run.done.set_exception(exc)
+                    continue
+                try:
+                    run.sink(chunk)
+                except Exception as exc:  # the sink's (`OutputLimit`): the chunk not counted
+                    feed.refused()
                     run.done.set_exception(exc)
                     continue
                 if feed.finished:

@@ -111,7 +111,7 @@ class Chunks:
         self._behind_s = behind_s  # < 0: never merge
         self._input = input_tokens
         self._i = 0
-        self.spent = 0
+        self.spent = self._before = 0
         self.due = start + params.ttft_ms / 1000
         self.finished = not self._pieces
 
@@ -119,12 +119,18 @@ class Chunks:
         """The usage of the chunks taken so far."""
         return UsageReport(_usage(self._input, self.spent))
 
+    def refused(self) -> None:
+        """The chunk just taken was not accepted (the sink raised, e.g. `OutputLimit`): it
+        does not count, as a chunk carrying its own usage never reached the loop's count."""
+        self.spent = self._before
+
     def take(self, now: float) -> Chunk:
         """The next chunk; when `now` is `behind_s` or more past its due time, together with
         every later chunk of its kind due by `now`."""
         fail_after, spent = self._fail_after, self.spent
         if fail_after is not None and spent >= fail_after:
             raise ProviderError("provider_error", f"simulated failure after {spent} tokens")
+        self._before = spent
         i, pieces, tokens = self._i, self._pieces, self._tokens
         piece, n, was_due = pieces[i], tokens[i], self.due
         i, spent, due = i + 1, spent + n, was_due + n / self._rate
