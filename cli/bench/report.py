@@ -49,6 +49,7 @@ TARGETS: tuple[tuple[str, str, tuple[str, ...], Bound], ...] = (
     ),
     ("density: generations at once", "density", ("worker_concurrency_reached",), (AT_LEAST, 1000)),
     ("density: relay p99 (ms)", "density", ("relay_ms", "p99"), (AT_MOST, 100.0)),
+    ("density: relay p99 all at once (ms)", "density", ("steady", "relay_ms", "p99"), None),
     ("submissions: jobs/s accepted", "submissions", ("jobs_per_s",), (AT_LEAST, 1000)),
     ("submissions: streams open", "submissions", ("streams_open",), None),
 )
