@@ -103,9 +103,8 @@ class EventStreamResponse(Response):
             if writer.paused:
                 async with asyncio.timeout(timeout):
                     await writer.drain()
-            if writer.disconnected:
+            if not writer.offer(chunk):  # drained, so only a client that left refuses
                 return
-            writer.write_now(chunk)
             del chunk  # not held while the body waits for the next
         if writer.paused:
             async with asyncio.timeout(timeout):

@@ -62,24 +62,14 @@ class TransportWriter:
         while self.paused:
             await self._flow.drain()
 
-    def write_now(self, chunk: bytes) -> None:
-        """Write one non-empty chunk (as uvicorn's `send` would), ignoring back-pressure:
-        the caller checks `paused` first. Nothing is written once the client left."""
-        if not self._cycle.disconnected:
-            self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-
     def offer(self, chunk: bytes) -> bool:
-        """Write one non-empty chunk now, unless the transport is above its high water mark
-        (a slow reader) or the client left: then write nothing and answer False."""
+        """Write one non-empty chunk now (as uvicorn's `send` would), unless the transport
+        is above its high water mark (a slow reader) or the client left: then write
+        nothing and answer False."""
         if self._cycle.disconnected or self._flow.write_paused:
             return False
         self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         return True
-
-    async def write(self, chunk: bytes) -> None:
-        if self.paused:
-            await self.drain()
-        self.write_now(chunk)
 
 
 def transport_writer(scope: Scope) -> TransportWriter | None:

@@ -42,10 +42,7 @@ class Probe:
             else:
                 assert not writer.disconnected
                 await writer.drain()
-                if chunk is CHUNKS[-1]:  # the hub's way: written unless paused or gone
-                    assert writer.offer(chunk)
-                else:
-                    writer.write_now(chunk)
+                assert writer.offer(chunk)  # drained, and the client reads
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

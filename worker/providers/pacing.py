@@ -22,7 +22,7 @@ Two ways to be paced:
 import asyncio
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 from spool.worker.providers.base import Chunk, Sink
@@ -158,23 +158,28 @@ class Scheduler:
                 runs.append(run)
 
 
+T = TypeVar("T")
 _pacers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Pacer]" = WeakKeyDictionary()
 _schedulers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler]" = WeakKeyDictionary()
 
 
+def _of_running_loop(
+    found: "WeakKeyDictionary[asyncio.AbstractEventLoop, T]",
+    make: Callable[[asyncio.AbstractEventLoop], T],
+) -> T:
+    """The running loop's one `make(loop)`, made on first use."""
+    loop = asyncio.get_running_loop()
+    one = found.get(loop)
+    if one is None:
+        one = found[loop] = make(loop)
+    return one
+
+
 def pacer() -> Pacer:
     """The running loop's pacer."""
-    loop = asyncio.get_running_loop()
-    found = _pacers.get(loop)
-    if found is None:
-        found = _pacers[loop] = Pacer(loop)
-    return found
+    return _of_running_loop(_pacers, Pacer)
 
 
 def scheduler() -> Scheduler:
     """The running loop's scheduler."""
-    loop = asyncio.get_running_loop()
-    found = _schedulers.get(loop)
-    if found is None:
-        found = _schedulers[loop] = Scheduler(loop)
-    return found
+    return _of_running_loop(_schedulers, Scheduler)
