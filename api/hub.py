@@ -12,7 +12,9 @@ Design (notify-then-range):
   entries. A notification whose "before" id is where the buffer ends is appended as it
   is (no Redis read); otherwise (a missed notification, start-up, a recreated stream)
   the hub reads what is new with one `XRANGE` on the shared, bounded connection pool,
-  however many clients follow the session.
+  however many clients follow the session. Notices that come while such a read is out
+  are held and applied after it (those it already read are dropped), so a busy session
+  does not read again at every token while its read waits for the pool.
 - A client keeps only a cursor. It reads from the buffer when the buffer covers its
   cursor, and from Redis (`XRANGE`) otherwise: a new client catching up, or a slow
   one that fell behind the buffer. Nothing queues per client, so a slow client costs
@@ -66,6 +68,7 @@ Fields = dict[bytes, bytes]
 
 MAX_BATCH_BYTES = 256 << 10  # data handed to one client at a time (at least one entry)
 MAX_BUFFER_BYTES = 1 << 20  # a topic's buffer of newest entries
+MAX_HELD = 1024  # notices a topic holds while it syncs (more: the sync reads them)
 DIRECT_MAX_BYTES = 64 << 10  # a larger run goes to attached followers through their tasks
 PING = sse_encoder.comment(b"ping")
 TERMINAL = frozenset(t.encode() for t in TERMINAL_TYPES)  # entry types that end a job
@@ -192,6 +195,7 @@ class Topic:
         self.followers = 0
         self.dirty = False
         self.syncing: asyncio.Task[None] | None = None
+        self.held: list[Notice] = []  # notices that came while a sync ran (`Hub._apply`)
         self._changed: asyncio.Event | None = None  # made for the first waiter (`changed`)
         self.attached: dict[Attached, None] = {}  # insertion-ordered set
 
@@ -415,7 +419,12 @@ class Hub:
 
     async def _sync(self, topic: Topic) -> None:
         """Bring the topic's buffer up to Redis: on its first run the stream's tail (one
-        round trip with the marks' `_born`), later what is new after the buffer."""
+        round trip with the marks' `_born`), later what is new after the buffer. The
+        notices that come meanwhile are held (`_apply`) and applied after each step, so a
+        busy session's sync ends after one step instead of starting over at every notice
+        (its commands wait for the pool as long as the process is busy: a sync that read
+        again for every notice would never catch up, and its reads would crowd out every
+        other command)."""
         while topic.dirty and not topic.gone:
             topic.dirty = False
             try:
@@ -430,13 +439,28 @@ class Hub:
                     topic.base = topic.last = _entries(tail)[0].sid if tail else ZERO
                     topic.last_noticed = None
                     topic.notify()
-                    continue  # what came after the tail was announced (and set `dirty`)
-                while entries := await self.read(topic, topic.last):
-                    _delivered(topic.extend(entries))
+                else:
+                    while entries := await self.read(topic, topic.last):
+                        _delivered(topic.extend(entries))
             except Exception as exc:  # Redis away or erring: retry; followers can read Redis
                 log.warning("hub sync of %s failed: %s", topic.session, exc)
                 topic.dirty = True
                 await asyncio.sleep(0.2)
+                continue
+            self._release_held(topic)
+
+    def _release_held(self, topic: Topic) -> None:
+        """Apply the notices held during a sync step, in order; at the first that does not
+        follow (a gap), read again."""
+        held, topic.held = topic.held, []
+        delivered = 0
+        for notice in held:
+            written = self._chain(topic, notice)
+            if written is None:
+                topic.dirty = True
+                break
+            delivered += written
+        _delivered(delivered)
 
     async def _born(self, topic: Topic) -> tuple[bytes | None, None]:
         """The stream's first id as its marks recorded it: which incarnation it is."""
@@ -490,14 +514,29 @@ class Hub:
     @staticmethod
     def _apply(topic: Topic, notice: Notice) -> int | None:
         """Append a notice's entries when they directly follow the buffer (the events
-        written to attached followers); else None."""
-        if topic.base is None or topic.dirty or (topic.syncing and not topic.syncing.done()):
+        written to attached followers); hold it while a sync runs (applied after it);
+        else None."""
+        if topic.syncing is not None and not topic.syncing.done():
+            if len(topic.held) >= MAX_HELD:
+                return None
+            topic.held.append(notice)
+            return 0
+        if topic.base is None or topic.dirty:
             return None
+        return Hub._chain(topic, notice)
+
+    @staticmethod
+    def _chain(topic: Topic, notice: Notice) -> int | None:
+        """`_apply` on a synced topic: 0 for entries the buffer already has (a sync read
+        them before their notice came), None for a gap (a missed notice, a recreated
+        stream: read Redis)."""
         if len(notice) < 6 or len(notice) % 3 != 0 or topic.born is None:
             return None
         prev = notice[1]  # the id before the entries, as text: compared as such when it can
         if prev != topic.last_noticed and redis_stream_id(prev) != topic.last:
-            return None  # a notice was missed (or the stream was recreated): read Redis
+            # one script appended the entries and announced them: a read that came after
+            # it has them all, one that came before has none of them
+            return 0 if redis_stream_id(notice[-3]) <= topic.last else None
         job = notice[2].encode()
         if len(notice) == 6:  # one entry (a token): no list comprehension
             written = topic.extend([notice_entry(notice[3], notice[4], job, notice[5])], job)

@@ -5,15 +5,17 @@ are played deterministically. Pins that every entry is buffered once and in orde
 that `Hub._apply`'s textual comparison of a notice's "before" id never takes a stale
 notice for the next one."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from spool.api.auth import OPEN_TENANT
-from spool.api.hub import Hub, Topic
+from spool.api.hub import Entry, Hub, Topic
 from spool.shared.connections import open_redis
+from spool.shared.ids import StreamId, redis_stream_id
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import Outgoing, StreamWriter
 
@@ -52,6 +54,21 @@ async def appended_with_notices(
     return ids, messages
 
 
+async def queued_session(
+    redis: Redis, session_id: str
+) -> tuple[SessionRef, StreamWriter, list[bytes]]:
+    """A session whose stream holds one `job.queued`; its writer and that entry's id."""
+    s = SessionRef(OPEN_TENANT, session_id)
+    writer = StreamWriter(redis, KEYS, retention_s=60)
+    return s, writer, await writer.append(s, "j", 0, [Outgoing("job.queued", 0, b"{}")])
+
+
+def hand(hub: Hub, messages: list[bytes]) -> None:
+    """Notices messages to the hub, as its subscriber would."""
+    for message in messages:
+        hub._on_message("message", KEYS.notices.encode(), message)
+
+
 async def synced(hub: Hub, topic: Topic) -> None:
     hub._mark(topic)
     assert topic.syncing is not None
@@ -61,9 +78,7 @@ async def synced(hub: Hub, topic: Topic) -> None:
 async def test_a_notice_a_sync_already_read_is_not_buffered_again(
     redis: Redis, session_id: str
 ) -> None:
-    s = SessionRef(OPEN_TENANT, session_id)
-    writer = StreamWriter(redis, KEYS, retention_s=60)
-    queued = await writer.append(s, "j", 0, [Outgoing("job.queued", 0, b"{}")])
+    s, writer, queued = await queued_session(redis, session_id)
     hub = Hub(redis, KEYS)  # not started: the test hands it the notices itself
     try:
         async with hub.follow(s) as follower:
@@ -90,5 +105,98 @@ async def test_a_notice_a_sync_already_read_is_not_buffered_again(
             read = await hub.read(topic, (0, 0))  # what Redis holds
             assert [e.frame for e in topic.buffer] == [e.frame for e in read[1:]]
             assert read[0].raw_id == queued[0]
+    finally:
+        await hub.aclose()
+
+
+class _Counting(Hub):
+    """A hub whose first sync is overtaken by appends: their notices come while the sync's
+    own round trip is still out (`during`), as a busy process sees them."""
+
+    def __init__(self, redis: Redis, during: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(redis, KEYS)
+        self.during = during
+        self.reads = 0
+
+    async def _born_and_tail(self, topic: Topic) -> tuple[bytes | None, list[Any]]:
+        found = await super()._born_and_tail(topic)
+        await self.during()
+        return found
+
+    async def read(self, topic: Topic, cursor: StreamId) -> list[Entry]:
+        self.reads += 1
+        return await super().read(topic, cursor)
+
+
+async def test_notices_that_come_during_a_sync_are_applied_after_it_without_reading_again(
+    redis: Redis, session_id: str
+) -> None:
+    s, writer, queued = await queued_session(redis, session_id)
+    ids: list[bytes] = []
+
+    async def during() -> None:  # after the tail was read, before the sync goes on
+        appended, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+        ids.extend(appended)
+        hand(hub, messages)
+        assert len(follower.topic.held) == 3  # the sync still runs: held, not read again
+
+    hub = _Counting(redis, during)
+    try:
+        async with hub.follow(s) as follower:
+            topic = follower.topic
+            assert topic.syncing is not None
+            await topic.syncing
+            assert topic.base is not None
+            assert topic.base == redis_stream_id(queued[0])
+            assert [e.raw_id for e in topic.buffer] == ids  # from the held notices, in order
+            assert (topic.held, topic.dirty, hub.reads) == ([], False, 0)
+            assert topic.last == topic.buffer[-1].sid
+            read = await hub.read(topic, topic.base)  # what Redis holds after the tail
+            assert [e.frame for e in topic.buffer] == [e.frame for e in read]
+    finally:
+        await hub.aclose()
+
+
+async def test_held_notices_a_sync_read_past_are_not_buffered_again(
+    redis: Redis, session_id: str
+) -> None:
+    s, writer, _ = await queued_session(redis, session_id)
+    hub = Hub(redis, KEYS)
+    try:
+        async with hub.follow(s) as follower:
+            topic = follower.topic
+            await synced(hub, topic)
+            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+            hub._mark(topic)  # a sync is due (a reconnect, say): notices meanwhile are held
+            hand(hub, messages[1:])  # the first is missed: a gap before the others
+            assert len(topic.held) == 2
+            assert topic.syncing is not None
+            await topic.syncing  # reads all three; the held two are already there
+            assert [e.raw_id for e in topic.buffer] == ids
+            assert (topic.held, topic.dirty) == ([], False)
+    finally:
+        await hub.aclose()
+
+
+async def test_a_held_notice_after_a_gap_makes_the_sync_read_the_gap(
+    redis: Redis, session_id: str
+) -> None:
+    s, writer, _ = await queued_session(redis, session_id)
+    ids: list[bytes] = []
+
+    async def during() -> None:
+        appended, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+        ids.extend(appended)
+        hand(hub, messages[1:])  # the first notice is lost
+
+    hub = _Counting(redis, during)
+    try:
+        async with hub.follow(s) as follower:
+            topic = follower.topic
+            assert topic.syncing is not None
+            await topic.syncing
+            assert [e.raw_id for e in topic.buffer] == ids  # read, not taken from notices
+            assert hub.reads >= 1
+            assert (topic.held, topic.dirty) == ([], False)
     finally:
         await hub.aclose()
