@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
 from spool.shared.errors import SpoolError
+from spool.shared.fair_pool import NO_CONNECTION
 from spool_client.events import ErrorInfo
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return redis_unavailable(exc)
 
 
-# redis-py's bounded pool raises this ConnectionError when no connection came free in
-# time: Redis answers, but this process is too busy to hand its connections back
-POOL_EXHAUSTED = "No connection available"
+# the bounded pool (`shared.fair_pool`) raises redis-py's ConnectionError with these words
+# when no connection came free in time: Redis answers, but this process is too busy to
+# hand its connections back
 
 
 def redis_unavailable(exc: Exception) -> Response:
-    if str(exc).startswith(POOL_EXHAUSTED):
+    if str(exc).startswith(NO_CONNECTION):
         log.warning("every Redis connection stayed busy: this API process is overloaded")
         return error_response(
             503,

@@ -33,6 +33,8 @@ from redis.asyncio.cluster import ClusterParser
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, TryAgainError
 
+from spool.shared.fair_pool import FairBlockingPool
+
 log = logging.getLogger(__name__)
 
 SLOTS = 16384
@@ -135,11 +137,11 @@ class ClusterRedis(Redis):
         if node is None:
             host, port = address
             node = self._nodes[address] = Redis(
-                connection_pool=redis.asyncio.BlockingConnectionPool(
+                connection_pool=FairBlockingPool(
                     host=host,
                     port=port,
                     max_connections=self._max_connections,
-                    timeout=self._pool_wait_s,  # type: ignore[arg-type]  # typed int; any number works
+                    timeout=self._pool_wait_s,
                     **self.connection_kwargs,
                 )
             )

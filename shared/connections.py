@@ -4,11 +4,12 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 
 from spool.shared import serializer
 from spool.shared.cluster import ClusterRedis, cluster_slots
+from spool.shared.fair_pool import FairBlockingPool
 from spool.shared.keys import Keys
 from spool.shared.sentinel import is_sentinel_url, open_sentinel_redis
 from spool.shared.settings import Settings
@@ -35,8 +36,8 @@ def open_redis(
     pool_wait_s: float | None = POOL_WAIT_S,
 ) -> Redis:
     """A client whose pool never holds more than `max_connections` (callers wait for one,
-    up to `pool_wait_s`; None: as long as it takes); of the primary that Sentinel names for
-    a `redis+sentinel://` URL.
+    in the order they came, up to `pool_wait_s`; None: as long as it takes); of the
+    primary that Sentinel names for a `redis+sentinel://` URL.
 
     `client_name` names every connection (`CLIENT SETNAME`), so that `CLIENT LIST` shows
     which process holds which connections.
@@ -44,7 +45,7 @@ def open_redis(
     options = _connection_options(client_name)
     if is_sentinel_url(url):
         return open_sentinel_redis(url, max_connections, pool_wait_s, **options)
-    pool = BlockingConnectionPool.from_url(
+    pool = FairBlockingPool.from_url(
         url, max_connections=max_connections, timeout=pool_wait_s, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections

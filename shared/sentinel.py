@@ -14,10 +14,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from spool.shared.errors import SpoolError
+from spool.shared.fair_pool import FairBlockingPool
 
 SCHEME = "redis+sentinel"
 
@@ -70,7 +71,7 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+class BlockingSentinelPool(SentinelConnectionPool, FairBlockingPool):
     """Sentinel's primary lookup with the blocking pool's bound: at most `max_connections`,
     callers wait for a free one (as with every other Spool pool) instead of failing."""
 
