@@ -49,7 +49,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import msgspec
 from redis.asyncio import Redis
@@ -57,7 +57,7 @@ from redis.asyncio import Redis
 from spool.api import metrics, sse_encoder
 from spool.api.subscriber import subscriber_for
 from spool.shared.connections import awaited
-from spool.shared.ids import ZERO, StreamId, format_stream_id, redis_stream_id
+from spool.shared.ids import ZERO, StreamId, before, format_stream_id, redis_stream_id
 from spool.shared.keys import NOTIFY, Keys, SessionRef
 from spool.shared.streams import DELETED, Notice, decode_notices
 from spool_client.events import TERMINAL_TYPES
@@ -153,6 +153,13 @@ def _entries(rows: list[tuple[bytes, Fields]]) -> list[Entry]:
     return [entry(raw, f.get(b"t", b""), f.get(b"j", b""), f.get(b"d", b"")) for raw, f in rows]
 
 
+class Start(NamedTuple):
+    """Where a new topic may begin without reading Redis (`Hub.follow`)."""
+
+    born: bytes  # the stream's incarnation (its marks' `_born`)
+    newest: Entry  # its newest entry
+
+
 class DirectWriter(Protocol):
     """A response that can take frames at any moment (`api.transport_writer`)."""
 
@@ -198,6 +205,14 @@ class Topic:
         self.held: list[Notice] = []  # notices that came while a sync ran (`Hub._apply`)
         self._changed: asyncio.Event | None = None  # made for the first waiter (`changed`)
         self.attached: dict[Attached, None] = {}  # insertion-ordered set
+
+    def start_at(self, start: Start) -> None:
+        """Synced without a read: `start.newest` is the stream's newest entry and
+        `start.born` its incarnation, as the script that appended that entry saw them."""
+        self.born = start.born
+        self.base, self.last = before(start.newest.sid), start.newest.sid
+        self.buffer.append(start.newest)
+        self.buffered_bytes += len(start.newest.frame)
 
     def covers(self, cursor: StreamId) -> bool:
         return self.base is not None and cursor >= self.base
@@ -348,14 +363,21 @@ class Hub:
         await self._subscriber.aclose()
 
     @contextlib.asynccontextmanager
-    async def follow(self, session: SessionRef) -> AsyncIterator["Follower"]:
+    async def follow(
+        self, session: SessionRef, start: Start | None = None
+    ) -> AsyncIterator["Follower"]:
+        """A follower of the session. `start`: the stream as a script that appended to it
+        just saw it (a submission's `job.queued`): a topic made now begins there instead
+        of reading Redis; a notice it missed meanwhile shows as a gap, and is read."""
         topic = self.topics.get(session)
         if topic is None:
             topic = self.topics[session] = Topic(session, self.keys, self.buffer_size)
             self._by_tag[topic.tag] = topic
+            if start is not None:
+                topic.start_at(start)
             if self._subscriber.per_session:  # read once the subscription is confirmed
                 self._queue_command("subscribe", topic.channel)
-            else:  # the notices channel is subscribed: read now
+            elif start is None:  # the notices channel is subscribed: read now
                 self._mark(topic)
         topic.followers += 1
         try:

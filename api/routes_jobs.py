@@ -10,6 +10,7 @@ from spool.api.auth import Tenant
 from spool.api.cancel import request_cancel
 from spool.api.errors import ApiError
 from spool.api.formats import SPOOL, Format, FormatName, parse_format
+from spool.api.hub import Start, entry
 from spool.api.idempotency import Accepted
 from spool.api.openapi import EventStream, doc
 from spool.api.sse import Cursor, resolve_cursor, sse_response
@@ -129,12 +130,16 @@ async def stream_accepted(
     accepted = done.accepted
     session = SessionRef(tenant, accepted.session_id)
     queued = parse_stream_id(done.queued_id) if done.queued_id is not None else None
+    start: Start | None = None
     if queued is not None:  # just appended: no need to read the job's marks
         cursor: Cursor | None = Cursor(after=before(queued), job_id=accepted.job_id.encode())
+        if done.born is not None and done.queued_data is not None and done.queued_id:
+            job = accepted.job_id.encode()
+            start = Start(done.born, entry(done.queued_id, b"job.queued", job, done.queued_data))
     else:
         cursor = await resolve_cursor(state, session, accepted.job_id, None)
     ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
-    return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})})
+    return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})}, start)
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:

@@ -25,7 +25,7 @@ from spool.api.errors import ApiError
 from spool.api.event_stream import Body, EventStreamResponse
 from spool.api.formats import Format
 from spool.api.formats.view import View
-from spool.api.hub import TERMINAL, DirectWriter, Entry, Follower, Hub, SessionGone
+from spool.api.hub import TERMINAL, DirectWriter, Entry, Follower, Hub, SessionGone, Start
 from spool.api.state import AppState, StreamCounts
 from spool.api.transport_writer import TransportWriter
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, now_ms, parse_stream_id
@@ -143,8 +143,10 @@ def sse_response(
     cursor: Cursor | None,
     fmt: Format | None = None,
     headers: dict[str, str] | None = None,
+    start: Start | None = None,
 ) -> Response:
-    """The session's events from `cursor`, in Spool's own format or in `fmt` (§10)."""
+    """The session's events from `cursor`, in Spool's own format or in `fmt` (§10);
+    `start`: the stream as the submission just left it (`Hub.follow`)."""
     headers = {**SSE_HEADERS, **(fmt.headers if fmt else {}), **(headers or {})}
     if cursor is None:
         return Response(status_code=204, headers=headers)
@@ -161,7 +163,7 @@ def sse_response(
     ping_s, retry_ms = settings.sse_ping_s, settings.sse_retry_ms
 
     def body(writer: TransportWriter | None) -> AsyncIterator[bytes]:
-        return frames(state.hub, session, cursor, ping_s, retry_ms, view, writer)
+        return frames(state.hub, session, cursor, ping_s, retry_ms, view, writer, start)
 
     return SseResponse(body, settings.sse_send_timeout_s, state.streams, session.tenant, headers)
 
@@ -182,6 +184,7 @@ async def frames(
     retry_ms: int,
     view: View | None = None,
     writer: DirectWriter | None = None,
+    start: Start | None = None,
 ) -> AsyncIterator[bytes]:
     """Spool's frames are the hub's, built once per entry for every follower; a `view`
     (another format) renders each entry for this response alone, and sends no `retry:`,
@@ -192,7 +195,7 @@ async def frames(
         yield sse_encoder.retry(retry_ms)
         if cursor.gap is not None:
             yield cursor.gap
-    async with hub.follow(session) as follower:
+    async with hub.follow(session, start) as follower:
         try:
             direct = writer if view is None else None
             async for chunk in _follow(follower, session, cursor, ping_s, view, direct):

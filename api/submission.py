@@ -86,10 +86,14 @@ def build_spec(
 
 class Acceptance(NamedTuple):
     """A job accepted: the response, and its `job.queued` stream id (None when the response
-    is an earlier request's, for a repeated `Idempotency-Key`)."""
+    is an earlier request's, for a repeated `Idempotency-Key`). When one script call
+    submitted it: `born`, the stream's incarnation, and `queued_data`, the `job.queued`
+    event appended, which were the stream's newest entry then (`Hub.follow`'s `start`)."""
 
     accepted: Accepted
     queued_id: bytes | None = None
+    born: bytes | None = None
+    queued_data: bytes | None = None
 
 
 async def submit_job(state: AppState, tenant: str, req: JobRequest) -> Acceptance:
@@ -137,7 +141,13 @@ def _queued(session: SessionRef, spec: JobSpec, req: JobRequest) -> Outgoing:
     return Outgoing("job.queued", 0, encoder.encode(queued))
 
 
-def _accepted(session: SessionRef, job_id: str, queued_id: bytes | None) -> Acceptance:
+def _accepted(
+    session: SessionRef,
+    job_id: str,
+    queued_id: bytes | None,
+    born: bytes | None = None,
+    queued_data: bytes | None = None,
+) -> Acceptance:
     metrics.JOBS_SUBMITTED.inc()
     session_id = session.session_id
     accepted = Accepted(
@@ -146,7 +156,7 @@ def _accepted(session: SessionRef, job_id: str, queued_id: bytes | None) -> Acce
         status="queued",
         events_url=f"/v1/sessions/{session_id}/events?job_id={job_id}",
     )
-    return Acceptance(accepted, queued_id)
+    return Acceptance(accepted, queued_id, born, queued_data)
 
 
 async def _submit_at_once(
@@ -154,9 +164,8 @@ async def _submit_at_once(
 ) -> Acceptance:
     """Everything in one script call; every refusal comes before anything is written."""
     mode = "reject" if req.on_busy == "reject" else "enqueue"
-    done = await submitter.submit(
-        session, _record(session, spec), _queued(session, spec, req), mode
-    )
+    queued = _queued(session, spec, req)
+    done = await submitter.submit(session, _record(session, spec), queued, mode)
     if done.verdict == "deleted":
         raise _deleted(session.session_id)
     if done.verdict == "busy":
@@ -166,7 +175,7 @@ async def _submit_at_once(
     if req.on_busy == "interrupt":
         for ahead in done.ahead:
             await request_cancel(state, session, ahead)
-    return _accepted(session, spec.job_id, done.queued_id)
+    return _accepted(session, spec.job_id, done.queued_id, done.born, queued.data)
 
 
 async def _submit(

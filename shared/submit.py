@@ -32,8 +32,8 @@ from spool.shared.streams import APPEND_FUNCTION_TEMPLATE, Outgoing, with_publis
 # triple, 21-24 `create`'s arguments (tenant, now, ttl, job id), 25 the record's fields and
 # values as ONE MessagePack array (redis-py packs one argument, not fifty), 26 the notices
 # channel.
-# Returns {'run' | 'wait', the job.queued id, the ids ahead...}, or {'deleted' | 'busy' |
-# 'limit'} with nothing written.
+# Returns {'run' | 'wait', the job.queued id, the marks' `_born`, the ids ahead...}, or
+# {'deleted' | 'busy' | 'limit'} with nothing written.
 SUBMIT_LUA = (
     ACTIVE_FUNCTION
     + CREATE_FUNCTION
@@ -66,7 +66,8 @@ if admitted[1] == 'run' and count > 1 then
     redis.call('SET', ARGV[4] .. id, index)
   end
 end
-local out = {admitted[1], note and note[4]}  -- the job.queued id
+-- the job.queued id and the stream's incarnation: a fan-out starts there without a read
+local out = {admitted[1], note and note[4], redis.call('HGET', KEYS[9], '_born')}
 for n = 2, #admitted do out[#out + 1] = admitted[n] end
 return out
 """
@@ -78,12 +79,21 @@ _pack = msgspec.msgpack.Encoder().encode
 
 class Submitted:
     """The script's verdict: `run`/`wait` (queued; `queued_id` is `job.queued`'s stream id,
-    `ahead` the session's unfinished jobs before it), or `deleted`/`busy`/`limit`."""
+    the stream's newest entry when the script ran, `born` the stream's incarnation (its
+    marks' `_born`), `ahead` the session's unfinished jobs before it), or
+    `deleted`/`busy`/`limit`."""
 
-    def __init__(self, verdict: str, queued_id: bytes | None, ahead: list[str]) -> None:
+    def __init__(
+        self,
+        verdict: str,
+        queued_id: bytes | None,
+        ahead: list[str],
+        born: bytes | None = None,
+    ) -> None:
         self.verdict = verdict
         self.queued_id = queued_id
         self.ahead = ahead
+        self.born = born
 
 
 class Submitter:
@@ -129,4 +139,4 @@ class Submitter:
         verdict = raw[0].decode()
         if len(raw) == 1:
             return Submitted(verdict, None, [])
-        return Submitted(verdict, raw[1], [j.decode() for j in raw[2:]])
+        return Submitted(verdict, raw[1], [j.decode() for j in raw[3:]], raw[2])

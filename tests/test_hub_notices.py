@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from spool.api.auth import OPEN_TENANT
-from spool.api.hub import Entry, Hub, Topic
+from spool.api.hub import Entry, Hub, Start, Topic, entry
 from spool.shared.connections import open_redis
 from spool.shared.ids import StreamId, redis_stream_id
 from spool.shared.keys import Keys, SessionRef
@@ -200,3 +200,53 @@ async def test_a_held_notice_after_a_gap_makes_the_sync_read_the_gap(
             assert (topic.held, topic.dirty) == ([], False)
     finally:
         await hub.aclose()
+
+
+async def test_a_topic_started_where_a_submission_left_the_stream_reads_only_a_gap(
+    redis: Redis, session_id: str
+) -> None:
+    s, writer, queued = await queued_session(redis, session_id)
+    start = await submission_start(redis, s, queued)
+    missed, _ = await appended_with_notices(redis, writer, s, range(1, 3))  # before the topic
+    hub = _Counting(redis, _nothing)
+    try:
+        async with hub.follow(s, start) as follower:
+            topic = follower.topic
+            assert topic.syncing is None  # no read to begin
+            assert [e.raw_id for e in topic.after((0, 0), 10)] == queued
+            assert follower.caught_up(start.newest.sid)
+            more, messages = await appended_with_notices(redis, writer, s, range(3, 5))
+            hand(hub, messages)  # 3's "before" is 2, not job.queued: a gap, read
+            assert topic.syncing is not None
+            await topic.syncing
+            assert [e.raw_id for e in topic.buffer] == queued + missed + more
+            assert hub.reads >= 1
+    finally:
+        await hub.aclose()
+
+
+async def test_a_topic_started_where_a_submission_left_the_stream_needs_no_read(
+    redis: Redis, session_id: str
+) -> None:
+    s, writer, queued = await queued_session(redis, session_id)
+    hub = _Counting(redis, _nothing)
+    try:
+        async with hub.follow(s, await submission_start(redis, s, queued)) as f:
+            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+            hand(hub, messages)
+            assert [e.raw_id for e in f.topic.buffer] == queued + ids
+            assert (f.topic.syncing, hub.reads) == (None, 0)
+            read = await hub.read(f.topic, (0, 0))
+            assert [e.frame for e in f.topic.buffer] == [e.frame for e in read]
+    finally:
+        await hub.aclose()
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def submission_start(redis: Redis, s: SessionRef, queued: list[bytes]) -> Start:
+    """The stream as `queued_session`'s append left it, as the submit script reports it."""
+    born = await redis.hget(KEYS.marks(s), "_born")  # type: ignore[misc]
+    return Start(born, entry(queued[0], b"job.queued", b"j", b"{}"))
