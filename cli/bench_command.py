@@ -79,6 +79,7 @@ def bench(**kw: Any) -> None:
         submission_streams=kw["submission_streams"],
         processes=kw["processes"],
     )
+    machine = run_bench.report.machine()  # before the stack starts: the yardstick alone
     if kw["spawn"]:
         most = max(100, opts.streams, opts.capacity_max, opts.density_streams)
         stack = run_bench.Stack.spawn(
@@ -90,6 +91,6 @@ def bench(**kw: Any) -> None:
         )
     try:
         selected = list(kw["phases"]) or list(run_bench.PHASES)
-        run_bench.run(stack, opts, selected, kw["out"], kw["plot"], console)
+        run_bench.run(stack, opts, selected, kw["out"], kw["plot"], console, machine)
     finally:
         stack.close()

@@ -36,9 +36,12 @@ def run(
     out: Path,
     plot: Path | None,
     console: Console,
+    machine: report.Figures | None = None,
 ) -> report.Figures:
+    """Run the `selected` phases; `machine`: `report.machine()` taken before the stack
+    started (else now)."""
     raise_fd_limit()
-    figures: report.Figures = {"machine": report.machine()}
+    figures: report.Figures = {"machine": machine or report.machine()}
     figures["options"] = {f: getattr(opts, f) for f in opts.__struct_fields__}
     figures["processes"] = {
         "api_pid": stack.api_pid,

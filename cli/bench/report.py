@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ Bound = tuple[str, float] | None
 
 TARGETS: tuple[tuple[str, str, tuple[str, ...], Bound], ...] = (
     # (label, phase, path, bound)
+    ("machine: Python loop (ms, 2M additions)", "machine", ("python_loop_ms",), None),
     ("P1 overhead p50 (ms)", "p1", ("overhead_ms", "p50"), (AT_MOST, 3.0)),
     ("P1 overhead p99 (ms)", "p1", ("overhead_ms", "p99"), (AT_MOST, 15.0)),
     ("P2 relay p50 (ms)", "streams", ("relay_ms", "p50"), (AT_MOST, 2.0)),
@@ -62,7 +64,25 @@ def machine() -> Figures:
         "python": platform.python_version(),
         "system": platform.platform(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python_loop_ms": python_loop_ms(),
     }
+
+
+LOOP_ADDITIONS = 2_000_000
+
+
+def python_loop_ms(tries: int = 3) -> float:
+    """A yardstick for the machine: the best of `tries` runs of a plain Python loop of
+    `LOOP_ADDITIONS` additions, in ms. Hosts of the same nominal size differ several-fold
+    (docs/benchmarks.md, fourth round); figures from two runs compare only when this does."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for i in range(LOOP_ADDITIONS):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def _get(figures: Figures, phase: str, path: tuple[str, ...]) -> Any:
