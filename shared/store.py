@@ -128,15 +128,12 @@ class JobStore:
         return parse_index(raw) if raw is not None else None
 
     async def load(self, s: SessionRef, job_id: str) -> JobRecord | None:
-        names = [f"{job_id}.{name}" for name in RECORD_FIELDS]
-        raw: list[bytes | None] = await awaited(self.redis.hmget(self.keys.records(s), names))
-        fields = {n: _decode(v) for n, v in zip(RECORD_FIELDS, raw, strict=True) if v is not None}
-        if not fields:
-            return None
-        try:
-            return msgspec.convert(fields, JobRecord)
-        except msgspec.ValidationError:  # a record from an incompatible version
-            return None
+        raw: list[bytes | None] = await awaited(self.redis.hmget(*self.record_query(s, job_id)))
+        return decode_record(raw)
+
+    def record_query(self, s: SessionRef, job_id: str) -> tuple[str, list[str]]:
+        """The `HMGET` (key, fields) that reads a job's record (`decode_record` decodes it)."""
+        return self.keys.records(s), [f"{job_id}.{name}" for name in RECORD_FIELDS]
 
     async def session(self, s: SessionRef) -> SessionInfo | None:
         owner, created = await awaited(
@@ -174,3 +171,15 @@ class JobStore:
             k.pending(s),
             *(k.job_index(j) for j in job_ids),
         )
+
+
+def decode_record(raw: list[bytes | None]) -> JobRecord | None:
+    """A record from its `record_query` reply; None if there is none (or it is from an
+    incompatible version)."""
+    fields = {n: _decode(v) for n, v in zip(RECORD_FIELDS, raw, strict=True) if v is not None}
+    if not fields:
+        return None
+    try:
+        return msgspec.convert(fields, JobRecord)
+    except msgspec.ValidationError:  # a record from an incompatible version
+        return None

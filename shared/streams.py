@@ -278,6 +278,21 @@ class JobMarks(msgspec.Struct):
     last_seq: int | None
     attempt: int
 
+    @staticmethod
+    def fields(job_id: str) -> list[str]:
+        """The marks hash's fields that `of` decodes (`HMGET` on `Keys.marks`)."""
+        return [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
+
+    @classmethod
+    def of(cls, raw: list[bytes | None]) -> "JobMarks":
+        q, t, s, a = raw
+        return cls(
+            queued_id=q,
+            terminal_id=t,
+            last_seq=int(s) if s is not None else None,
+            attempt=int(a) if a is not None else 0,
+        )
+
 
 class StreamWriter:
     """Appends batches of events to session streams on one Redis."""
@@ -426,14 +441,7 @@ def _outcome(result: Any) -> int | SpoolError:
 
 
 async def job_marks(redis: Redis, keys: Keys, session: SessionRef, job_id: str) -> JobMarks:
-    q, t, s, a = await awaited(
-        redis.hmget(
-            keys.marks(session), [f"{job_id}:q", f"{job_id}:t", f"{job_id}:s", f"{job_id}:a"]
-        )
+    raw: list[bytes | None] = await awaited(
+        redis.hmget(keys.marks(session), JobMarks.fields(job_id))
     )
-    return JobMarks(
-        queued_id=q,
-        terminal_id=t,
-        last_seq=int(s) if s is not None else None,
-        attempt=int(a) if a is not None else 0,
-    )
+    return JobMarks.of(raw)

@@ -32,6 +32,7 @@ from spool.shared.jobs import (
 from spool.shared.keys import SessionRef
 from spool.shared.logs import log_context
 from spool.shared.queue import parse_arq_id
+from spool.shared.store import decode_record
 from spool.shared.streams import JobMarks, StreamClosed, job_marks
 from spool.worker import memory, metrics
 from spool.worker.context import WorkerState
@@ -85,13 +86,10 @@ async def _run(
 ) -> None:
     _, continuation = parse_arq_id(arq_id)
     with state.running.track(job_id, arq_id, session.tenant) as cancel:
-        # at once (one round trip): the lease, the record (read after tracking: no cancel
-        # slips between), the job's marks and the session's history
-        _, rec, marks, history = await asyncio.gather(
-            state.leases.renew({arq_id: session.tenant}),
-            state.store.load(session, job_id),
-            job_marks(state.clients.streams, state.keys, session, job_id),
-            memory.read(state.clients.main, state.keys, session),
+        # at once: the lease, and the record (read after tracking: no cancel slips
+        # between), the job's marks and the session's history
+        _, (rec, marks, history) = await asyncio.gather(
+            state.leases.renew({arq_id: session.tenant}), _start_reads(state, session, job_id)
         )
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
@@ -101,6 +99,28 @@ async def _run(
         ):
             return  # parked, or another run owns the job: the session's next job waits
     await start_next(state, session, job_id)
+
+
+async def _start_reads(
+    state: WorkerState, session: SessionRef, job_id: str
+) -> tuple[JobRecord | None, JobMarks, list[Message]]:
+    """The job's record, its marks and its session's history: one pipeline (one pooled
+    connection, one round trip) when the streams live on the main Redis. A burst of job
+    starts queues for the worker's pool, first come, first served: one checkout here, not
+    three, per start."""
+    main, keys = state.clients.main, state.keys
+    if state.clients.streams is not main:
+        return await asyncio.gather(
+            state.store.load(session, job_id),
+            job_marks(state.clients.streams, keys, session, job_id),
+            memory.read(main, keys, session),
+        )
+    async with main.pipeline(transaction=False) as pipe:
+        pipe.hmget(*state.store.record_query(session, job_id))
+        pipe.hmget(keys.marks(session), JobMarks.fields(job_id))
+        pipe.lrange(keys.history(session), 0, -1)
+        record, marks, history = await pipe.execute()
+    return decode_record(record), JobMarks.of(marks), memory.decode_history(history)
 
 
 async def _run_attempt(

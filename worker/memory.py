@@ -50,7 +50,11 @@ return 1
 
 async def read(redis: Redis, keys: Keys, session: SessionRef) -> list[Message]:
     """The session's earlier turns, oldest first, whatever its jobs say."""
-    raw: list[bytes] = await awaited(redis.lrange(keys.history(session), 0, -1))
+    return decode_history(await awaited(redis.lrange(keys.history(session), 0, -1)))
+
+
+def decode_history(raw: list[bytes]) -> list[Message]:
+    """The turns of a history list's elements (`LRANGE`), skipping what does not decode."""
     turns: list[Message] = []
     for element in raw:
         try:
