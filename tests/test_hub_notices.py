@@ -5,6 +5,7 @@ are played deterministically. Pins that every entry is buffered once and in orde
 that `Hub._apply`'s textual comparison of a notice's "before" id never takes a stale
 notice for the next one."""
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from spool.api.auth import OPEN_TENANT
-from spool.api.hub import Entry, Hub, Start, Topic, entry
+from spool.api.hub import Entry, Follower, Hub, Start, Topic, entry
 from spool.shared.connections import open_redis
 from spool.shared.ids import StreamId, redis_stream_id
 from spool.shared.keys import Keys, SessionRef
@@ -69,10 +70,25 @@ def hand(hub: Hub, messages: list[bytes]) -> None:
         hub._on_message("message", KEYS.notices.encode(), message)
 
 
-async def synced(hub: Hub, topic: Topic) -> None:
-    hub._mark(topic)
+@contextlib.asynccontextmanager
+async def following(hub: Hub, s: SessionRef, start: Start | None = None) -> AsyncIterator[Follower]:
+    """A follower of `s` on `hub`; the hub is closed after it."""
+    try:
+        async with hub.follow(s, start) as follower:
+            yield follower
+    finally:
+        await hub.aclose()
+
+
+async def sync_ends(topic: Topic) -> None:
+    """Until the topic's running sync is done."""
     assert topic.syncing is not None
     await topic.syncing
+
+
+async def synced(hub: Hub, topic: Topic) -> None:
+    hub._mark(topic)
+    await sync_ends(topic)
 
 
 async def test_a_notice_a_sync_already_read_is_not_buffered_again(
@@ -80,33 +96,30 @@ async def test_a_notice_a_sync_already_read_is_not_buffered_again(
 ) -> None:
     s, writer, queued = await queued_session(redis, session_id)
     hub = Hub(redis, KEYS)  # not started: the test hands it the notices itself
-    try:
-        async with hub.follow(s) as follower:
-            topic = follower.topic
-            assert topic.syncing is not None
-            await topic.syncing  # the buffer starts at the stream's tail (job.queued)
-            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+    async with following(hub, s) as follower:
+        topic = follower.topic
+        assert topic.syncing is not None
+        await topic.syncing  # the buffer starts at the stream's tail (job.queued)
+        ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
 
-            hub._on_message("message", KEYS.notices.encode(), messages[0])  # follows: applied
-            assert [e.raw_id for e in topic.buffer] == ids[:1]
-            await synced(hub, topic)  # reads the other two from Redis
-            assert [e.raw_id for e in topic.buffer] == ids
-            for message in messages[1:]:  # already read: neither is buffered again
-                hub._on_message("message", KEYS.notices.encode(), message)
-                if topic.syncing is not None:
-                    await topic.syncing
-            assert [e.raw_id for e in topic.buffer] == ids
+        hub._on_message("message", KEYS.notices.encode(), messages[0])  # follows: applied
+        assert [e.raw_id for e in topic.buffer] == ids[:1]
+        await synced(hub, topic)  # reads the other two from Redis
+        assert [e.raw_id for e in topic.buffer] == ids
+        for message in messages[1:]:  # already read: neither is buffered again
+            hub._on_message("message", KEYS.notices.encode(), message)
+            if topic.syncing is not None:
+                await topic.syncing
+        assert [e.raw_id for e in topic.buffer] == ids
 
-            more, messages = await appended_with_notices(redis, writer, s, range(4, 6))
-            for message in messages:  # the next ones follow the buffer again: applied
-                hub._on_message("message", KEYS.notices.encode(), message)
-            assert [e.raw_id for e in topic.buffer] == ids + more
-            assert topic.last == topic.buffer[-1].sid
-            read = await hub.read(topic, (0, 0))  # what Redis holds
-            assert [e.frame for e in topic.buffer] == [e.frame for e in read[1:]]
-            assert read[0].raw_id == queued[0]
-    finally:
-        await hub.aclose()
+        more, messages = await appended_with_notices(redis, writer, s, range(4, 6))
+        for message in messages:  # the next ones follow the buffer again: applied
+            hub._on_message("message", KEYS.notices.encode(), message)
+        assert [e.raw_id for e in topic.buffer] == ids + more
+        assert topic.last == topic.buffer[-1].sid
+        read = await hub.read(topic, (0, 0))  # what Redis holds
+        assert [e.frame for e in topic.buffer] == [e.frame for e in read[1:]]
+        assert read[0].raw_id == queued[0]
 
 
 class _Counting(Hub):
@@ -141,20 +154,16 @@ async def test_notices_that_come_during_a_sync_are_applied_after_it_without_read
         assert len(follower.topic.held) == 3  # the sync still runs: held, not read again
 
     hub = _Counting(redis, during)
-    try:
-        async with hub.follow(s) as follower:
-            topic = follower.topic
-            assert topic.syncing is not None
-            await topic.syncing
-            assert topic.base is not None
-            assert topic.base == redis_stream_id(queued[0])
-            assert [e.raw_id for e in topic.buffer] == ids  # from the held notices, in order
-            assert (topic.held, topic.dirty, hub.reads) == ([], False, 0)
-            assert topic.last == topic.buffer[-1].sid
-            read = await hub.read(topic, topic.base)  # what Redis holds after the tail
-            assert [e.frame for e in topic.buffer] == [e.frame for e in read]
-    finally:
-        await hub.aclose()
+    async with following(hub, s) as follower:
+        topic = follower.topic
+        await sync_ends(topic)
+        assert topic.base is not None
+        assert topic.base == redis_stream_id(queued[0])
+        assert [e.raw_id for e in topic.buffer] == ids  # from the held notices, in order
+        assert (topic.held, topic.dirty, hub.reads) == ([], False, 0)
+        assert topic.last == topic.buffer[-1].sid
+        read = await hub.read(topic, topic.base)  # what Redis holds after the tail
+        assert [e.frame for e in topic.buffer] == [e.frame for e in read]
 
 
 async def test_held_notices_a_sync_read_past_are_not_buffered_again(
@@ -162,20 +171,17 @@ async def test_held_notices_a_sync_read_past_are_not_buffered_again(
 ) -> None:
     s, writer, _ = await queued_session(redis, session_id)
     hub = Hub(redis, KEYS)
-    try:
-        async with hub.follow(s) as follower:
-            topic = follower.topic
-            await synced(hub, topic)
-            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
-            hub._mark(topic)  # a sync is due (a reconnect, say): notices meanwhile are held
-            hand(hub, messages[1:])  # the first is missed: a gap before the others
-            assert len(topic.held) == 2
-            assert topic.syncing is not None
-            await topic.syncing  # reads all three; the held two are already there
-            assert [e.raw_id for e in topic.buffer] == ids
-            assert (topic.held, topic.dirty) == ([], False)
-    finally:
-        await hub.aclose()
+    async with following(hub, s) as follower:
+        topic = follower.topic
+        await synced(hub, topic)
+        ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+        hub._mark(topic)  # a sync is due (a reconnect, say): notices meanwhile are held
+        hand(hub, messages[1:])  # the first is missed: a gap before the others
+        assert len(topic.held) == 2
+        assert topic.syncing is not None
+        await topic.syncing  # reads all three; the held two are already there
+        assert [e.raw_id for e in topic.buffer] == ids
+        assert (topic.held, topic.dirty) == ([], False)
 
 
 async def test_a_held_notice_after_a_gap_makes_the_sync_read_the_gap(
@@ -190,16 +196,12 @@ async def test_a_held_notice_after_a_gap_makes_the_sync_read_the_gap(
         hand(hub, messages[1:])  # the first notice is lost
 
     hub = _Counting(redis, during)
-    try:
-        async with hub.follow(s) as follower:
-            topic = follower.topic
-            assert topic.syncing is not None
-            await topic.syncing
-            assert [e.raw_id for e in topic.buffer] == ids  # read, not taken from notices
-            assert hub.reads >= 1
-            assert (topic.held, topic.dirty) == ([], False)
-    finally:
-        await hub.aclose()
+    async with following(hub, s) as follower:
+        topic = follower.topic
+        await sync_ends(topic)
+        assert [e.raw_id for e in topic.buffer] == ids  # read, not taken from notices
+        assert hub.reads >= 1
+        assert (topic.held, topic.dirty) == ([], False)
 
 
 async def test_a_topic_started_where_a_submission_left_the_stream_reads_only_a_gap(
@@ -209,20 +211,16 @@ async def test_a_topic_started_where_a_submission_left_the_stream_reads_only_a_g
     start = await submission_start(redis, s, queued)
     missed, _ = await appended_with_notices(redis, writer, s, range(1, 3))  # before the topic
     hub = _Counting(redis, _nothing)
-    try:
-        async with hub.follow(s, start) as follower:
-            topic = follower.topic
-            assert topic.syncing is None  # no read to begin
-            assert [e.raw_id for e in topic.after((0, 0), 10)] == queued
-            assert follower.caught_up(start.newest.sid)
-            more, messages = await appended_with_notices(redis, writer, s, range(3, 5))
-            hand(hub, messages)  # 3's "before" is 2, not job.queued: a gap, read
-            assert topic.syncing is not None
-            await topic.syncing
-            assert [e.raw_id for e in topic.buffer] == queued + missed + more
-            assert hub.reads >= 1
-    finally:
-        await hub.aclose()
+    async with following(hub, s, start) as follower:
+        topic = follower.topic
+        assert topic.syncing is None  # no read to begin
+        assert [e.raw_id for e in topic.after((0, 0), 10)] == queued
+        assert follower.caught_up(start.newest.sid)
+        more, messages = await appended_with_notices(redis, writer, s, range(3, 5))
+        hand(hub, messages)  # 3's "before" is 2, not job.queued: a gap, read
+        await sync_ends(topic)
+        assert [e.raw_id for e in topic.buffer] == queued + missed + more
+        assert hub.reads >= 1
 
 
 async def test_a_topic_started_where_a_submission_left_the_stream_needs_no_read(
@@ -230,16 +228,13 @@ async def test_a_topic_started_where_a_submission_left_the_stream_needs_no_read(
 ) -> None:
     s, writer, queued = await queued_session(redis, session_id)
     hub = _Counting(redis, _nothing)
-    try:
-        async with hub.follow(s, await submission_start(redis, s, queued)) as f:
-            ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
-            hand(hub, messages)
-            assert [e.raw_id for e in f.topic.buffer] == queued + ids
-            assert (f.topic.syncing, hub.reads) == (None, 0)
-            read = await hub.read(f.topic, (0, 0))
-            assert [e.frame for e in f.topic.buffer] == [e.frame for e in read]
-    finally:
-        await hub.aclose()
+    async with following(hub, s, await submission_start(redis, s, queued)) as f:
+        ids, messages = await appended_with_notices(redis, writer, s, range(1, 4))
+        hand(hub, messages)
+        assert [e.raw_id for e in f.topic.buffer] == queued + ids
+        assert (f.topic.syncing, hub.reads) == (None, 0)
+        read = await hub.read(f.topic, (0, 0))
+        assert [e.frame for e in f.topic.buffer] == [e.frame for e in read]
 
 
 async def _nothing() -> None:
