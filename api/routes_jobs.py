@@ -130,16 +130,22 @@ async def stream_accepted(
     accepted = done.accepted
     session = SessionRef(tenant, accepted.session_id)
     queued = parse_stream_id(done.queued_id) if done.queued_id is not None else None
-    start: Start | None = None
     if queued is not None:  # just appended: no need to read the job's marks
         cursor: Cursor | None = Cursor(after=before(queued), job_id=accepted.job_id.encode())
-        if done.born is not None and done.queued_data is not None and done.queued_id:
-            job = accepted.job_id.encode()
-            start = Start(done.born, entry(done.queued_id, b"job.queued", job, done.queued_data))
     else:
         cursor = await resolve_cursor(state, session, accepted.job_id, None)
     ids = {"x-spool-job-id": accepted.job_id, "x-spool-session-id": accepted.session_id}
-    return sse_response(state, session, cursor, fmt, {**ids, **(headers or {})}, start)
+    headers = {**ids, **(headers or {})}
+    return sse_response(state, session, cursor, fmt, headers, start_of(done))
+
+
+def start_of(done: Acceptance) -> Start | None:
+    """Where the hub may begin the job's new topic without reading Redis: the stream as
+    the submit script left it (a one-script submission; else None)."""
+    if done.queued_id is None or done.born is None or done.queued_data is None:
+        return None
+    job = done.accepted.job_id.encode()
+    return Start(done.born, entry(done.queued_id, b"job.queued", job, done.queued_data))
 
 
 async def owned_job(state: AppState, job_id: str, tenant: str) -> JobRecord:

@@ -22,8 +22,15 @@ from spool.api.formats.base import decode_event
 from spool.api.formats.openai import OpenAI, completion
 from spool.api.hub import TERMINAL, SessionGone
 from spool.api.openapi import Raw, doc
-from spool.api.routes_jobs import IdempotencyKey, accept_request, json_response, stream_accepted
+from spool.api.routes_jobs import (
+    IdempotencyKey,
+    accept_request,
+    json_response,
+    start_of,
+    stream_accepted,
+)
 from spool.api.state import AppState, State
+from spool.api.submission import Acceptance
 from spool.shared.ids import before, parse_stream_id
 from spool.shared.jobs import JobRequest
 from spool.shared.keys import SessionRef
@@ -141,7 +148,7 @@ async def chat_completions(
         fmt = Format("openai", functools.partial(OpenAI, include_usage=usage))
         return await stream_accepted(state, tenant, done, fmt, ids)
     session = SessionRef(tenant, accepted.session_id)
-    terminal = await wait_for_end(state, session, accepted.job_id)
+    terminal = await wait_for_end(state, session, done)
     if isinstance(terminal, JobFailed):
         raise ApiError(
             502, terminal.error.code, terminal.error.message, {**ids, "x-should-retry": "false"}
@@ -155,14 +162,17 @@ async def chat_completions(
 
 
 async def wait_for_end(
-    state: AppState, session: SessionRef, job_id: str
+    state: AppState, session: SessionRef, done: Acceptance
 ) -> JobCompleted | JobFailed | JobCancelled:
-    """The job's terminal event, followed through the hub like any stream reader."""
-    marks = await job_marks(state.clients.streams, state.keys, session, job_id)
-    queued = parse_stream_id(marks.queued_id) if marks.queued_id else None
+    """The accepted job's terminal event, followed through the hub like any stream reader
+    (from where the submission left the stream, as `stream_accepted` does)."""
+    job_id, queued_id = done.accepted.job_id, done.queued_id
+    if queued_id is None:  # an earlier request's answer (`Idempotency-Key`): read the marks
+        queued_id = (await job_marks(state.clients.streams, state.keys, session, job_id)).queued_id
+    queued = parse_stream_id(queued_id) if queued_id else None
     assert queued is not None  # the submission appended it before answering
     after, job = before(queued), job_id.encode()
-    async with state.hub.follow(session) as follower:
+    async with state.hub.follow(session, start_of(done)) as follower:
         while True:
             try:
                 batch = await follower.next_batch(after, state.settings.sse_ping_s)
