@@ -120,7 +120,8 @@ MASKS = [
     (re.compile(rb'"(ts|created|ttft_ms|duration_ms)":\d+'), b""),
 ]
 JSON = {"Content-Type": "application/json"}
-FAST = {"text": "one two three", "tokens_per_second": 2000, "ttft_ms": 0}
+# behind_ms < 0: never merge late deltas, so two runs of a job stream the same chunks
+FAST = {"text": "one two three", "tokens_per_second": 2000, "ttft_ms": 0, "behind_ms": -1}
 Body = bytes | Callable[[], AsyncIterator[bytes]]  # a function: the body sent chunked
 
 
