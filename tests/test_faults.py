@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import redis.asyncio
+from arq.constants import job_key_prefix
 
 from spool.cli.embedded import EmbeddedRedis
+from spool.shared.keys import Keys
 from tests.helpers import TERMINAL, submit
 from tests.procs import Api, Worker, service_env, started, until
 from tests.sse import Frame, frames
@@ -226,6 +229,39 @@ async def test_a_job_that_waited_too_long_fails_expired(
     assert events[-1].event == "job.failed"
     assert events[-1].json["error"]["code"] == "expired"
     assert "job.started" not in [e.event for e in events]
+
+
+async def test_queued_ids_whose_payload_is_gone_or_unreadable_leave_the_queue(
+    http: httpx.AsyncClient,
+    env: dict[str, str],
+    fault_redis: EmbeddedRedis,
+    log_dir: Path,
+    workers: list[Worker],
+) -> None:
+    """The claim reads each job's payload for the worker (arq's `run_job` read it itself):
+    an id whose payload expired, or is not a job, is dropped as arq drops it, and the
+    jobs around it run."""
+    keys = Keys()
+    client = redis.asyncio.Redis.from_url(fault_redis.url)
+    try:
+        before = await submit(http, parameters={"text": "before"})
+        await client.zadd(keys.queue, {"expired-job": 1, "garbled-job": 2})
+        await client.set(job_key_prefix + "garbled-job", b"not a job")
+        after = await submit(http, parameters={"text": "after"})
+        workers.append(await started(Worker(env, log_dir)))
+        for accepted in (before, after):
+            events = await follow(http, accepted["events_url"])
+            assert events[-1].event == "job.completed"
+        left = {"expired-job", "garbled-job"}
+        await until(lambda: queued_of(client, keys, left), 20, "the bad ids to leave")
+        assert await client.exists(job_key_prefix + "garbled-job") == 0
+    finally:
+        await client.aclose()
+
+
+async def queued_of(client: redis.asyncio.Redis, keys: Keys, ids: set[str]) -> bool:
+    queued = {job.decode() for job in await client.zrange(keys.queue, 0, -1)}
+    return not queued & ids
 
 
 async def test_after_the_last_attempt_a_lost_job_fails_with_worker_lost(

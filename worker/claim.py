@@ -19,7 +19,7 @@ still gets the free slot.
 The tenant comes from the job index (`Keys.job_index`).
 
 The worker's poll is this script too: it reads arq's window of due ids from the queue
-itself (`worker/main.py`), so a wake-up costs one round trip before a job starts, not two.
+itself (`worker/arq_worker.py`), so a wake-up costs one round trip before a job starts, not two.
 
 Divergence from arq: a claimed job's queue score becomes its lease expiry (now +
 `SPOOL_LEASE_S`), and the heartbeat moves it on with the lease (`worker/lifecycle.py`).
@@ -30,21 +30,31 @@ worker stopped renewing (due again when their lease lapses, when their in-progre
 lapses too). The score returned is the one the job was queued with (arq's delay figures
 and its retry arithmetic); `SpoolWorker.finish_job` puts a job handed back or retried at
 the score arq would have given it.
+
+The claim also does what arq's `run_job` does first, in a transaction of its own, for
+each job: it reads the job's payload and counts the try (`arq:retry:<id>`, kept a day as
+arq keeps it), and the in-progress key gets the lease (`SPOOL_LEASE_S`), not arq's job
+timeout, at once: the worker holds the lease from the claim on (`Running.hold`), so a
+job starts with no round trip of its own and a worker that dies right after a claim
+loses the job within the lease, not within an hour.
 """
 
-from arq.constants import in_progress_key_prefix
+from typing import Any, NamedTuple
+
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
 from spool.shared.connections import awaited
 from spool.shared.keys import Keys
 
 SCAN_MAX = 5000  # queue entries one claim may look at past arq's read window
+RETRY_KEY_S = 88400  # how long arq keeps a job's try count
 
 CLAIM_LUA = f"""
-local SCAN_MAX = {SCAN_MAX}
-local queue, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local lease, cap, workers = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local running_prefix, index_prefix, tenants = ARGV[7], ARGV[8], ARGV[9]
+local SCAN_MAX, FIELDS = {SCAN_MAX}, 5
+local queue, now, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local lease, cap, workers = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local running_prefix, index_prefix, tenants = ARGV[6], ARGV[7], ARGV[8]
 if cap <= 0 and redis.call('ZCOUNT', tenants, now, '+inf') < 2 then
   cap = 1e12  -- one busy tenant: no one to share with
 elseif cap <= 0 then
@@ -79,38 +89,55 @@ local function consider(id, score)
     redis.call('ZADD', running, now + lease, id)
     redis.call('PEXPIRE', running, lease)
   end
-  redis.call('PSETEX', busy, ttl, '1')
+  redis.call('PSETEX', busy, lease, '1')
   redis.call('ZADD', queue, 'XX', now + lease, id)  -- out of the polls' way while it runs
-  claimed[#claimed + 1] = id
-  claimed[#claimed + 1] = score
+  local tries = '{retry_key_prefix}' .. id
+  local try = redis.call('INCR', tries)  -- arq's start, as its run_job does it
+  redis.call('EXPIRE', tries, {RETRY_KEY_S})
+  local n = #claimed
+  claimed[n + 1] = id
+  claimed[n + 2] = score
+  claimed[n + 3] = tenant or ''
+  claimed[n + 4] = redis.call('GET', '{job_key_prefix}' .. id) or ''
+  claimed[n + 5] = try
 end
-local window, offset = tonumber(ARGV[10]), #ARGV - 10
+local window, offset = tonumber(ARGV[9]), #ARGV - 9
 if window > 0 then  -- read arq's window here: one round trip for the poll and the claim
   local rows = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', 0, window)
   for j = 1, #rows, 2 do
-    if #claimed >= 2 * limit then break end
+    if #claimed >= FIELDS * limit then break end
     consider(rows[j], rows[j + 1])
   end
   offset = #rows / 2
 else
-  for i = 11, #ARGV do
-    if #claimed >= 2 * limit then break end
+  for i = 10, #ARGV do
+    if #claimed >= FIELDS * limit then break end
     consider(ARGV[i], redis.call('ZSCORE', queue, ARGV[i]))
   end
 end
 -- Jobs of capped tenants filled arq's read window: look further down the queue, so that
 -- another tenant's job behind them gets the free slot (a bounded scan).
-while capped > 0 and #claimed < 2 * limit and offset < SCAN_MAX do
+while capped > 0 and #claimed < FIELDS * limit and offset < SCAN_MAX do
   local rows = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', offset, 200)
   if #rows == 0 then break end
   for j = 1, #rows, 2 do
-    if #claimed >= 2 * limit then break end
+    if #claimed >= FIELDS * limit then break end
     consider(rows[j], rows[j + 1])
   end
   offset = offset + #rows / 2
 end
 return claimed
 """
+
+
+class Claimed(NamedTuple):
+    """A job this worker now owns, with what arq's `run_job` would read for it."""
+
+    job_id: str  # arq's id (a continuation has one of its own)
+    score: int  # the queue score it was claimed at (its due time)
+    tenant: str | None  # from the job index: whose running set holds its lease
+    payload: bytes | None  # arq's job data; None: it expired before it was claimed
+    job_try: int  # this try's number, counted by the claim
 
 
 class Claimer:
@@ -126,17 +153,25 @@ class Claimer:
         job_ids: list[str] | int,
         limit: int,
         now_ms: int,
-        in_progress_ms: int,
-    ) -> list[tuple[str, int]]:
-        """Up to `limit` of `job_ids` that this worker now owns (with their scores), in queue
-        order, skipping jobs of tenants at their running cap. `job_ids` may include running
+    ) -> list[Claimed]:
+        """Up to `limit` of `job_ids` that this worker now owns, in queue order, skipping
+        jobs of tenants at their running cap. `job_ids` may include running
         jobs (arq keeps them queued until they end); a number instead reads that many due
         ids from the head of the queue in the same call (arq's poll window)."""
         window, ids = (job_ids, []) if isinstance(job_ids, int) else (0, job_ids)
         if (not ids and not window) or limit <= 0:
             return []
         k = self._keys
-        args: list[str | int] = [now_ms, in_progress_ms, limit, self._lease_ms]
-        args += [self._max_running, k.workers, k.running(""), k.job_index(""), k.tenants, window]
-        flat: list[bytes] = await awaited(self._script(keys=[queue], args=[*args, *ids]))
-        return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        args: list[str | int] = [now_ms, limit, self._lease_ms, self._max_running]
+        args += [k.workers, k.running(""), k.job_index(""), k.tenants, window]
+        flat: list[Any] = await awaited(self._script(keys=[queue], args=[*args, *ids]))
+        return [
+            Claimed(
+                job_id=flat[i].decode(),
+                score=int(float(flat[i + 1])),
+                tenant=flat[i + 2].decode() or None,
+                payload=flat[i + 3] or None,
+                job_try=int(flat[i + 4]),
+            )
+            for i in range(0, len(flat), 5)
+        ]

@@ -85,12 +85,10 @@ async def _run(
     state: WorkerState, session: SessionRef, job_id: str, arq_id: str, job_try: int
 ) -> None:
     _, continuation = parse_arq_id(arq_id)
-    with state.running.track(job_id, arq_id, session.tenant) as cancel:
-        # at once: the lease, and the record (read after tracking: no cancel slips
-        # between), the job's marks and the session's history
-        _, (rec, marks, history) = await asyncio.gather(
-            state.leases.renew({arq_id: session.tenant}), _start_reads(state, session, job_id)
-        )
+    with state.running.track(job_id) as cancel:
+        # the record is read after tracking: no cancel slips between (the lease is held
+        # since the claim: `Running.hold`)
+        rec, marks, history = await _start_reads(state, session, job_id)
         if rec is None:
             log.warning("job %s has no record (deleted session?); skipping", job_id)
             await state.approvals.unschedule(job_id, continuation)

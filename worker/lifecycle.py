@@ -31,32 +31,28 @@ log = logging.getLogger(__name__)
 
 
 class Running:
-    """The jobs this process runs: job id → its cancel event, its arq job id (a parked
-    job's continuation runs under an arq id of its own, whose lease is the one to renew)
-    and its tenant (whose running set holds the same lease)."""
+    """The jobs this process runs (job id → its cancel event), and the leases it holds (arq
+    id → the job's tenant, whose running set holds the same lease): from the claim
+    (`worker/claim.py`) until arq's bookkeeping of the job is done. A parked job's
+    continuation runs under an arq id of its own, whose lease is the one to renew."""
 
     def __init__(self) -> None:
         self.cancels: dict[str, asyncio.Event] = {}
-        self.arq_ids: dict[str, str] = {}
-        self.tenants: dict[str, str | None] = {}
+        self.leases: dict[str, str | None] = {}
 
     @contextlib.contextmanager
-    def track(  # type: ignore[no-untyped-def]
-        self, job_id: str, arq_id: str | None = None, tenant: str | None = None
-    ):
+    def track(self, job_id: str):  # type: ignore[no-untyped-def]
         event = self.cancels[job_id] = asyncio.Event()
-        self.arq_ids[job_id] = arq_id or job_id
-        self.tenants[job_id] = tenant
         try:
             yield event
         finally:
             self.cancels.pop(job_id, None)
-            self.arq_ids.pop(job_id, None)
-            self.tenants.pop(job_id, None)
 
-    def leases(self) -> dict[str, str | None]:
-        """arq id → tenant, of every job this process runs."""
-        return {arq_id: self.tenants.get(job) for job, arq_id in self.arq_ids.items()}
+    def hold(self, arq_id: str, tenant: str | None) -> None:
+        self.leases[arq_id] = tenant
+
+    def release(self, arq_id: str) -> None:
+        self.leases.pop(arq_id, None)
 
 
 # KEYS: the queue; ARGV: now (ms), lease (ms), arq's in-progress prefix, the running-set
@@ -121,7 +117,7 @@ async def heartbeat(
     """Renew the running jobs' leases, and this worker's entry in the fleet's capacity."""
     while True:
         try:
-            await leases.renew(running.leases())
+            await leases.renew(dict(running.leases))
             await redis.zadd(keys.workers, {member: now_ms() + int(lease_s * 1000)})
         except Exception as exc:  # Redis away: leases lapse only if it stays away past lease_s
             log.warning("lease renewal failed: %s", exc)
