@@ -57,13 +57,19 @@ return create(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARG
 """
 )
 
-UPDATE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+# update_record(records key, field/value list) -> 1, or 0 (nothing written) if the session
+# is gone; used inside other scripts too (a job's end records its history in the same call)
+UPDATE_FUNCTION = """
+local function update_record(records, fields)
+  if redis.call('EXISTS', records) == 0 then
+    return 0
+  end
+  redis.call('HSET', records, unpack(fields))
+  return 1
 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
 """
+
+UPDATE_LUA = UPDATE_FUNCTION + "return update_record(KEYS[1], ARGV)"
 
 
 def record_fields(rec: JobRecord) -> list[str]:
@@ -72,6 +78,14 @@ def record_fields(rec: JobRecord) -> list[str]:
     for name, value in msgspec.structs.asdict(rec).items():
         fields += (f"{rec.job_id}.{name}", _encode(value).decode())
     return fields
+
+
+def update_args(job_id: str, fields: dict[str, Any]) -> list[Any]:
+    """Some of a job's fields as the records hash's field/value pairs (`update_record`)."""
+    args: list[Any] = []
+    for name, value in fields.items():
+        args += (f"{job_id}.{name}", _encode(value))
+    return args
 
 
 class SessionInfo(msgspec.Struct):
@@ -116,9 +130,7 @@ class JobStore:
 
     async def update(self, s: SessionRef, job_id: str, **fields: Any) -> bool:
         """Set some of the job's fields; False (nothing written) if the session is gone."""
-        args: list[Any] = []
-        for name, value in fields.items():
-            args += (f"{job_id}.{name}", _encode(value))
+        args = update_args(job_id, fields)
         written: int = await awaited(self._update(keys=[self.keys.records(s)], args=args))
         return bool(written)
 

@@ -12,6 +12,7 @@ from spool.shared.connections import open_redis
 from spool.shared.jobs import Message
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.settings import Settings
+from spool.shared.store import JobStore
 from spool.worker import memory
 
 pytestmark = pytest.mark.inprocess
@@ -65,3 +66,23 @@ async def test_the_newest_exchanges_are_kept_within_both_bounds(
 async def test_nothing_is_recorded_for_a_deleted_session(redis: Redis) -> None:
     await redis.delete(KEYS.session(S))
     assert await history_after(redis, [], 5, 10_000) == []
+
+
+async def test_a_completed_jobs_outcome_is_recorded_in_the_same_call(redis: Redis) -> None:
+    """The job's end writes its record's outcome with its turns (one round trip); only the
+    record's fields named change, and a session whose records are gone gets none."""
+    store = JobStore(redis, KEYS, retention_s=60)
+    await redis.hset(KEYS.records(S), mapping={"job-1.status": '"running"', "job-1.attempt": "1"})
+    outcome = ("job-1", {"status": "completed", "output_text": "hello"})
+    await memory.record(redis, KEYS, S, TURNS, Settings(), outcome)
+    assert await redis.lrange(KEYS.history(S), 0, -1) == [ENCODED]
+    fields = await redis.hgetall(KEYS.records(S))
+    assert fields == {
+        b"job-1.status": b'"completed"',
+        b"job-1.attempt": b"1",
+        b"job-1.output_text": b'"hello"',
+    }
+    await redis.delete(KEYS.records(S))
+    await memory.record(redis, KEYS, S, TURNS, Settings(), outcome)
+    assert not await redis.exists(KEYS.records(S))
+    assert await store.update(S, "job-1", status="failed") is False

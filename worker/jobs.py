@@ -339,7 +339,6 @@ class Attempt:
         return "parked"
 
     async def _complete(self, gen: Generation, reason: FinishReason) -> str:
-        settings, main = self.state.settings, self.state.clients.main
         created_ms = int(self.rec.created_at.timestamp() * 1000)
         first = gen.first_delta_ms
         ttft = None if first is None else first - created_ms
@@ -347,7 +346,6 @@ class Attempt:
             metrics.TIME_TO_FIRST_TOKEN.observe(max(0, ttft) / 1000)
         duration = int((datetime.now(UTC) - self.started).total_seconds() * 1000)
         cost = gen.cost()
-        await memory.record(main, self.state.keys, self.rec.session, gen.turns(), settings)
         fields: dict[str, Any] = {
             "output_text": gen.output_text,
             "usage": gen.usage,
@@ -357,7 +355,7 @@ class Attempt:
             "warnings": gen.warnings,
             "stop_reason": gen.stop_reason,
         }
-        await self._finish("completed", fields)
+        await self._finish("completed", fields, gen.turns())
         await self.pub.emit(JobCompleted(finish_reason=reason, **fields))
         await self.pub.flush()
         return "completed"
@@ -390,12 +388,21 @@ class Attempt:
         await self.pub.flush()
         return "cancelled"
 
-    async def _finish(self, status: str, fields: dict[str, Any]) -> None:
-        """Record the outcome before the terminal event, so a client reacting to it sees it."""
+    async def _finish(
+        self, status: str, fields: dict[str, Any], turns: list[Message] | None = None
+    ) -> None:
+        """Record the outcome before the terminal event, so a client reacting to it sees it;
+        a completed job's `turns` join the session's history in the same call."""
         with contextlib.suppress(Exception):  # the failing events are not what we are ending
             await self.pub.flush()
         now = datetime.now(UTC)
-        await self._update(status=status, finished_at=now, **fields)
+        outcome = {"status": status, "finished_at": now, **fields}
+        if turns is None:
+            await self._update(**outcome)
+        else:
+            state, s = self.state, self.rec.session
+            done = (self.rec.job_id, outcome)
+            await memory.record(state.clients.main, state.keys, s, turns, state.settings, done)
         metrics.JOBS_FINISHED.labels(status).inc()
         metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
         log.info("job %s %s (attempt %d)", self.rec.job_id, status, self.attempt)

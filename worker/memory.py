@@ -7,6 +7,8 @@ Bounded by `SPOOL_HISTORY_MAX_JOBS` and `SPOOL_HISTORY_MAX_BYTES`; expires with 
 (`shared.sessions`), and is never recreated for a session that was deleted meanwhile.
 """
 
+from typing import Any
+
 import msgspec
 from redis.asyncio import Redis
 
@@ -14,38 +16,54 @@ from spool.shared.connections import awaited
 from spool.shared.jobs import Message
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.settings import Settings
+from spool.shared.store import UPDATE_FUNCTION, update_args
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[Message])
 
-# KEYS: the history, the session; ARGV: the finished job's turns, the most jobs and bytes
-# to keep. Appends (only while the session exists) and drops the oldest exchanges beyond
-# either bound, even the new one if it alone is too big. One call: the history is not
-# read back over the network at each job's end.
-PUSH_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return 0
-end
-local n = redis.call('RPUSH', KEYS[1], ARGV[1])
-local max_items, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
-local start = math.max(0, n - max_items)
-local kept = redis.call('LRANGE', KEYS[1], start, -1)
-local total = 0
-for _, item in ipairs(kept) do
-  total = total + #item
-end
-for _, item in ipairs(kept) do
-  if total <= max_bytes then
-    break
+# push_history(history key, session key, the finished job's turns, the most jobs and bytes
+# to keep): appends (only while the session exists) and drops the oldest exchanges beyond
+# either bound, even the new one if it alone is too big. In Redis: the history is not read
+# back over the network at each job's end.
+PUSH_FUNCTION = """
+local function push_history(history, session, item, max_items, max_bytes)
+  if redis.call('EXISTS', session) == 0 then
+    return 0
   end
-  total = total - #item
-  start = start + 1
+  local n = redis.call('RPUSH', history, item)
+  local start = math.max(0, n - max_items)
+  local kept = redis.call('LRANGE', history, start, -1)
+  local total = 0
+  for _, element in ipairs(kept) do
+    total = total + #element
+  end
+  for _, element in ipairs(kept) do
+    if total <= max_bytes then
+      break
+    end
+    total = total - #element
+    start = start + 1
+  end
+  if start > 0 then
+    redis.call('LTRIM', history, start, -1)
+  end
+  return 1
 end
-if start > 0 then
-  redis.call('LTRIM', KEYS[1], start, -1)
+"""
+
+# KEYS: the history, the session, and (with a job's outcome) the records; ARGV: the turns,
+# the bounds, then the record's field/value pairs: the history and the outcome in one call
+RECORD_LUA = (
+    PUSH_FUNCTION
+    + UPDATE_FUNCTION
+    + """
+push_history(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+if #KEYS == 3 then
+  return update_record(KEYS[3], {unpack(ARGV, 4)})
 end
 return 1
 """
+)
 
 
 async def read(redis: Redis, keys: Keys, session: SessionRef) -> list[Message]:
@@ -65,12 +83,21 @@ def decode_history(raw: list[bytes]) -> list[Message]:
 
 
 async def record(
-    redis: Redis, keys: Keys, s: SessionRef, turns: list[Message], settings: Settings
+    redis: Redis,
+    keys: Keys,
+    s: SessionRef,
+    turns: list[Message],
+    settings: Settings,
+    outcome: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """Append one finished job's turns (if the session still exists) and trim the oldest
-    exchanges beyond the bounds."""
-    script = redis.register_script(PUSH_LUA)
+    exchanges beyond the bounds; with `outcome` (job id, fields), set those fields of the
+    job's record in the same call (`JobStore.update`)."""
+    script = redis.register_script(RECORD_LUA)
     keys_ = [keys.history(s), keys.session(s)]
-    args: list[bytes | int] = [_encoder.encode(turns), settings.history_max_jobs]
+    args: list[Any] = [_encoder.encode(turns), settings.history_max_jobs]
     args.append(settings.history_max_bytes)
+    if outcome is not None:
+        keys_.append(keys.records(s))
+        args += update_args(*outcome)
     await awaited(script(keys=keys_, args=args))
