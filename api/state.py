@@ -83,6 +83,8 @@ class AppState:
 
     async def aclose(self) -> None:
         await self.hub.aclose()
+        if self.submitter is not None:
+            await self.submitter.aclose()
         await self.clients.aclose()
 
 

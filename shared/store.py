@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from spool.shared.autopipe import AutoPipeline
 from spool.shared.connections import awaited
 from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRecord
@@ -104,6 +105,7 @@ class JobStore:
         self.retention_s = retention_s
         self._create = redis.register_script(CREATE_LUA)
         self._update = redis.register_script(UPDATE_LUA)
+        self._pipe = AutoPipeline(redis)  # updates of one loop turn share a round trip
 
     async def create(self, rec: JobRecord) -> int:
         """Claim the session if new, write the record and add it to the session's job list;
@@ -131,7 +133,7 @@ class JobStore:
     async def update(self, s: SessionRef, job_id: str, **fields: Any) -> bool:
         """Set some of the job's fields; False (nothing written) if the session is gone."""
         args = update_args(job_id, fields)
-        written: int = await awaited(self._update(keys=[self.keys.records(s)], args=args))
+        written: int = await self._pipe.script(self._update, [self.keys.records(s)], args)
         return bool(written)
 
     async def locate(self, job_id: str) -> SessionRef | None:

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from spool.shared.connections import awaited
+from spool.shared.autopipe import AutoPipeline
 from spool.shared.jobs import JobRecord
 from spool.shared.keys import Keys, SessionRef, index_value
 from spool.shared.limits import ADMIT_FUNCTION as ACTIVE_FUNCTION
@@ -107,6 +107,8 @@ class Submitter:
         maxlen: int,
     ) -> None:
         self._script = redis.register_script(SUBMIT_LUA)
+        # a burst of submissions: the scripts of one loop turn share a round trip
+        self._pipe = AutoPipeline(redis)
         self._keys = keys
         self._store = store
         self._limits = limits
@@ -135,8 +137,11 @@ class Submitter:
         args += [self._store.retention_s, self._maxlen, k.tag(session)]
         args += [queued.type, queued.seq, queued.data, *create_args, _pack(record_fields(rec))]
         args.append(k.notices)
-        raw: list[bytes] = await awaited(self._script(keys=keys, args=args))
+        raw: list[bytes] = await self._pipe.script(self._script, keys, args)
         verdict = raw[0].decode()
         if len(raw) == 1:
             return Submitted(verdict, None, [])
         return Submitted(verdict, raw[1], [j.decode() for j in raw[3:]], raw[2])
+
+    async def aclose(self) -> None:
+        await self._pipe.aclose()

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from spool.shared.autopipe import AutoPipeline
 from spool.shared.connections import open_redis
 from spool.shared.jobs import Message
 from spool.shared.keys import Keys, SessionRef
@@ -39,7 +40,7 @@ async def history_after(
     if earlier:
         await redis.rpush(KEYS.history(S), *earlier)
     settings = Settings(history_max_jobs=jobs, history_max_bytes=max_bytes)
-    await memory.record(redis, KEYS, S, TURNS, settings)
+    await memory.record(AutoPipeline(redis), KEYS, S, TURNS, settings)
     kept: list[bytes] = await redis.lrange(KEYS.history(S), 0, -1)
     return kept
 
@@ -74,7 +75,7 @@ async def test_a_completed_jobs_outcome_is_recorded_in_the_same_call(redis: Redi
     store = JobStore(redis, KEYS, retention_s=60)
     await redis.hset(KEYS.records(S), mapping={"job-1.status": '"running"', "job-1.attempt": "1"})
     outcome = ("job-1", {"status": "completed", "output_text": "hello"})
-    await memory.record(redis, KEYS, S, TURNS, Settings(), outcome)
+    await memory.record(AutoPipeline(redis), KEYS, S, TURNS, Settings(), outcome)
     assert await redis.lrange(KEYS.history(S), 0, -1) == [ENCODED]
     fields = await redis.hgetall(KEYS.records(S))
     assert fields == {
@@ -83,6 +84,6 @@ async def test_a_completed_jobs_outcome_is_recorded_in_the_same_call(redis: Redi
         b"job-1.output_text": b'"hello"',
     }
     await redis.delete(KEYS.records(S))
-    await memory.record(redis, KEYS, S, TURNS, Settings(), outcome)
+    await memory.record(AutoPipeline(redis), KEYS, S, TURNS, Settings(), outcome)
     assert not await redis.exists(KEYS.records(S))
     assert await store.update(S, "job-1", status="failed") is False

@@ -102,22 +102,22 @@ async def _run(
 async def _start_reads(
     state: WorkerState, session: SessionRef, job_id: str
 ) -> tuple[JobRecord | None, JobMarks, list[Message]]:
-    """The job's record, its marks and its session's history: one pipeline (one pooled
-    connection, one round trip) when the streams live on the main Redis. A burst of job
-    starts queues for the worker's pool, first come, first served: one checkout here, not
-    three, per start."""
-    main, keys = state.clients.main, state.keys
+    """The job's record, its marks and its session's history, auto-pipelined (with the
+    streams on the main Redis): a burst of job starts shares round trips and pooled
+    connections instead of queueing for the worker's pool, three commands a start."""
+    main, keys, pipe = state.clients.main, state.keys, state.pipe
     if state.clients.streams is not main:
         return await asyncio.gather(
             state.store.load(session, job_id),
             job_marks(state.clients.streams, keys, session, job_id),
             memory.read(main, keys, session),
         )
-    async with main.pipeline(transaction=False) as pipe:
-        pipe.hmget(*state.store.record_query(session, job_id))
-        pipe.hmget(keys.marks(session), JobMarks.fields(job_id))
-        pipe.lrange(keys.history(session), 0, -1)
-        record, marks, history = await pipe.execute()
+    key, fields = state.store.record_query(session, job_id)
+    record, marks, history = await asyncio.gather(
+        pipe.call("HMGET", key, *fields),
+        pipe.call("HMGET", keys.marks(session), *JobMarks.fields(job_id)),
+        pipe.call("LRANGE", keys.history(session), 0, -1),
+    )
     return decode_record(record), JobMarks.of(marks), memory.decode_history(history)
 
 
@@ -402,7 +402,7 @@ class Attempt:
         else:
             state, s = self.state, self.rec.session
             done = (self.rec.job_id, outcome)
-            await memory.record(state.clients.main, state.keys, s, turns, state.settings, done)
+            await memory.record(state.pipe, state.keys, s, turns, state.settings, done)
         metrics.JOBS_FINISHED.labels(status).inc()
         metrics.JOB_DURATION.labels(status).observe((now - self.started).total_seconds())
         log.info("job %s %s (attempt %d)", self.rec.job_id, status, self.attempt)

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from spool.shared.autopipe import AutoPipeline
 from spool.shared.connections import awaited
 from spool.shared.jobs import Message
 from spool.shared.keys import Keys, SessionRef
@@ -83,7 +84,7 @@ def decode_history(raw: list[bytes]) -> list[Message]:
 
 
 async def record(
-    redis: Redis,
+    pipe: AutoPipeline,
     keys: Keys,
     s: SessionRef,
     turns: list[Message],
@@ -93,11 +94,10 @@ async def record(
     """Append one finished job's turns (if the session still exists) and trim the oldest
     exchanges beyond the bounds; with `outcome` (job id, fields), set those fields of the
     job's record in the same call (`JobStore.update`)."""
-    script = redis.register_script(RECORD_LUA)
     keys_ = [keys.history(s), keys.session(s)]
     args: list[Any] = [_encoder.encode(turns), settings.history_max_jobs]
     args.append(settings.history_max_bytes)
     if outcome is not None:
         keys_.append(keys.records(s))
         args += update_args(*outcome)
-    await awaited(script(keys=keys_, args=args))
+    await pipe.script(pipe.register(RECORD_LUA), keys_, args)
