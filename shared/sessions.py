@@ -14,6 +14,7 @@ history); the advance that empties the pending list gives them `SPOOL_RETENTION_
 
 from redis.asyncio import Redis
 
+from spool.shared.autopipe import AutoPipeline
 from spool.shared.connections import awaited
 from spool.shared.keys import Keys, SessionRef, index_value
 from spool.shared.limits import ENDED_FUNCTION
@@ -113,6 +114,7 @@ class SessionQueue:
         self._admit = redis.register_script(ADMIT_LUA)
         self._advance = redis.register_script(ADVANCE_LUA)
         self._finish = redis.register_script(FINISH_LUA)
+        self._pipe = AutoPipeline(redis)  # many jobs' ends share a round trip
         self._retention_s = retention_s
 
     def _lifetime_keys(self, s: SessionRef) -> list[str]:
@@ -144,9 +146,8 @@ class SessionQueue:
         Returns the new head."""
         args: list[str | int] = [job_id, self._retention_s, s.tenant]
         args += [self._keys.job_index(""), index_value(s)]
-        head: bytes | None = await awaited(
-            self._finish(keys=[*self._lifetime_keys(s), *ended_keys], args=args)
-        )
+        keys = [*self._lifetime_keys(s), *ended_keys]
+        head: bytes | None = await self._pipe.script(self._finish, keys, args)
         return head.decode() if head is not None else None
 
     async def pending(self, s: SessionRef) -> list[str]:

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from arq import Retry, Worker
-from arq.constants import in_progress_key_prefix, retry_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.cron import CronJob
 from arq.jobs import SerializationError, deserialize_job_raw
 from arq.utils import ms_to_datetime, timestamp_ms
@@ -26,10 +26,21 @@ from arq.worker import Function, RetryJob
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from spool.shared.autopipe import AutoPipeline
 from spool.worker.claim import RETRY_KEY_S, Claimed, Claimer
 from spool.worker.lifecycle import Running
 
 log = logging.getLogger(__name__)
+
+# arq's end of a finished job (`finish_job` with nothing to keep, `finish_failed_job`) as
+# one script, so that it joins the loop turn's other commands (`shared/autopipe.py`):
+# KEYS: in-progress, retry and job keys, arq's abort set, the queue; ARGV: the job id
+FINISHED_LUA = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 0
+"""
 
 
 class SpoolWorker(Worker):
@@ -42,12 +53,15 @@ class SpoolWorker(Worker):
         wake: asyncio.Event,
         claimer: Claimer,
         running: Running,
+        pipe: AutoPipeline,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
         self.claimer = claimer
         self.running = running  # holds each claimed job's lease until its task ends
+        self.pipe = pipe
+        self._finished_script = pipe.register(FINISHED_LUA)
         self.queued_scores: dict[str, int] = {}  # running job → the score it was queued with
 
     async def main(self) -> None:
@@ -165,7 +179,11 @@ class SpoolWorker(Worker):
         """arq's `finish_job`, but a job run again (retried, or handed back at shutdown) gets
         its due time as an absolute score: the queued score plus arq's increment (what
         arq's `ZINCRBY` gives on a score left alone), because the claim and the heartbeat
-        moved the score to the lease's expiry (`worker/claim.py`)."""
+        moved the score to the lease's expiry (`worker/claim.py`). A finished job with
+        nothing to keep ends in one script (`FINISHED_LUA`)."""
+        if finish and result_data is None and keep_in_progress is None:
+            await self._finished(job_id)
+            return
         if finish or job_id not in self.queued_scores:
             await super().finish_job(
                 job_id,
@@ -185,6 +203,18 @@ class SpoolWorker(Worker):
                 tr.pexpire(in_progress_key_prefix + job_id, int(keep_in_progress * 1000))
             tr.zadd(self.queue_name, {job_id: due}, xx=True)
             await tr.execute()
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq's `finish_failed_job`, in one script when there is no result to keep."""
+        if result_data is None:
+            await self._finished(job_id)
+        else:
+            await super().finish_failed_job(job_id, result_data)
+
+    async def _finished(self, job_id: str) -> None:
+        keys = [in_progress_key_prefix, retry_key_prefix, job_key_prefix]
+        keys = [prefix + job_id for prefix in keys] + [abort_jobs_ss, self.queue_name]
+        await self.pipe.script(self._finished_script, keys, [job_id])
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

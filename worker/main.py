@@ -54,6 +54,7 @@ def build_worker(
         wake=state.wake,
         claimer=Claimer(clients.main, clients.keys, settings.lease_s, settings.tenant_max_running),
         running=state.running,
+        pipe=state.pipe,
         functions=[
             func(
                 run_job,
