@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from spool.api import metrics
 from spool.api.hub import Hub
 from spool.api.idempotency import Idempotency
+from spool.shared import autopipe
 from spool.shared.approvals import Approvals
 from spool.shared.connections import RedisClients
 from spool.shared.limits import TenantLimits
@@ -83,8 +84,7 @@ class AppState:
 
     async def aclose(self) -> None:
         await self.hub.aclose()
-        if self.submitter is not None:
-            await self.submitter.aclose()
+        await autopipe.shared(self.clients.main).aclose()  # batches already written
         await self.clients.aclose()
 
 

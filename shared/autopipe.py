@@ -19,6 +19,7 @@ is written is not sent.
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,6 +108,17 @@ class AutoPipeline:
     async def aclose(self) -> None:
         """Wait for the batches already cut (their callers get their replies)."""
         await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+_shared: "weakref.WeakKeyDictionary[Redis, AutoPipeline]" = weakref.WeakKeyDictionary()
+
+
+def shared(redis: Redis) -> AutoPipeline:
+    """The client's one `AutoPipeline`: every component using it joins the same batches."""
+    pipe = _shared.get(redis)
+    if pipe is None:
+        pipe = _shared[redis] = AutoPipeline(redis)
+    return pipe
 
 
 def _fail(queued: list[_Queued], exc: BaseException) -> None:

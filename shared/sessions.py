@@ -14,7 +14,7 @@ history); the advance that empties the pending list gives them `SPOOL_RETENTION_
 
 from redis.asyncio import Redis
 
-from spool.shared.autopipe import AutoPipeline
+from spool.shared import autopipe
 from spool.shared.connections import awaited
 from spool.shared.keys import Keys, SessionRef, index_value
 from spool.shared.limits import ENDED_FUNCTION
@@ -114,7 +114,7 @@ class SessionQueue:
         self._admit = redis.register_script(ADMIT_LUA)
         self._advance = redis.register_script(ADVANCE_LUA)
         self._finish = redis.register_script(FINISH_LUA)
-        self._pipe = AutoPipeline(redis)  # many jobs' ends share a round trip
+        self._pipe = autopipe.shared(redis)  # many jobs' ends share a round trip
         self._retention_s = retention_s
 
     def _lifetime_keys(self, s: SessionRef) -> list[str]:

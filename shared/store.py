@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from spool.shared.autopipe import AutoPipeline
+from spool.shared import autopipe
 from spool.shared.connections import awaited
 from spool.shared.ids import now_ms
 from spool.shared.jobs import JobRecord
@@ -105,7 +105,7 @@ class JobStore:
         self.retention_s = retention_s
         self._create = redis.register_script(CREATE_LUA)
         self._update = redis.register_script(UPDATE_LUA)
-        self._pipe = AutoPipeline(redis)  # updates of one loop turn share a round trip
+        self._pipe = autopipe.shared(redis)  # updates of one loop turn share a round trip
 
     async def create(self, rec: JobRecord) -> int:
         """Claim the session if new, write the record and add it to the session's job list;

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from spool.shared.autopipe import AutoPipeline
+from spool.shared import autopipe
 from spool.shared.jobs import JobRecord
 from spool.shared.keys import Keys, SessionRef, index_value
 from spool.shared.limits import ADMIT_FUNCTION as ACTIVE_FUNCTION
@@ -108,7 +108,7 @@ class Submitter:
     ) -> None:
         self._script = redis.register_script(SUBMIT_LUA)
         # a burst of submissions: the scripts of one loop turn share a round trip
-        self._pipe = AutoPipeline(redis)
+        self._pipe = autopipe.shared(redis)
         self._keys = keys
         self._store = store
         self._limits = limits
@@ -142,6 +142,3 @@ class Submitter:
         if len(raw) == 1:
             return Submitted(verdict, None, [])
         return Submitted(verdict, raw[1], [j.decode() for j in raw[3:]], raw[2])
-
-    async def aclose(self) -> None:
-        await self._pipe.aclose()

@@ -4,7 +4,7 @@ arq's `Worker.start_jobs` claims jobs one at a time, each with a WATCH/MULTI tra
 (four round trips); on a worker busy streaming hundreds of jobs every round trip waits
 for the event loop too, and pickup fell to ~70 jobs/s. This script applies arq's rule to
 a whole poll's worth of ids at once: a job is claimed if it is due (score ≤ now) and no
-in-progress key exists, and claiming sets that key with arq's TTL. Same keys, same rule,
+in-progress key exists, and claiming sets that key (with the lease, below). Same keys and rule,
 atomically (a script runs alone), so arq workers and this one can share a queue.
 
 Fairness (`SPOOL_TENANT_MAX_RUNNING`): each claimed job is also entered in its tenant's

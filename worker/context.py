@@ -8,8 +8,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from spool.shared import autopipe
 from spool.shared.approvals import Approvals
-from spool.shared.autopipe import AutoPipeline
 from spool.shared.connections import RedisClients, arq_pool
 from spool.shared.limits import TenantLimits, worker_member
 from spool.shared.queue import JobQueue
@@ -37,7 +37,7 @@ class WorkerState:
         self.batcher = Batcher(self.writer)
         self.sessions = SessionQueue(clients.main, keys, settings.retention_s)
         self.arq: ArqRedis = arq_pool(clients.main, keys)
-        self.pipe = AutoPipeline(clients.main)  # the reads and writes of many jobs' starts and ends
+        self.pipe = autopipe.shared(clients.main)  # many jobs' starts and ends, batched
         self.queue = JobQueue(clients.main, keys)
         self.limits = TenantLimits(clients.main, keys, settings)
         self.concurrency = concurrency
