@@ -1,9 +1,10 @@
-"""The capacity figures: the rate and the relay p99 of the window where every stream runs."""
+"""The capacity figures: the rate and the relay p99 of the window where every stream runs;
+the relay second by second."""
 
 import pytest
 
 from spool.cli.bench.clients import Result
-from spool.cli.bench.stats import steady_rate
+from spool.cli.bench.stats import relay_by_second, steady_rate
 
 pytestmark = pytest.mark.unit
 
@@ -32,3 +33,19 @@ def test_streams_that_never_overlap_long_are_judged_over_the_whole_span() -> Non
     assert figures["all_at_once"] is False
     assert figures["relay_ms"]["n"] == 10
     assert figures["relay_ms"]["max"] == 50.0
+
+
+def test_the_relay_by_second_shows_a_growing_queue() -> None:
+    # a stream whose deltas wait 10 ms more every second, and one that keeps up
+    growing = stream(100.0, [10.0 * (i // 10) for i in range(30)])
+    steady = stream(100.05, [5.0] * 30)
+    seconds = relay_by_second([growing, steady])
+    assert [s["second"] for s in seconds] == [0, 1, 2]
+    assert [s["p99"] for s in seconds] == [5.0, 10.0, 20.0]
+    assert [s["n"] for s in seconds] == [20, 20, 20]
+
+
+def test_the_relay_by_second_counts_from_the_given_moment() -> None:
+    # what arrived before `since_ms` (a replay of older events) is left out
+    seconds = relay_by_second([stream(100.0, [900.0] * 10 + [5.0] * 10)], since_ms=101_000)
+    assert seconds == [{"second": 0, "n": 10, "p50": 5.0, "p99": 5.0}]

@@ -47,6 +47,29 @@ def relay_parts(results: Sequence[Result]) -> dict[str, dict[str, float | int | 
     }
 
 
+def relay_by_second(results: Sequence[Result], since_ms: float = 0.0) -> list[dict[str, Any]]:
+    """The relay of the text deltas that arrived in each second of the run (from the first
+    arrival at or after `since_ms`, wall clock): a relay that climbs second after second is
+    a queue that grows (the stack is past what it can carry), a flat one with a high tail is
+    not."""
+    arrivals = [
+        (arrived, relay)
+        for r in results
+        for arrived, relay in zip(r.arrivals, r.relay_ms, strict=True)
+        if arrived * 1000 >= since_ms
+    ]
+    if not arrivals:
+        return []
+    start = min(arrived for arrived, _ in arrivals)
+    seconds: dict[int, list[float]] = {}
+    for arrived, relay in arrivals:
+        seconds.setdefault(int(arrived - start), []).append(relay)
+    return [
+        {"second": s, "n": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99)}
+        for s, v in sorted(seconds.items())
+    ]
+
+
 def max_overlap(results: Sequence[Result]) -> int:
     """Most jobs running at once, from the worker's own `job.started` and terminal stamps."""
     marks: list[tuple[int, int]] = []

@@ -44,6 +44,15 @@ def _request(method: str, host: str, port: int, path: str, body: bytes | None) -
 
 
 def _parse(block: bytes, received: float) -> Frame | None:
+    if block.startswith(b"id: "):  # Spool's own frames: id, event, data, in that order
+        lines = block.split(b"\n")
+        if (
+            len(lines) == 3
+            and lines[1].startswith(b"event: ")
+            and lines[2].startswith(b"data: ")
+            and len(lines[2]) > 6
+        ):
+            return Frame(received, lines[0][4:], lines[1][7:], lines[2][6:])
     fid = event = data = b""
     for line in block.split(b"\n"):
         name, _, value = line.partition(b": ")
@@ -80,15 +89,40 @@ class SseParser:
             data = bytes(self._raw[end + 4 :])
             self._raw.clear()
         if self.chunked:
-            data = self._dechunk(data)
+            data = self._dechunk(data) if self._raw or self._left else self._whole_chunks(data)
         if not data:
             return []
-        pending = self._body + data
-        if b"\n\n" not in pending:
-            self._body = pending
-            return []
-        *blocks, self._body = pending.split(b"\n\n")
-        return [f for f in (_parse(b, received) for b in blocks) if f is not None]
+        blocks = (self._body + data if self._body else data).split(b"\n\n")
+        self._body = blocks.pop()  # the start of a frame still to come, if any
+        frames = []
+        for block in blocks:
+            frame = _parse(block, received)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _whole_chunks(self, data: bytes) -> bytes:
+        """`_dechunk` of a read that starts at a chunk's head (a server writes a chunk at a
+        time, so most reads are whole chunks): sliced from `data`, with no buffer; a piece
+        left over (a chunk cut by the read) goes to `_dechunk`'s buffer."""
+        out: list[bytes] = []
+        pos, size_of = 0, len(data)
+        while pos < size_of and not self.ended:  # (what follows the last chunk is ignored)
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(data[pos:eol].partition(b";")[0], 16)
+            if size == 0:
+                self.ended = True
+                return b"".join(out)
+            end = eol + 2 + size
+            if end + 2 > size_of:
+                break
+            out.append(data[eol + 2 : end])
+            pos = end + 2
+        if pos < size_of and not self.ended:
+            return b"".join(out) + self._dechunk(data[pos:])
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _dechunk(self, data: bytes) -> bytes:
         raw = self._raw
