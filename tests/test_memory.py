@@ -40,7 +40,8 @@ async def history_after(
     if earlier:
         await redis.rpush(KEYS.history(S), *earlier)
     settings = Settings(history_max_jobs=jobs, history_max_bytes=max_bytes)
-    await memory.record(AutoPipeline(redis), KEYS, S, TURNS, settings)
+    outcome = ("job-1", {"status": "completed"})
+    await memory.record(AutoPipeline(redis), KEYS, S, TURNS, settings, outcome)
     kept: list[bytes] = await redis.lrange(KEYS.history(S), 0, -1)
     return kept
 

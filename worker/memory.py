@@ -52,17 +52,14 @@ local function push_history(history, session, item, max_items, max_bytes)
 end
 """
 
-# KEYS: the history, the session, and (with a job's outcome) the records; ARGV: the turns,
-# the bounds, then the record's field/value pairs: the history and the outcome in one call
+# KEYS: the history, the session, the records; ARGV: the turns, the bounds, then the
+# record's field/value pairs: a completed job's history and outcome in one call
 RECORD_LUA = (
     PUSH_FUNCTION
     + UPDATE_FUNCTION
     + """
 push_history(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
-if #KEYS == 3 then
-  return update_record(KEYS[3], {unpack(ARGV, 4)})
-end
-return 1
+return update_record(KEYS[3], {unpack(ARGV, 4)})
 """
 )
 
@@ -89,15 +86,12 @@ async def record(
     s: SessionRef,
     turns: list[Message],
     settings: Settings,
-    outcome: tuple[str, dict[str, Any]] | None = None,
+    outcome: tuple[str, dict[str, Any]],
 ) -> None:
-    """Append one finished job's turns (if the session still exists) and trim the oldest
-    exchanges beyond the bounds; with `outcome` (job id, fields), set those fields of the
-    job's record in the same call (`JobStore.update`)."""
-    keys_ = [keys.history(s), keys.session(s)]
+    """Append a completed job's turns (if the session still exists) and trim the oldest
+    exchanges beyond the bounds, and set `outcome`'s fields (job id, fields) of the job's
+    record in the same call (as `JobStore.update` would)."""
+    keys_ = [keys.history(s), keys.session(s), keys.records(s)]
     args: list[Any] = [_encoder.encode(turns), settings.history_max_jobs]
-    args.append(settings.history_max_bytes)
-    if outcome is not None:
-        keys_.append(keys.records(s))
-        args += update_args(*outcome)
+    args += (settings.history_max_bytes, *update_args(*outcome))
     await pipe.script(pipe.register(RECORD_LUA), keys_, args)
