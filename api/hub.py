@@ -181,6 +181,17 @@ class Attached:
         self.wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pinger: asyncio.TimerHandle | None = None
 
+    def ping(self, topic: "Topic", ping_s: float) -> None:
+        """A timer's: write a ping and schedule the next, or leave the direct path (the task
+        path times a stalled reader out). A method, not a closure in `Follower.attach`: a
+        closure that schedules itself is a reference cycle (and it held the topic's buffer
+        and the connection until the collector's next full pass); this one ends with
+        `Topic.detach`, which cancels the timer."""
+        if self not in topic.attached or not self.writer.offer(PING):
+            topic.detach(self)
+            return
+        self.pinger = asyncio.get_running_loop().call_later(ping_s, self.ping, topic, ping_s)
+
 
 class Topic:
     """One followed session: its buffer of newest entries and the clients waiting on it."""
@@ -401,6 +412,7 @@ class Hub:
         del self._by_tag[topic.tag]
         if topic.syncing is not None:
             topic.syncing.cancel()
+            topic.syncing = None  # a cancelled task keeps its traceback, which holds the topic
         topic.detach_all()
         if self._subscriber.per_session:
             self._queue_command("unsubscribe", topic.channel)
@@ -627,16 +639,10 @@ class Follower:
         write; pings are sent meanwhile. A run that ends job `only` is left to the task."""
         topic = self.topic
         attached = Attached(writer, cursor, only)
-        loop = asyncio.get_running_loop()
-
-        def ping() -> None:
-            if attached not in topic.attached or not writer.offer(PING):
-                topic.detach(attached)  # the task path times a stalled reader out
-                return
-            attached.pinger = loop.call_later(ping_s, ping)
-
         topic.attached[attached] = None
-        attached.pinger = loop.call_later(ping_s, ping)
+        attached.pinger = asyncio.get_running_loop().call_later(
+            ping_s, attached.ping, topic, ping_s
+        )
         try:
             await attached.wake
         finally:

@@ -12,7 +12,10 @@ when the app's lifespan did not run (no state). The FastAPI routes stay declared
 
 It also records the server's own `send` in the scope (`RAW_SEND`) for every request, for
 the SSE responses' direct writes (`api.transport_writer`): the `send` a FastAPI route
-receives is wrapped by starlette's middleware.
+receives is wrapped by starlette's middleware. It is removed when the request ends: the
+scope holding uvicorn's cycle, which holds the scope, is a reference cycle that would
+keep the request's whole state (its connection, its stream's objects) alive until the
+collector's next full pass, and such passes then freed a wave of ended streams at once.
 """
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,11 +39,16 @@ class Outermost:
         self.jobs = jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[RAW_SEND] = send
+        try:
             if not scope.get("root_path") and await self._served(scope, receive, send):
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+        finally:
+            del scope[RAW_SEND]  # see above
 
     async def _served(self, scope: Scope, receive: Receive, send: Send) -> bool:
         method, path = scope["method"], scope["path"]

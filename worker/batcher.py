@@ -76,9 +76,9 @@ class Batcher:
                 gap = started + MIN_ROUND_S - loop.time()
                 if gap > 0 and jobs >= BUSY_ROUND_JOBS:
                     await asyncio.sleep(gap)
-                started, taken = loop.time(), self._take()
-                jobs = len(taken)
-                await self._round(taken)
+                started = loop.time()
+                # not kept in a local: an idle batcher must not hold its last round's jobs
+                jobs = await self._round(self._take())
 
     def _take(self) -> list[tuple[Source, Append]]:
         """The next round: ready sources, in the order they became ready, within `MAX_ROUND`
@@ -96,15 +96,16 @@ class Batcher:
                 room -= sum(len(out.data) for out in append.batch)
         return taken
 
-    async def _round(self, taken: list[tuple[Source, Append]]) -> None:
+    async def _round(self, taken: list[tuple[Source, Append]]) -> int:
+        """Send one round; returns how many jobs it carried."""
         if not taken:
-            return
+            return 0
         try:
             outcomes = await self._send([a for _, a in taken])
         except Exception as exc:  # Redis stayed away past the retry window
             for source, _ in taken:
                 source.failed(exc)
-            return
+            return len(taken)
         appended = 0
         for (source, append), outcome in zip(taken, outcomes, strict=True):
             if isinstance(outcome, SpoolError):
@@ -113,6 +114,7 @@ class Batcher:
                 source.written(len(append.batch))
                 appended += len(append.batch)
         EVENTS_APPENDED.inc(appended)
+        return len(taken)
 
     async def _send(self, appends: list[Append]) -> list[int | SpoolError]:
         loop = asyncio.get_running_loop()

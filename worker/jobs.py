@@ -173,6 +173,10 @@ async def _attempt(attempt: "Attempt") -> str:
     finally:  # on the normal path everything is flushed already; this bounds error paths
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(attempt.pub.flush(), FLUSH_ON_CANCEL_S)
+        # the attempt and its generation (which holds the attempt's save callbacks) are a
+        # reference cycle: ended here, the job's state is freed now, not by the
+        # collector's next pass over a wave of ended jobs at once
+        attempt.gen = None
 
 
 async def start_next(state: WorkerState, session: SessionRef, finished_job_id: str) -> None:
