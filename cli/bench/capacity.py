@@ -61,6 +61,8 @@ def _summary(figures: Figures) -> dict[str, Any]:
         "concurrency_reached": figures["worker_concurrency_reached"],
         "relay_ms_steady": figures["steady"]["relay_ms"],
         "relay_ms": figures["relay_ms"],
+        "relay_split": figures["relay_split"],
+        "relay_by_second": figures["relay_by_second"],
         "cpu": figures["cpu"],
         "errors": figures["errors"]["count"],
     }
