@@ -12,10 +12,11 @@ when the app's lifespan did not run (no state). The FastAPI routes stay declared
 
 It also records the server's own `send` in the scope (`RAW_SEND`) for every request, for
 the SSE responses' direct writes (`api.transport_writer`): the `send` a FastAPI route
-receives is wrapped by starlette's middleware. It is removed when the request ends: the
-scope holding uvicorn's cycle, which holds the scope, is a reference cycle that would
-keep the request's whole state (its connection, its stream's objects) alive until the
-collector's next full pass, and such passes then freed a wave of ended streams at once.
+receives is wrapped by starlette's middleware. It is removed when the request ends: that
+`send` is a method of uvicorn's request cycle, which holds the scope, so the entry makes a
+reference cycle that would keep the request's whole state (its connection, its stream's
+objects) alive until the collector's next full pass, and such passes then freed a wave of
+ended streams at once.
 """
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,7 +49,7 @@ class Outermost:
                 return
             await self.app(scope, receive, send)
         finally:
-            del scope[RAW_SEND]  # see above
+            scope.pop(RAW_SEND, None)  # see above
 
     async def _served(self, scope: Scope, receive: Receive, send: Send) -> bool:
         method, path = scope["method"], scope["path"]
