@@ -5,6 +5,7 @@ are played deterministically. Pins that every entry is buffered once and in orde
 that `Hub._apply`'s textual comparison of a notice's "before" id never takes a stale
 notice for the next one."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -245,3 +246,26 @@ async def submission_start(redis: Redis, s: SessionRef, queued: list[bytes]) -> 
     """The stream as `queued_session`'s append left it, as the submit script reports it."""
     born = await redis.hget(KEYS.marks(s), "_born")  # type: ignore[misc]
     return Start(born, entry(queued[0], b"job.queued", b"j", b"{}"))
+
+
+async def _script_loads(redis: Redis) -> int:
+    """`SCRIPT LOAD`s this Redis has run (`cmdstat_script|load`; Redis 6: all of `SCRIPT`)."""
+    stats: dict[str, dict[str, int]] = await redis.info("commandstats")  # type: ignore[assignment]
+    return sum(
+        v["calls"] for k, v in stats.items() if k in ("cmdstat_script|load", "cmdstat_script")
+    )
+
+
+async def test_readers_that_need_the_read_script_load_it_once(
+    redis: Redis, session_id: str
+) -> None:
+    s, _, queued = await queued_session(redis, session_id)
+    hub = Hub(redis, KEYS)
+    async with following(hub, s) as follower:
+        await redis.script_flush()  # as after a restart: the read script is not in Redis
+        before = await _script_loads(redis)
+        reads = await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
+        assert await _script_loads(redis) - before == 1  # not one per reader
+        await redis.script_flush()  # gone again while the hub holds it as loaded
+        reads += await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
+    assert all([e.raw_id for e in read] == queued for read in reads)
