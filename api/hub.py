@@ -48,17 +48,17 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import NamedTuple, Protocol
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from spool.api import metrics, sse_encoder
 from spool.api.subscriber import subscriber_for
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, redis_stream_id
 from spool.shared.keys import NOTIFY, Keys, SessionRef
+from spool.shared.scripts import scripts_of
 from spool.shared.streams import DELETED, Notice, decode_notices
 from spool_client.events import TERMINAL_TYPES
 
@@ -348,8 +348,7 @@ class Hub:
         self._notices = keys.notices.encode()
         self._subscriber = subscriber_for(redis, keys.notices, self._on_message)
         self._read_sha = redis.register_script(READ_LUA).sha
-        self._read_loaded = False  # READ_LUA is known to be in Redis's script cache
-        self._loading: asyncio.Future[None] | None = None  # the one `SCRIPT LOAD` out
+        self._scripts = scripts_of(redis)
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -403,31 +402,13 @@ class Hub:
     async def read(self, topic: Topic, cursor: StreamId) -> list[Entry]:
         """Entries after `cursor` from Redis: at most `batch`, about `MAX_BATCH_BYTES`."""
         args = (format_stream_id(cursor), self.batch, MAX_BATCH_BYTES)
-        if not self._read_loaded:
-            await self._load_read()
-        run = self.redis.execute_command  # redis-py's script objects would load on NOSCRIPT
         command = ("EVALSHA", self._read_sha, 1, topic.key, *args)
-        try:
-            flat: list[bytes] = await run(*command)  # type: ignore[no-untyped-call]
-        except NoScriptError:  # Redis restarted or flushed its scripts
-            self._read_loaded = False
-            await self._load_read()
-            flat = await run(*command)  # type: ignore[no-untyped-call]
+
+        def evalsha() -> Awaitable[list[bytes]]:  # not a script object: `shared/scripts.py`
+            return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
+        flat = await self._scripts.run(READ_LUA, self._read_sha, evalsha)
         return [entry(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
-
-    async def _load_read(self) -> None:
-        """Load READ_LUA once for every reader that needs it now. Readers that each met
-        `NOSCRIPT` and loaded it themselves (redis-py's script objects do) made a burst of
-        connecting clients, after a start or a deploy, send one `SCRIPT LOAD` each, and
-        each error reply left a reference cycle in redis-py (~23 objects, freed only by a
-        full collection): 8,000 followers, ~150,000 objects."""
-        if self._loading is None or self._loading.done():
-            self._loading = asyncio.ensure_future(self._load_read_once())
-        await asyncio.shield(self._loading)
-
-    async def _load_read_once(self) -> None:
-        await self.redis.script_load(READ_LUA)
-        self._read_loaded = True
 
     # -- topic upkeep ---------------------------------------------------------------
 

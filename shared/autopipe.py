@@ -19,14 +19,16 @@ is written is not sent.
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import ConnectionPool
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
+
+from spool.shared.connections import one_per_client
+from spool.shared.scripts import scripts_of
 
 MAX_BATCH = 256  # commands per write; a larger turn's commands go out as several batches
 
@@ -37,7 +39,8 @@ class AutoPipeline:
     def __init__(self, redis: Redis, max_batch: int = MAX_BATCH) -> None:
         self._redis = redis
         self._pool: ConnectionPool = redis.connection_pool
-        self._scripts: dict[str, AsyncScript] = {}
+        self._registered: dict[str, AsyncScript] = {}
+        self._scripts = scripts_of(redis)
         self._max_batch = max_batch
         self._queued: list[_Queued] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -53,19 +56,16 @@ class AutoPipeline:
 
     def register(self, lua: str) -> AsyncScript:
         """`lua` as a script of this pipeline's client (one object per source, kept)."""
-        script = self._scripts.get(lua)
+        script = self._registered.get(lua)
         if script is None:
-            script = self._scripts[lua] = self._redis.register_script(lua)
+            script = self._registered[lua] = self._redis.register_script(lua)
         return script
 
     async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """`script` run by its SHA in the current turn's batch (loaded again, and run once
-        more, if Redis lost it: it was not run then)."""
-        try:
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:  # Redis restarted or flushed
-            await script.registered_client.script_load(script.script)
-            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        """`script` run by its SHA in the current turn's batch (loaded first, once for all
+        callers, and again if Redis lost it: `shared/scripts.py`)."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await self._scripts.run(script.script, script.sha, lambda: self.call(*command))
 
     def _cut(self) -> None:
         queued, self._queued = self._queued, []
@@ -110,15 +110,8 @@ class AutoPipeline:
         await asyncio.gather(*self._sending, return_exceptions=True)
 
 
-_shared: "weakref.WeakKeyDictionary[Redis, AutoPipeline]" = weakref.WeakKeyDictionary()
-
-
-def shared(redis: Redis) -> AutoPipeline:
-    """The client's one `AutoPipeline`: every component using it joins the same batches."""
-    pipe = _shared.get(redis)
-    if pipe is None:
-        pipe = _shared[redis] = AutoPipeline(redis)
-    return pipe
+# the client's one `AutoPipeline`: every component using it joins the same batches
+shared = one_per_client(AutoPipeline)
 
 
 def _fail(queued: list[_Queued], exc: BaseException) -> None:

@@ -1,6 +1,7 @@
 """Redis clients, each owned by whoever opens it (an API lifespan, a worker start-up)."""
 
-from collections.abc import Awaitable
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis
@@ -15,6 +16,19 @@ from spool.shared.sentinel import is_sentinel_url, open_sentinel_redis
 from spool.shared.settings import Settings
 
 T = TypeVar("T")
+
+
+def one_per_client(make: Callable[[Redis], T]) -> Callable[[Redis], T]:
+    """A getter of `make(redis)`, made once per client and kept as long as the client."""
+    made: weakref.WeakKeyDictionary[Redis, T] = weakref.WeakKeyDictionary()
+
+    def get(redis: Redis) -> T:
+        found = made.get(redis)
+        if found is None:
+            found = made[redis] = make(redis)
+        return found
+
+    return get
 
 
 def awaited(result: Awaitable[T] | T) -> Awaitable[T]:

@@ -29,12 +29,13 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from spool.shared.cluster import ClusterRedis
 from spool.shared.connections import awaited
 from spool.shared.errors import SpoolError
 from spool.shared.keys import EVENTS, MARKS, NOTIFY, TOMBSTONE, Keys, SessionRef
+from spool.shared.scripts import scripts_of
 from spool_client.events import TERMINAL_TYPES
 
 _TERMINAL = " or ".join(f"t == '{t}'" for t in sorted(TERMINAL_TYPES))
@@ -305,6 +306,7 @@ class StreamWriter:
         self._many_lua = APPEND_MANY_LUA_SHARDED if sharded else APPEND_MANY_LUA
         self._script = redis.register_script(self._lua)
         self._many_sha = redis.register_script(self._many_lua).sha
+        self._scripts = scripts_of(redis)
         self._retention_s = retention_s
         self._maxlen = maxlen
         self._own: AbstractConnection | None = None  # see `_own_call`
@@ -341,11 +343,11 @@ class StreamWriter:
         first = appends[0].session
         keys_ = [k.stream(first), k.marks(first), k.tombstone(first)]
         args = [self._retention_s, self._maxlen, _pack(flat), k.notices]
-        try:
-            results = await self._evalsha_many(keys_, args)
-        except NoScriptError:  # Redis restarted or flushed
-            await self._redis.script_load(self._many_lua)  # on a cluster: on every primary
-            results = await self._evalsha_many(keys_, args)  # idempotent: written seqs skipped
+        # a round lost to NOSCRIPT did not run: run again once loaded (on a cluster: on
+        # every primary); idempotent anyway, written seqs are skipped
+        results = await self._scripts.run(
+            self._many_lua, self._many_sha, lambda: self._evalsha_many(keys_, args)
+        )
         return [_outcome(r) for r in results]
 
     async def _evalsha_many(self, keys_: list[str], args: list[Any]) -> list[Any]:

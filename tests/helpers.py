@@ -1,10 +1,11 @@
-"""Small test helpers over the public HTTP API."""
+"""Small test helpers over the public HTTP API (and one over Redis's own counters)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from tests.sse import Frame, frames
 
@@ -57,3 +58,10 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, within_s: f
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def script_loads(redis: Redis) -> int:
+    """`SCRIPT LOAD`s this Redis has run (`cmdstat_script|load`; Redis 6: all of `SCRIPT`)."""
+    stats: dict[str, dict[str, int]] = await redis.info("commandstats")  # type: ignore[assignment]
+    names = ("cmdstat_script|load", "cmdstat_script")
+    return sum(v["calls"] for k, v in stats.items() if k in names)

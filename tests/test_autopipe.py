@@ -12,6 +12,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from spool.shared.autopipe import MAX_BATCH, AutoPipeline
 from spool.shared.connections import open_redis
+from tests.helpers import script_loads
 from tests.procs import until
 
 pytestmark = pytest.mark.inprocess
@@ -112,3 +113,14 @@ async def test_a_script_that_redis_lost_is_loaded_again_and_run_once(redis: Redi
     assert await pipe.script(script, ["runs"], []) == 1
     await redis.script_flush()  # as after a restart
     assert await pipe.script(script, ["runs"], []) == 2
+
+
+async def test_callers_of_a_script_redis_does_not_hold_load_it_once(redis: Redis) -> None:
+    pipe = AutoPipeline(redis)
+    script = pipe.register("return redis.call('INCR', KEYS[1])")
+    for _ in range(2):  # a script never run here, then one Redis lost (a restart)
+        await redis.script_flush()
+        before = await script_loads(redis)
+        runs = await asyncio.gather(*(pipe.script(script, ["herd"], []) for _ in range(50)))
+        assert await script_loads(redis) - before == 1  # not one per caller
+        assert sorted(runs) == list(range(runs[0], runs[0] + 50))  # each ran once

@@ -20,6 +20,7 @@ from spool.shared.connections import open_redis
 from spool.shared.ids import StreamId, redis_stream_id
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import Outgoing, StreamWriter
+from tests.helpers import script_loads
 
 pytestmark = pytest.mark.inprocess
 
@@ -248,14 +249,6 @@ async def submission_start(redis: Redis, s: SessionRef, queued: list[bytes]) -> 
     return Start(born, entry(queued[0], b"job.queued", b"j", b"{}"))
 
 
-async def _script_loads(redis: Redis) -> int:
-    """`SCRIPT LOAD`s this Redis has run (`cmdstat_script|load`; Redis 6: all of `SCRIPT`)."""
-    stats: dict[str, dict[str, int]] = await redis.info("commandstats")  # type: ignore[assignment]
-    return sum(
-        v["calls"] for k, v in stats.items() if k in ("cmdstat_script|load", "cmdstat_script")
-    )
-
-
 async def test_readers_that_need_the_read_script_load_it_once(
     redis: Redis, session_id: str
 ) -> None:
@@ -263,9 +256,9 @@ async def test_readers_that_need_the_read_script_load_it_once(
     hub = Hub(redis, KEYS)
     async with following(hub, s) as follower:
         await redis.script_flush()  # as after a restart: the read script is not in Redis
-        before = await _script_loads(redis)
+        before = await script_loads(redis)
         reads = await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
-        assert await _script_loads(redis) - before == 1  # not one per reader
+        assert await script_loads(redis) - before == 1  # not one per reader
         await redis.script_flush()  # gone again while the hub holds it as loaded
         reads += await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
     assert all([e.raw_id for e in read] == queued for read in reads)
