@@ -51,6 +51,20 @@ def test_a_chunked_response_cut_anywhere_gives_the_same_frames(size: int) -> Non
     assert parsed(frames) == EXPECTED
 
 
+def test_reads_of_one_chunk_each_give_the_same_frames() -> None:
+    """A server writes one chunk per event, so most reads are one chunk holding one frame:
+    the parser's shortcut for them must agree with its general path, and leave a chunk of
+    two frames to it."""
+    pieces = [EVENTS[0], EVENTS[1] + EVENTS[2], *EVENTS[3:]]
+    parser = SseParser()
+    frames = parser.feed(HEAD + b"transfer-encoding: chunked\r\n\r\n", received=1.0)
+    for piece in pieces:
+        frames += parser.feed(b"%x\r\n%s\r\n" % (len(piece), piece), received=1.0)
+    frames += parser.feed(b"0\r\n\r\n", received=1.0)
+    assert parser.ended
+    assert parsed(frames) == EXPECTED
+
+
 def test_a_close_delimited_response_is_read_to_the_end() -> None:
     parser = SseParser()
     frames = parser.feed(HEAD + b"\r\n" + b"".join(EVENTS[:2]), 1.0)

@@ -65,6 +65,22 @@ def _parse(block: bytes, received: float) -> Frame | None:
     return Frame(received, fid, event, data) if data else None
 
 
+def _one_frame(data: bytes) -> bytes | None:
+    """The frame's block when `data` is exactly one chunk holding exactly one whole frame
+    (what a server writes for one event), else None (the general path then decodes it)."""
+    eol = data.find(b"\r\n")
+    if not 0 < eol <= 8 or not data.endswith(b"\n\n\r\n"):
+        return None
+    try:
+        size = int(data[:eol], 16)
+    except ValueError:  # a chunk extension: the general path
+        return None
+    end = len(data) - 4  # the frame's blank line, then the chunk's CRLF
+    if eol + 4 + size != len(data) or data.find(b"\n\n", eol + 2) != end:
+        return None
+    return data[eol + 2 : end]
+
+
 class SseParser:
     """Bytes of one response in, frames out. `status` is set once the head has arrived;
     `ended` once the last chunk has (a close-delimited body ends with the connection)."""
@@ -89,7 +105,14 @@ class SseParser:
             data = bytes(self._raw[end + 4 :])
             self._raw.clear()
         if self.chunked:
-            data = self._dechunk(data) if self._raw or self._left else self._whole_chunks(data)
+            if self._raw or self._left:
+                data = self._dechunk(data)
+            else:
+                one = _one_frame(data) if not self._body else None
+                if one is not None:  # the common read: one chunk holding one whole frame
+                    frame = _parse(one, received)
+                    return [frame] if frame is not None else []
+                data = self._whole_chunks(data)
         if not data:
             return []
         blocks = (self._body + data if self._body else data).split(b"\n\n")
