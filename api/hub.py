@@ -11,8 +11,10 @@ Design (notify-then-range):
 - Each followed session is a `Topic` with a bounded ring buffer of its newest
   entries. A notification whose "before" id is where the buffer ends is appended as it
   is (no Redis read); otherwise (a missed notification, start-up, a recreated stream)
-  the hub reads what is new with one `XRANGE` on the shared, bounded connection pool,
-  however many clients follow the session. Notices that come while such a read is out
+  the hub reads what is new with one read (`READ_LUA`), however many clients follow
+  the session. Reads go through the client's auto-pipeline (`shared/autopipe.py`): the
+  reads of one event-loop turn (a burst of clients joining or resuming) share one write
+  and one pooled connection. Notices that come while such a read is out
   are held and applied after it (those it already read are dropped), so a busy session
   does not read again at every token while its read waits for the pool.
 - A client keeps only a cursor. It reads from the buffer when the buffer covers its
@@ -56,6 +58,8 @@ from redis.asyncio import Redis
 
 from spool.api import metrics, sse_encoder
 from spool.api.subscriber import subscriber_for
+from spool.shared import autopipe
+from spool.shared.cluster import ClusterRedis
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, redis_stream_id
 from spool.shared.keys import NOTIFY, Keys, SessionRef
 from spool.shared.scripts import scripts_of
@@ -349,6 +353,10 @@ class Hub:
         self._subscriber = subscriber_for(redis, keys.notices, self._on_message)
         self._read_sha = redis.register_script(READ_LUA).sha
         self._scripts = scripts_of(redis)
+        # reads join the loop turn's other commands in one round trip (`shared/autopipe.py`):
+        # a burst of clients joining (or resuming) reads without a pool checkout each; a
+        # cluster client routes each read to its shard itself
+        self._pipe = None if isinstance(redis, ClusterRedis) else autopipe.shared(redis)
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -373,6 +381,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._subscriber.aclose()
+        if self._pipe is not None:
+            await self._pipe.aclose()  # reads already written get their replies
 
     @contextlib.asynccontextmanager
     async def follow(
@@ -405,6 +415,8 @@ class Hub:
         command = ("EVALSHA", self._read_sha, 1, topic.key, *args)
 
         def evalsha() -> Awaitable[list[bytes]]:  # not a script object: `shared/scripts.py`
+            if self._pipe is not None:
+                return self._pipe.call(*command)
             return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
         flat = await self._scripts.run(READ_LUA, self._read_sha, evalsha)

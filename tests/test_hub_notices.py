@@ -262,3 +262,25 @@ async def test_readers_that_need_the_read_script_load_it_once(
         await redis.script_flush()  # gone again while the hub holds it as loaded
         reads += await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
     assert all([e.raw_id for e in read] == queued for read in reads)
+
+
+async def test_readers_that_join_at_once_share_one_connection(
+    redis_url: str, redis: Redis, session_id: str
+) -> None:
+    """A burst of clients joining a session (or resuming after a deploy) reads its history
+    in one round trip: not one pooled command, and one connection, per reader."""
+    s, _, queued = await queued_session(redis, session_id)
+    name = f"readers-{session_id}"[:60]
+    reader = open_redis(redis_url, 8, client_name=name)
+    hub = Hub(reader, KEYS)
+    try:
+        async with following(hub, s) as follower:
+            if follower.topic.syncing is not None:
+                await sync_ends(follower.topic)  # its own commands: the pool's first connection
+            reads = await asyncio.gather(*(hub.read(follower.topic, (0, 0)) for _ in range(50)))
+            clients = await redis.client_list()
+    finally:
+        await hub.aclose()
+        await reader.aclose()
+    assert all([e.raw_id for e in read] == queued for read in reads)
+    assert len([c for c in clients if c["name"] == name]) == 1  # was up to the pool's 8
