@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import uvloop
 
+from spool.cli.bench.clients import Spec, run_group
 from spool.cli.bench.wire import Frame, SseParser, WireError, follow
 
 pytestmark = pytest.mark.unit
@@ -121,3 +122,64 @@ def test_follow_runs_on_uvloop() -> None:
         return got
 
     assert parsed(uvloop.run(main())) == EXPECTED
+
+
+def terminal_response() -> bytes:
+    frame = b'id: 3-0\nevent: job.completed\ndata: {"ts":3}\n\n'
+    return HEAD + b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (len(frame), frame)
+
+
+@contextlib.asynccontextmanager
+async def holding_server() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A server that answers `/ok` with a job's end and keeps the connection open until the
+    client closes it (recording the path then), `/probe` at once, anything else with 500."""
+    closed: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        path = (await reader.readuntil(b"\r\n\r\n")).split(b" ")[1]
+        if path == b"/ok":
+            writer.write(terminal_response())
+            await writer.drain()
+            await reader.read()  # until the client closes
+            closed.append(path)
+        elif path == b"/probe":
+            writer.write(chunked())
+        else:
+            writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], closed
+
+
+async def test_a_lingering_client_keeps_its_connection_until_it_may_leave() -> None:
+    had_enough, may_leave = asyncio.Event(), asyncio.Event()
+
+    async def linger() -> None:
+        had_enough.set()
+        await may_leave.wait()
+
+    async with holding_server() as (port, closed):
+        client = asyncio.create_task(
+            follow("127.0.0.1", port, "/ok", lambda frames: True, linger=linger)
+        )
+        await had_enough.wait()
+        # a whole exchange on another connection: the server has seen any close by now
+        await follow("127.0.0.1", port, "/probe", lambda frames: False)
+        assert closed == []
+        may_leave.set()
+        await client
+        await follow("127.0.0.1", port, "/probe", lambda frames: False)
+        assert closed == [b"/ok"]
+
+
+async def test_lingering_clients_leave_together_even_when_one_fails() -> None:
+    specs = [Spec("GET", "/ok", stop_after=1, linger=True), Spec("GET", "/bad", linger=True)]
+    async with holding_server() as (port, closed):
+        async with asyncio.timeout(10):  # a departure that waited for the failed one hangs
+            results = await run_group("127.0.0.1", port, specs, [0] * 5, 10, 10)
+        await follow("127.0.0.1", port, "/probe", lambda frames: False)
+    assert [r.events for r in results] == [1, 0]
+    assert "500" in results[1].error
+    assert closed == [b"/ok"]

@@ -26,12 +26,15 @@ CONNECTED, EVENTS, DONE, FAILED, CPU_US = range(5)  # slots of a generator's sha
 
 
 class Spec(msgspec.Struct, array_like=True):
-    """One client: its request, and how many terminal events end it (0: the server does)."""
+    """One client: its request, and how many terminal events end it (0: the server does).
+    `linger`: once ended, it keeps its connection open until every lingering client of its
+    generator has ended too; then they all leave (`Departure`)."""
 
     method: str
     path: str
     body: bytes | None = None
     stop_after: int = 0
+    linger: bool = False
 
 
 class Result(msgspec.Struct, array_like=True):
@@ -86,12 +89,44 @@ def _record(result: Result, frame: Frame) -> None:
         result.terminal_ts = _decode(data).ts
 
 
+class Departure:
+    """Clients that leave together: each, once it has had enough (or failed), waits until
+    all of them have."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._all = asyncio.Event()
+        if count == 0:
+            self._all.set()
+
+    def arrived(self) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self._all.set()
+
+    async def wait(self) -> None:
+        await self._all.wait()
+
+
 async def run_client(
-    host: str, port: int, spec: Spec, counters: Any, opening: asyncio.Semaphore
+    host: str,
+    port: int,
+    spec: Spec,
+    counters: Any,
+    opening: asyncio.Semaphore,
+    departure: Departure | None = None,
 ) -> Result:
     result = Result(started=time.time())
     terminals = 0
     connected = False
+    arrived = False
+
+    async def linger() -> None:
+        nonlocal arrived
+        arrived = True
+        assert departure is not None
+        departure.arrived()
+        await departure.wait()
 
     def on_head() -> None:
         nonlocal connected
@@ -112,11 +147,22 @@ async def run_client(
 
     await opening.acquire()
     try:
-        await follow(host, port, spec.path, on_frames, spec.method, spec.body, on_head=on_head)
+        await follow(
+            host,
+            port,
+            spec.path,
+            on_frames,
+            spec.method,
+            spec.body,
+            on_head=on_head,
+            linger=linger if spec.linger and departure is not None else None,
+        )
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         counters[FAILED] += 1
     finally:
+        if spec.linger and departure is not None and not arrived:
+            departure.arrived()  # failed: the others need not wait for it
         if connected:
             counters[CONNECTED] -= 1
         else:
@@ -128,13 +174,15 @@ async def run_client(
 async def run_group(
     host: str, port: int, specs: list[Spec], counters: Any, open_limit: int, hold_limit: int
 ) -> list[Result]:
-    """Run `specs` at once (at most `open_limit` connecting, `hold_limit` open at a time)."""
+    """Run `specs` at once (at most `open_limit` connecting, `hold_limit` open at a time:
+    lingering clients must all fit in `hold_limit`)."""
     opening = asyncio.Semaphore(open_limit)
     holding = asyncio.Semaphore(hold_limit)
+    departure = Departure(sum(1 for s in specs if s.linger))
 
     async def one(spec: Spec) -> Result:
         async with holding:
-            return await run_client(host, port, spec, counters, opening)
+            return await run_client(host, port, spec, counters, opening, departure)
 
     return await asyncio.gather(*(one(s) for s in specs))
 

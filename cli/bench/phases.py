@@ -5,7 +5,10 @@
 - `streams`: many concurrent generations, each followed by one client: relay delay
   (worker stamp → client arrival), events/s, worker concurrency and CPU.
 - `fanout`: many SSE clients on few sessions held by one API process: Redis
-  connections, RSS per client, then a generation per session fanned out to all.
+  connections, RSS per client, then a generation per session fanned out to all. The
+  clients stay until every session's job has ended and then leave together: their
+  leaving (10,000 disconnects in about a second) is measured as its own figure, the
+  API's CPU for it, instead of delaying the last deltas of the sessions still running.
 """
 
 import json
@@ -21,7 +24,7 @@ from spool.cli.bench import stats
 from spool.cli.bench.clients import Result, Spec
 from spool.cli.bench.generators import Live, run_generators
 from spool.cli.bench.meter import Meter
-from spool.cli.bench.stack import Stack, rss
+from spool.cli.bench.stack import Stack, cpu_seconds, rss
 
 Figures = dict[str, Any]
 Progress = Callable[[str, Live], None]
@@ -206,7 +209,7 @@ def _create_sessions(stack: Stack, count: int, run: str) -> list[str]:
 def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     sessions = _create_sessions(stack, opts.fanout_sessions, uuid.uuid4().hex[:8])
     specs = [
-        Spec("GET", f"/v1/sessions/{sessions[i % len(sessions)]}/events", stop_after=2)
+        Spec("GET", f"/v1/sessions/{sessions[i % len(sessions)]}/events", stop_after=2, linger=True)
         for i in range(opts.fanout_clients)
     ]
     body = job_body(opts.fanout_tokens, opts.fanout_tokens_per_second)
@@ -218,11 +221,16 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         sampler(live)
         if "clients_held" not in held and live.connected + live.failed >= live.total:
             _on_all_connected(stack, live, held, sessions, body)
+        if "clients_held" in held and "api_cpu_leaving" not in held and live.done > live.failed:
+            held["api_cpu_leaving"] = cpu_seconds(stack.api_pid)  # the first client left
         held["generator_cpu_s"] = live.cpu_seconds - held.get("generator_cpu_held", 0.0)
 
     results, elapsed = run_generators(
         stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
     )
+    left = _api_cpu_settled(stack)
+    leaving = held.get("api_cpu_leaving")
+    leaving_s = left - leaving if left is not None and isinstance(leaving, float) else None
     rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
     generating = sum(r.events for r in results) - held.get("events_held", 0)
     meter = held.get("meter")
@@ -249,9 +257,26 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "relay_ms_with_replay": stats.summary(stats.relay_ms(results)),
         "relay_by_second": stats.relay_by_second(results, held.get("wall_held_ms", 0.0)),
         "relay_split": stats.relay_parts(results),
+        "api_cpu_leaving_s": None if leaving_s is None else round(leaving_s, 3),
+        "api_us_per_client_leaving": (
+            None if leaving_s is None else round(leaving_s * 1e6 / max(1, len(results)), 1)
+        ),
         "errors": _errors(results),
         "_relay_samples": relay,
     }
+
+
+def _api_cpu_settled(stack: Stack, quiet_s: float = 0.005, cap_s: float = 10.0) -> float | None:
+    """The API's CPU time once it has gone quiet (under `quiet_s` of CPU in 0.2 s): the
+    departures it was still handling when the clients' processes ended are counted."""
+    last, deadline = cpu_seconds(stack.api_pid), time.monotonic() + cap_s
+    while last is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(stack.api_pid)
+        if now is None or now - last < quiet_s:
+            return now
+        last = now
+    return last
 
 
 def _relay_since(results: list[Result], since_ms: float) -> list[float]:

@@ -14,7 +14,7 @@ bytes arrived.
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import msgspec
@@ -172,6 +172,7 @@ class SseParser:
 
 
 OnFrames = Callable[[list[Frame]], bool]  # True: the client has had enough
+Linger = Callable[[], Awaitable[None]]  # once the client has had enough: until it may close
 
 
 class _Follow(asyncio.Protocol):
@@ -181,11 +182,13 @@ class _Follow(asyncio.Protocol):
         on_frames: OnFrames,
         on_head: Callable[[], None] | None,
         done: "asyncio.Future[None]",
+        lingers: bool = False,
     ) -> None:
         self.request = request
         self.on_frames = on_frames
         self.on_head = on_head
         self.done = done
+        self.lingers = lingers  # had enough: the connection stays open, what comes is dropped
         self.parser = SseParser()
         self.transport: asyncio.Transport | None = None
 
@@ -194,6 +197,8 @@ class _Follow(asyncio.Protocol):
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        if self.done.done():  # lingering
+            return
         parser = self.parser
         had_head = parser.status is not None
         frames = parser.feed(data, time.time())
@@ -218,7 +223,7 @@ class _Follow(asyncio.Protocol):
                 self.done.set_result(None)
             else:
                 self.done.set_exception(exc)
-        if self.transport is not None:
+        if self.transport is not None and not (exc is None and self.lingers):
             self.transport.close()
 
 
@@ -231,17 +236,22 @@ async def follow(
     body: bytes | None = None,
     *,
     on_head: Callable[[], None] | None = None,
+    linger: Linger | None = None,
 ) -> None:
     """Send one request and hand every read's frames to `on_frames` until it returns True,
-    the response ends or the connection closes; `on_head` is called once a 200 head is in."""
+    the response ends or the connection closes; `on_head` is called once a 200 head is in.
+    `linger`: once `on_frames` has had enough, the connection stays open (what else comes
+    is dropped) until `linger()` returns, so that clients can leave together."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     request = _request(method, host, port, path, body)
     transport, _ = await loop.create_connection(
-        lambda: _Follow(request, on_frames, on_head, done), host, port
+        lambda: _Follow(request, on_frames, on_head, done, linger is not None), host, port
     )
     try:
         await done
+        if linger is not None:
+            await linger()
     finally:
         transport.close()
 
