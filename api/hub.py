@@ -220,6 +220,9 @@ class Topic:
         self.held: list[Notice] = []  # notices that came while a sync ran (`Hub._apply`)
         self._changed: asyncio.Event | None = None  # made for the first waiter (`changed`)
         self.attached: dict[Attached, None] = {}  # insertion-ordered set
+        # reads of what the buffer does not cover, by cursor, shared by the followers that
+        # need the same one at once (`Hub.read_behind`)
+        self.reading: dict[StreamId, asyncio.Future[list[Entry]]] = {}
 
     def start_at(self, start: Start) -> None:
         """Synced without a read: `start.newest` is the stream's newest entry and
@@ -231,6 +234,31 @@ class Topic:
 
     def covers(self, cursor: StreamId) -> bool:
         return self.base is not None and cursor >= self.base
+
+    def keep_behind(self, entries: list[Entry], cursor: StreamId) -> None:
+        """Entries read from Redis after `cursor` (older than the buffer), kept in front of
+        it when they reach it and fit its bounds: the buffer then covers `cursor`. They
+        reach it when they hold its oldest entry (or, while it is empty, the entry at
+        `base`), which also proves they are the same stream (a stream created again has
+        other ids)."""
+        if self.base is None or self.dirty or self.gone or cursor >= self.base or not entries:
+            return
+        first = self.buffer[0].sid if self.buffer else self.base
+        reach = len(entries) - 1
+        while reach >= 0 and entries[reach].sid > first:
+            reach -= 1
+        if reach < 0 or entries[reach].sid != first:
+            return  # they end before the buffer, or are not the stream it holds
+        older = entries[:reach] if self.buffer else entries[: reach + 1]
+        size = sum(len(e.frame) for e in older)
+        if (
+            len(self.buffer) + len(older) > self.buffer_size
+            or self.buffered_bytes + size > MAX_BUFFER_BYTES
+        ):
+            return
+        self.buffer.extendleft(reversed(older))
+        self.buffered_bytes += size
+        self.base = cursor
 
     def after(self, cursor: StreamId, limit: int) -> list[Entry]:
         """Buffered entries with ids greater than `cursor` (oldest first, at most `limit`
@@ -421,6 +449,22 @@ class Hub:
 
         flat = await self._scripts.run(READ_LUA, self._read_sha, evalsha)
         return [entry(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
+
+    async def read_behind(self, topic: Topic, cursor: StreamId) -> list[Entry]:
+        """`read` of what the topic's buffer does not cover: once for all the followers
+        that need it at once (a crowd joining a session from its start, or resuming from
+        one id after a deploy), then kept in front of the buffer when it reaches it
+        (`Topic.keep_behind`), so that the followers who come next read memory."""
+        reading = topic.reading.get(cursor)
+        if reading is None:
+            reading = topic.reading[cursor] = asyncio.ensure_future(self.read(topic, cursor))
+            try:
+                entries = await asyncio.shield(reading)
+            finally:
+                del topic.reading[cursor]
+            topic.keep_behind(entries, cursor)
+            return entries
+        return await asyncio.shield(reading)  # a follower that leaves ends no one's read
 
     # -- topic upkeep ---------------------------------------------------------------
 
@@ -626,7 +670,7 @@ class Follower:
             if topic.covers(cursor):
                 batch = topic.after(cursor, limit)
             else:
-                batch = await self.hub.read(topic, cursor) or topic.after(cursor, limit)
+                batch = await self.hub.read_behind(topic, cursor) or topic.after(cursor, limit)
             if topic.gone:  # deleted while we read: what we read may be another incarnation's
                 raise SessionGone(topic.session.session_id)
             if batch:

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from spool.api.auth import OPEN_TENANT
 from spool.api.hub import Entry, Follower, Hub, Start, Topic, entry
 from spool.shared.connections import open_redis
-from spool.shared.ids import StreamId, redis_stream_id
+from spool.shared.ids import ZERO, StreamId, redis_stream_id
 from spool.shared.keys import Keys, SessionRef
 from spool.shared.streams import Outgoing, StreamWriter
 from tests.helpers import script_loads
@@ -284,3 +284,34 @@ async def test_readers_that_join_at_once_share_one_connection(
         await reader.aclose()
     assert all([e.raw_id for e in read] == queued for read in reads)
     assert len([c for c in clients if c["name"] == name]) == 1  # was up to the pool's 8
+
+
+async def evalsha_calls(redis: Redis) -> int:
+    stats: dict[str, dict[str, int]] = await redis.info("commandstats")  # type: ignore[assignment]
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+async def test_followers_that_join_from_one_id_read_redis_once_and_then_memory(
+    redis: Redis, session_id: str
+) -> None:
+    """A crowd joining a session from its start (or resuming after a deploy from one id)
+    needs what the hub's buffer does not hold: one read for all of them, kept in front of
+    the buffer, so that the followers who come next read memory."""
+    s, writer, queued = await queued_session(redis, session_id)
+    ids = list(queued)
+    for seq in range(1, 6):
+        ids += await writer.append(s, "j", 1, [Outgoing("text.delta", seq, b'{"d":1}')])
+    hub = Hub(redis, KEYS)
+    async with following(hub, s) as first, contextlib.AsyncExitStack() as more:
+        if first.topic.syncing is not None:
+            await sync_ends(first.topic)  # the buffer starts at the stream's end
+        assert not first.topic.covers(ZERO)
+        crowd = [first] + [await more.enter_async_context(hub.follow(s)) for _ in range(29)]
+        before = await evalsha_calls(redis)
+        batches = await asyncio.gather(*(f.next_batch(ZERO, 5) for f in crowd))
+        read_once = await evalsha_calls(redis) - before
+        async with hub.follow(s) as late:
+            batches.append(await late.next_batch(ZERO, 5))
+        assert await evalsha_calls(redis) - before == read_once
+    assert read_once == 1
+    assert all([e.raw_id for e in batch] == ids for batch in batches)
