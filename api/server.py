@@ -1,6 +1,7 @@
 """Serving the app with uvicorn: loopback checks for open mode, and a prompt SIGTERM."""
 
 import ipaddress
+import logging
 import socket
 from types import FrameType
 
@@ -52,6 +53,9 @@ def serve(settings: Settings, host: str, port: int, role: str, allow_open: bool)
         log_level=settings.log_level.lower(),
         # json: uvicorn's loggers propagate to Spool's root handler, one JSON object a line
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # uvicorn formats each response's access line (client, path quoted again) before
+        # the logger's level is checked: off when that level drops the lines anyway
+        access_log=logging.getLevelName(settings.log_level.upper()) <= logging.INFO,
         timeout_graceful_shutdown=5,
     )
     logs.install()  # after uvicorn.Config set up its loggers
