@@ -19,8 +19,11 @@ Design (notify-then-range):
   does not read again at every token while its read waits for the pool.
 - A client keeps only a cursor. It reads from the buffer when the buffer covers its
   cursor, and from Redis (`XRANGE`) otherwise: a new client catching up, or a slow
-  one that fell behind the buffer. Nothing queues per client, so a slow client costs
-  no memory and loses nothing; the socket's own back-pressure paces it.
+  one that fell behind the buffer. Clients that need the same cursor at once share one
+  read, which is kept in front of the buffer when it reaches it (`Hub.read_behind`): a
+  crowd joining a session from its start reads its history from Redis once. Nothing
+  queues per client, so a slow client costs no memory and loses nothing; the socket's
+  own back-pressure paces it.
 - The buffer starts at the stream's last id read once the subscription is confirmed, so
   every entry is either in Redis below the buffer or announced after it (a topic made
   before that is read again when it is confirmed, as after every reconnect).
@@ -458,6 +461,7 @@ class Hub:
         reading = topic.reading.get(cursor)
         if reading is None:
             reading = topic.reading[cursor] = asyncio.ensure_future(self.read(topic, cursor))
+            reading.add_done_callback(_retrieved)  # its error, when every reader has left
             try:
                 entries = await asyncio.shield(reading)
             finally:
@@ -644,6 +648,11 @@ class Hub:
             written = topic.extend(entries, job)
         topic.last_noticed = notice[-3]  # the next notice's `prev`, unless something else came
         return written
+
+
+def _retrieved(future: "asyncio.Future[list[Entry]]") -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not log it as never retrieved
 
 
 def _delivered(events: int) -> None:
