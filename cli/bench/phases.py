@@ -214,7 +214,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     ]
     body = job_body(opts.fanout_tokens, opts.fanout_tokens_per_second)
     sampler = Sampler(stack)
-    held: Figures = {"rss_before": rss(stack.api_pid)}
+    held: Figures = {"rss_before": rss(stack.api_pid), "api_cpu_before": _api_cpu_settled(stack)}
 
     def tick(live: Live) -> None:
         progress("fan-out", live)
@@ -228,9 +228,7 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
     results, elapsed = run_generators(
         stack.api_url, specs, processes=opts.processes, open_limit=512, on_tick=tick
     )
-    left = _api_cpu_settled(stack)
-    leaving = held.get("api_cpu_leaving")
-    leaving_s = left - leaving if left is not None and isinstance(leaving, float) else None
+    leaving, left = held.get("api_cpu_leaving"), _api_cpu_settled(stack)
     rss_delta = (held.get("rss_held") or 0) - (held["rss_before"] or 0)
     generating = sum(r.events for r in results) - held.get("events_held", 0)
     meter = held.get("meter")
@@ -257,13 +255,20 @@ def fanout(stack: Stack, opts: Options, progress: Progress) -> Figures:
         "relay_ms_with_replay": stats.summary(stats.relay_ms(results)),
         "relay_by_second": stats.relay_by_second(results, held.get("wall_held_ms", 0.0)),
         "relay_split": stats.relay_parts(results),
-        "api_cpu_leaving_s": None if leaving_s is None else round(leaving_s, 3),
-        "api_us_per_client_leaving": (
-            None if leaving_s is None else round(leaving_s * 1e6 / max(1, len(results)), 1)
+        "api_us_per_client_joining": _per_client_us(
+            held.get("api_cpu_before"), held.get("api_cpu_joined"), held.get("clients_held")
         ),
+        "api_us_per_client_leaving": _per_client_us(leaving, left, len(results)),
         "errors": _errors(results),
         "_relay_samples": relay,
     }
+
+
+def _per_client_us(before: float | None, after: float | None, clients: int | None) -> float | None:
+    """The API's CPU between two readings, per client (µs)."""
+    if before is None or after is None or not clients:
+        return None
+    return round((after - before) * 1e6 / clients, 1)
 
 
 def _api_cpu_settled(stack: Stack, quiet_s: float = 0.005, cap_s: float = 10.0) -> float | None:
@@ -294,6 +299,7 @@ def _on_all_connected(
     stack: Stack, live: Live, held: Figures, sessions: list[str], body: dict[str, Any]
 ) -> None:
     """Every client is connected: measure what holding them costs, then start generating."""
+    held["api_cpu_joined"] = _api_cpu_settled(stack)  # every join's replay written
     held["clients_held"] = live.connected
     held["t_held"] = time.monotonic() - live.started
     held["wall_held_ms"] = time.time() * 1000

@@ -29,6 +29,7 @@ TARGETS: tuple[tuple[str, str, tuple[str, ...], Bound], ...] = (
     ("fan-out relay p99 (ms)", "fanout", ("relay_ms", "p99"), (AT_MOST, 100.0)),
     ("fan-out API µs/frame", "fanout", ("cpu", "api", "us_per_event"), None),
     ("fan-out load generator µs/frame", "fanout", ("cpu", "generator", "us_per_event"), None),
+    ("fan-out API µs per client joining", "fanout", ("api_us_per_client_joining",), None),
     ("fan-out API µs per client leaving", "fanout", ("api_us_per_client_leaving",), None),
     ("worker concurrency reached", "streams", ("worker_concurrency_reached",), None),
     ("worker CPU (%)", "streams", ("worker_cpu_percent",), None),
