@@ -445,7 +445,8 @@ class Hub:
         args = (format_stream_id(cursor), self.batch, MAX_BATCH_BYTES)
         command = ("EVALSHA", self._read_sha, 1, topic.key, *args)
 
-        def evalsha() -> Awaitable[list[bytes]]:  # not a script object: `shared/scripts.py`
+        # not a script object (`shared/scripts.py`); quoted: made per read, not evaluated
+        def evalsha() -> "Awaitable[list[bytes]]":
             if self._pipe is not None:
                 return self._pipe.call(*command)
             return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]

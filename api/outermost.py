@@ -45,29 +45,23 @@ class Outermost:
             return
         scope[RAW_SEND] = send
         try:
-            if not scope.get("root_path") and await self._served(scope, receive, send):
-                return
+            state = None if scope.get("root_path") else _state(scope)
+            if state is not None:  # in this coroutine, not a helper's: one frame less held
+                method, path = scope["method"], scope["path"]  # by each open stream
+                if method == "POST" and self.jobs and path in _JOBS_PATHS:
+                    if await serve_jobs(scope, receive, send, state, check_host=self.check_host):
+                        return
+                elif method == "GET" and self.events:
+                    match = EVENTS_PATH.fullmatch(path)
+                    if match is not None:
+                        response = await events_response(
+                            scope, state, match.group(1), check_host=self.check_host
+                        )
+                        await response(scope, receive, send)
+                        return
             await self.app(scope, receive, send)
         finally:
             scope.pop(RAW_SEND, None)  # see above
-
-    async def _served(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        method, path = scope["method"], scope["path"]
-        if method == "POST" and self.jobs and path in _JOBS_PATHS:
-            state = _state(scope)
-            return state is not None and await serve_jobs(
-                scope, receive, send, state, check_host=self.check_host
-            )
-        if method == "GET" and self.events:
-            match = EVENTS_PATH.fullmatch(path)
-            state = _state(scope)
-            if match is not None and state is not None:
-                response = await events_response(
-                    scope, state, match.group(1), check_host=self.check_host
-                )
-                await response(scope, receive, send)
-                return True
-        return False
 
 
 def _state(scope: Scope) -> AppState | None:

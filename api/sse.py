@@ -162,7 +162,8 @@ def sse_response(
     view = View(fmt, state.clients.streams, state.keys, session) if fmt is not None else None
     ping_s, retry_ms = settings.sse_ping_s, settings.sse_retry_ms
 
-    def body(writer: TransportWriter | None) -> AsyncIterator[bytes]:
+    # quoted: a closure made per request would evaluate its annotations each time
+    def body(writer: "TransportWriter | None") -> "AsyncIterator[bytes]":
         return frames(state.hub, session, cursor, ping_s, retry_ms, view, writer, start)
 
     return SseResponse(body, settings.sse_send_timeout_s, state.streams, session.tenant, headers)
