@@ -47,7 +47,7 @@ class EventStreamResponse(Response):
 
     def __init__(self, body: Body, headers: Mapping[str, str], send_timeout_s: float) -> None:
         # not Response.__init__: that would add a Content-Length for an empty body
-        self.open_body = body
+        self.open_body: Body | None = body
         self.status_code = 200
         self.background = None
         self.send_timeout_s = send_timeout_s
@@ -56,7 +56,10 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         writer = transport_writer(scope)
-        body = self.open_body(writer)
+        assert self.open_body is not None, "an event stream response is sent once"
+        # not kept once opened: the body's closure and its cells (the caller's arguments)
+        # would live as long as the stream, beside the generator that holds them anyway
+        body, self.open_body = self.open_body(writer), None
         sender = asyncio.current_task()
         assert sender is not None
         sending = True
