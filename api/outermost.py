@@ -45,9 +45,10 @@ class Outermost:
             return
         scope[RAW_SEND] = send
         try:
+            # answered here, not in a helper coroutine: every open stream would hold its frame
             state = None if scope.get("root_path") else _state(scope)
-            if state is not None:  # in this coroutine, not a helper's: one frame less held
-                method, path = scope["method"], scope["path"]  # by each open stream
+            if state is not None:
+                method, path = scope["method"], scope["path"]
                 if method == "POST" and self.jobs and path in _JOBS_PATHS:
                     if await serve_jobs(scope, receive, send, state, check_host=self.check_host):
                         return
