@@ -3,7 +3,7 @@
 Why: once a submission became one Redis script call (`shared/submit.py`), most of what
 the API spent on a `POST` was FastAPI's: starlette's middleware stack, the router, and
 the dependency solving of `State`, `Tenant`, the `Idempotency-Key` header and `?format=`
-(py-spy, docs/benchmarks.md). This answers both routes with their own functions
+(py-spy, docs/benchmarks-history.md). This answers both routes with their own functions
 (`routes_jobs.create_job_response`, `routes_jobs.create_and_stream_response`,
 `auth.tenant_of`, `guard.refusal`, the errors' one rendering), in the order FastAPI
 applies them (the guard, then the tenant, then the body), so statuses, bodies and

@@ -3,7 +3,7 @@
 Why: every ASGI `send` of a frame crosses starlette's two middleware wrappers
 (`ServerErrorMiddleware._send`, `ExceptionMiddleware`'s sender) and uvicorn's
 `RequestResponseCycle.send` before its one `transport.write`: ~50 µs of the API's CPU
-per frame at 10,000 followers (py-spy, docs/benchmarks.md). An SSE body is a long run of
+per frame at 10,000 followers (py-spy, docs/benchmarks-history.md). An SSE body is a long run of
 chunks to one connection whose head was already sent through ASGI, so after the head
 this module writes each chunk as an HTTP/1.1 chunked-encoding piece to the connection's
 transport itself. The head and the final (empty) chunk still go through `send`, so

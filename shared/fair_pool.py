@@ -4,7 +4,7 @@ redis-py's `BlockingConnectionPool` makes callers wait on an `asyncio.Condition`
 released connection wakes the first waiter, but a caller that arrives before that waiter
 runs again takes the connection, and the woken waiter goes back to the END of the queue
 (`Condition.wait_for` waits again). In a busy process a few callers lose that race over
-and over: in a burst of 1,000 `POST /v1/stream` on one API (docs/benchmarks.md) half the
+and over: in a burst of 1,000 `POST /v1/stream` on one API (docs/benchmarks-history.md) half the
 waits were under 7 ms while the longest grew past the API's 10 s bound and were answered
 503. Here the turns are an `asyncio.Semaphore`, which queues every caller that finds none
 free, in order: the longest wait is about the queue's length times the time a connection

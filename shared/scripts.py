@@ -6,7 +6,7 @@ hold yet (a process's first burst, clients reconnecting after a deploy, Redis re
 or its scripts flushed), every one of them meets `NOSCRIPT` and sends its own
 `SCRIPT LOAD`; and every error reply leaves a reference cycle in redis-py (~20 objects,
 freed only by a full collection): 8,000 SSE followers reconnecting to one API left
-~150,000 (docs/benchmarks.md, seventh round). `Scripts.run` loads a script before its
+~150,000 (docs/benchmarks-history.md, seventh round). `Scripts.run` loads a script before its
 first use and again after Redis lost it, one `SCRIPT LOAD` for all the callers waiting
 then (on a Redis Cluster the client sends it to every primary).
 """

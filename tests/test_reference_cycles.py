@@ -3,7 +3,7 @@
 Objects in a cycle outlive their last use until the collector's next full pass, which then
 frees a whole wave of ended streams at once: one such pass freed ~700 streams' state in
 0.7 s of the API's CPU, a pause for every other stream (`spool bench --phase capacity`,
-docs/benchmarks.md, seventh round). Freed by reference counting, each stream's state
+docs/benchmarks-history.md, seventh round). Freed by reference counting, each stream's state
 goes when it ends. The API and a worker run in this test's process (the `inprocess`
 tier): with the collector off, an object that a cycle holds stays alive, and the test
 looks for the types a stream or a job is made of once every stream has ended.

@@ -76,7 +76,8 @@ LOOP_ADDITIONS = 2_000_000
 def python_loop_ms(tries: int = 3) -> float:
     """A yardstick for the machine: the best of `tries` runs of a plain Python loop of
     `LOOP_ADDITIONS` additions, in ms. Hosts of the same nominal size differ several-fold
-    (docs/benchmarks.md, fourth round); figures from two runs compare only when this does."""
+    (docs/benchmarks-history.md, fourth round); figures from two runs compare only when
+    this does."""
     best = float("inf")
     for _ in range(tries):
         started = time.perf_counter()
