@@ -66,6 +66,7 @@ from spool.shared.cluster import ClusterRedis
 from spool.shared.ids import ZERO, StreamId, before, format_stream_id, redis_stream_id
 from spool.shared.keys import NOTIFY, Keys, SessionRef
 from spool.shared.scripts import scripts_of
+from spool.shared.singleflight import SingleFlight
 from spool.shared.streams import DELETED, Notice, decode_notices
 from spool_client.events import TERMINAL_TYPES
 
@@ -223,9 +224,6 @@ class Topic:
         self.held: list[Notice] = []  # notices that came while a sync ran (`Hub._apply`)
         self._changed: asyncio.Event | None = None  # made for the first waiter (`changed`)
         self.attached: dict[Attached, None] = {}  # insertion-ordered set
-        # reads of what the buffer does not cover, by cursor, shared by the followers that
-        # need the same one at once (`Hub.read_behind`)
-        self.reading: dict[StreamId, asyncio.Future[list[Entry]]] = {}
 
     def start_at(self, start: Start) -> None:
         """Synced without a read: `start.newest` is the stream's newest entry and
@@ -388,6 +386,7 @@ class Hub:
         # a burst of clients joining (or resuming) reads without a pool checkout each; a
         # cluster client routes each read to its shard itself
         self._pipe = None if isinstance(redis, ClusterRedis) else autopipe.shared(redis)
+        self._behind = SingleFlight(self._read_and_keep)  # see `read_behind`
         self._commands: deque[tuple[str, bytes]] = deque()
         self._commands_waiting = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -459,17 +458,13 @@ class Hub:
         that need it at once (a crowd joining a session from its start, or resuming from
         one id after a deploy), then kept in front of the buffer when it reaches it
         (`Topic.keep_behind`), so that the followers who come next read memory."""
-        reading = topic.reading.get(cursor)
-        if reading is None:
-            reading = topic.reading[cursor] = asyncio.ensure_future(self.read(topic, cursor))
-            reading.add_done_callback(_retrieved)  # its error, when every reader has left
-            try:
-                entries = await asyncio.shield(reading)
-            finally:
-                del topic.reading[cursor]
-            topic.keep_behind(entries, cursor)
-            return entries
-        return await asyncio.shield(reading)  # a follower that leaves ends no one's read
+        return await self._behind((topic, cursor))
+
+    async def _read_and_keep(self, at: tuple[Topic, StreamId]) -> list[Entry]:
+        topic, cursor = at
+        entries = await self.read(topic, cursor)
+        topic.keep_behind(entries, cursor)
+        return entries
 
     # -- topic upkeep ---------------------------------------------------------------
 
@@ -649,11 +644,6 @@ class Hub:
             written = topic.extend(entries, job)
         topic.last_noticed = notice[-3]  # the next notice's `prev`, unless something else came
         return written
-
-
-def _retrieved(future: "asyncio.Future[list[Entry]]") -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: asyncio does not log it as never retrieved
 
 
 def _delivered(events: int) -> None:

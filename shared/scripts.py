@@ -11,7 +11,6 @@ first use and again after Redis lost it, one `SCRIPT LOAD` for all the callers w
 then (on a Redis Cluster the client sends it to every primary).
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from spool.shared.connections import one_per_client
+from spool.shared.singleflight import SingleFlight
 
 T = TypeVar("T")
 Script = str | bytes | memoryview  # a script's source, as redis-py takes it
@@ -31,30 +31,26 @@ class Scripts:
         self._redis = redis
         self._loaded: set[str] = set()  # SHAs known to be in Redis's script cache
         self._loads: dict[str, int] = {}  # SHA → `SCRIPT LOAD`s done
-        self._loading: dict[str, asyncio.Future[None]] = {}  # the one `SCRIPT LOAD` out
+        self._sources: dict[str, Script] = {}  # SHA → the script
+        self._load = SingleFlight(self._load_once)  # one `SCRIPT LOAD` out per SHA
 
     async def run(self, lua: Script, sha: str, evalsha: Callable[[], Awaitable[T]]) -> T:
         """`evalsha()` (an `EVALSHA` of `sha`, the SHA1 of `lua`) once the script is
         loaded; if Redis lost it meanwhile (it did not run then), loaded again and run."""
         if sha not in self._loaded:
-            await self._load(lua, sha)
+            self._sources[sha] = lua
+            await self._load(sha)
         loads = self._loads[sha]
         try:
             return await evalsha()
         except NoScriptError:  # Redis restarted or flushed its scripts
             if self._loads[sha] == loads:  # nobody loaded it since: load it, for all
                 self._loaded.discard(sha)
-                await self._load(lua, sha)
+                await self._load(sha)
             return await evalsha()
 
-    async def _load(self, lua: Script, sha: str) -> None:
-        loading = self._loading.get(sha)
-        if loading is None or loading.done():
-            loading = self._loading[sha] = asyncio.ensure_future(self._load_once(lua, sha))
-        await asyncio.shield(loading)  # a cancelled caller leaves the load to the others
-
-    async def _load_once(self, lua: Script, sha: str) -> None:
-        await self._redis.script_load(lua)
+    async def _load_once(self, sha: str) -> None:
+        await self._redis.script_load(self._sources[sha])
         self._loads[sha] = self._loads.get(sha, 0) + 1
         self._loaded.add(sha)
 

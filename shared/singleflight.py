@@ -24,5 +24,10 @@ class SingleFlight(Generic[K, V]):
         if flight is None:
             flight = asyncio.ensure_future(self._call(key))
             self._flights[key] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+            flight.add_done_callback(lambda done: self._landed(key, done))
         return await asyncio.shield(flight)  # one caller going away does not cancel the rest
+
+    def _landed(self, key: K, flight: "asyncio.Future[V]") -> None:
+        self._flights.pop(key, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved, so that one whose callers all left is not logged

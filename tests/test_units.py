@@ -198,6 +198,34 @@ async def test_single_flight_shares_concurrent_calls_and_caches_nothing() -> Non
     assert calls.count("a") == 2, "a call after the first returned is a new call"
 
 
+async def test_a_single_flight_that_fails_after_its_callers_left_is_not_logged() -> None:
+    """Its error is retrieved: asyncio would otherwise report it as never retrieved."""
+    from spool.shared.singleflight import SingleFlight
+
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    gate = asyncio.Event()
+
+    async def lookup(key: str) -> str:
+        await gate.wait()
+        raise ConnectionError(key)
+
+    flight = SingleFlight(lookup)
+    caller = asyncio.create_task(flight("a"))
+    await asyncio.sleep(0)  # the caller is in flight
+    (inner,) = flight._flights.values()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    gate.set()
+    await asyncio.wait([inner])  # the flight ends with nobody awaiting it
+    del inner
+    gc.collect()
+    loop.set_exception_handler(None)
+    assert reported == []
+
+
 def _feed(text: str, **params: object) -> Chunks:
     spec = msgspec.convert(
         {"text": text, "ttft_ms": 0, "tokens_per_second": 5000, **params}, SimulatedParameters
